@@ -1,0 +1,355 @@
+// Package render turns a site spec and its template into the files of a
+// compose project, and writes them atomically: temp file, fsync, rename,
+// and only when the bytes changed.
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	texttemplate "text/template"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/template"
+)
+
+// Names of the files darse renders into a site folder.
+const (
+	ComposeFile  = "docker-compose.yml"
+	OverrideFile = "docker-compose.override.yml"
+	EnvFile      = ".env"
+	EnvTemplate  = "env.tmpl"
+	ConfDir      = "conf"
+	DataDir      = "data"
+	SeedDir      = "seed"
+)
+
+// Files maps a slash-separated path relative to the site folder to its bytes.
+type Files map[string][]byte
+
+// Manifest maps each rendered path to the SHA-256 of its bytes: what the
+// store keeps to tell a hand-edited folder (drift) from a rendered one.
+type Manifest map[string]string
+
+// Manifest hashes the files.
+func (f Files) Manifest() Manifest {
+	m := make(Manifest, len(f))
+	for p, b := range f {
+		sum := sha256.Sum256(b)
+		m[p] = hex.EncodeToString(sum[:])
+	}
+	return m
+}
+
+// Paths returns the paths in order.
+func (f Files) Paths() []string {
+	ps := make([]string, 0, len(f))
+	for p := range f {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+// Site renders the project for spec from t. Every service gets darse's own
+// labels in the override file; the web service also gets webLabels (Traefik's).
+// The template's docker-compose.yml is copied as is: it is publishable and
+// holds no site-specific value.
+func Site(t *template.Template, spec site.Spec, darseLabels, webLabels map[string]string) (Files, error) {
+	files := Files{}
+	compose, err := os.ReadFile(filepath.Join(t.Dir, ComposeFile))
+	if err != nil {
+		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
+	}
+	files[ComposeFile] = compose
+
+	services, err := serviceNames(compose)
+	if err != nil {
+		return nil, fmt.Errorf("render site %q: template %s: %w", spec.Name, ComposeFile, err)
+	}
+	override, err := overrideFile(spec.Name, services, t.Web.Service, darseLabels, webLabels)
+	if err != nil {
+		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
+	}
+	files[OverrideFile] = override
+
+	env, err := envFile(t, spec)
+	if err != nil {
+		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
+	}
+	files[EnvFile] = env
+
+	confRoot := filepath.Join(t.Dir, ConfDir)
+	err = filepath.WalkDir(confRoot, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == confRoot && os.IsNotExist(err) {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: only regular files are allowed in conf/", p)
+		}
+		rel, err := filepath.Rel(t.Dir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = b
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
+	}
+	return files, nil
+}
+
+func serviceNames(compose []byte) ([]string, error) {
+	var doc struct {
+		Services map[string]yaml.Node `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(compose, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Services) == 0 {
+		return nil, fmt.Errorf("no services")
+	}
+	names := make([]string, 0, len(doc.Services))
+	for n := range doc.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func overrideFile(siteName string, services []string, web string, darseLabels, webLabels map[string]string) ([]byte, error) {
+	type service struct {
+		Labels map[string]string `yaml:"labels"`
+	}
+	doc := struct {
+		Services map[string]service `yaml:"services"`
+	}{Services: map[string]service{}}
+	found := false
+	for _, s := range services {
+		l := map[string]string{}
+		for k, v := range darseLabels {
+			l[k] = escapeDollar(v)
+		}
+		if s == web {
+			found = true
+			for k, v := range webLabels {
+				l[k] = escapeDollar(v)
+			}
+		}
+		doc.Services[s] = service{Labels: l}
+	}
+	if !found {
+		return nil, fmt.Errorf("web service %q is not in the template's %s", web, ComposeFile)
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Rendered by darse for site %s: ownership and routing labels.\n# Edit the site with darse; a hand edit here shows as drift.\n", siteName)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// escapeDollar keeps compose from interpolating a label value.
+func escapeDollar(s string) string { return strings.ReplaceAll(s, "$", "$$") }
+
+// envData is what env.tmpl sees.
+type envData struct {
+	Name   string
+	Domain string
+	Owner  string
+	Plan   site.Plan
+	params map[string]string
+}
+
+func envFile(t *template.Template, spec site.Spec) ([]byte, error) {
+	src, err := os.ReadFile(filepath.Join(t.Dir, EnvTemplate))
+	if err != nil {
+		return nil, err
+	}
+	data := envData{Name: spec.Name, Domain: spec.Domain, Owner: spec.Owner, Plan: spec.Plan, params: spec.Params}
+	tpl, err := texttemplate.New(EnvTemplate).Option("missingkey=error").Funcs(texttemplate.FuncMap{
+		"param": func(name string) (string, error) {
+			v, ok := data.params[name]
+			if !ok {
+				return "", fmt.Errorf("parameter %s is not set", name)
+			}
+			return v, nil
+		},
+	}).Parse(string(src))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvTemplate, err)
+	}
+	var buf bytes.Buffer
+	if err := tpl.Execute(&buf, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvTemplate, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Write puts files into dir. Each file is written to a temp file, synced and
+// renamed over the old one, and only when its bytes differ, so a failed
+// write leaves the previous file intact and an unchanged render touches
+// nothing. Files listed in prev but no longer rendered are removed. It
+// returns the paths it changed.
+func Write(dir string, files Files, prev Manifest) ([]string, error) {
+	var changed []string
+	for _, p := range files.Paths() {
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		old, err := os.ReadFile(dst)
+		if err == nil && bytes.Equal(old, files[p]) {
+			continue
+		}
+		if err := WriteFile(dst, files[p], 0o644); err != nil {
+			return changed, err
+		}
+		changed = append(changed, p)
+	}
+	stale := make([]string, 0)
+	for p := range prev {
+		if _, ok := files[p]; !ok {
+			stale = append(stale, p)
+		}
+	}
+	sort.Strings(stale)
+	for _, p := range stale {
+		if path.Clean(p) != p || strings.HasPrefix(p, "../") || strings.HasPrefix(p, DataDir+"/") {
+			continue // never follow a bad manifest out of the folder or into data/
+		}
+		err := os.Remove(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil && !os.IsNotExist(err) {
+			return changed, fmt.Errorf("remove stale %s: %w", p, err)
+		}
+		changed = append(changed, p)
+	}
+	return changed, nil
+}
+
+// WriteFile replaces name atomically: temp file in the same folder, fsync,
+// rename, fsync of the folder.
+func WriteFile(name string, b []byte, perm os.FileMode) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op once renamed
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Drift compares the folder with the manifest of its last render and returns
+// the paths edited, added to conf/ or removed by hand.
+func Drift(dir string, last Manifest) ([]string, error) {
+	var drifted []string
+	for p, sum := range last {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(p)))
+		if os.IsNotExist(err) {
+			drifted = append(drifted, p)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.Sum256(b)
+		if hex.EncodeToString(h[:]) != sum {
+			drifted = append(drifted, p)
+		}
+	}
+	sort.Strings(drifted)
+	return drifted, nil
+}
+
+// Seed fills a new site's data/ from the template's seed/ folder. An
+// existing data/ is never touched: it is the member's content.
+func Seed(t *template.Template, dir string) error {
+	data := filepath.Join(dir, DataDir)
+	if _, err := os.Lstat(data); err == nil {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(dir, ".data.tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	seed := filepath.Join(t.Dir, SeedDir)
+	err = filepath.WalkDir(seed, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == seed && os.IsNotExist(err) {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(seed, p)
+		dst := filepath.Join(tmp, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(dst, 0o755)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(dst, b, 0o644)
+		default:
+			return fmt.Errorf("%s: only regular files and folders are allowed in seed/", p)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("seed data: %w", err)
+	}
+	return os.Rename(tmp, data)
+}

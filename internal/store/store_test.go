@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/darse/darse/internal/render"
+	"github.com/darse/darse/internal/site"
+)
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "conf", "darse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func spec(name, domain string) site.Spec {
+	return site.Spec{Name: name, Template: "static", Owner: "alice", Domain: domain,
+		Params: map[string]string{"A": "1"}, Plan: site.Plan{CPUs: "0.5", Memory: "64m", Pids: 64}}
+}
+
+func TestSiteLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	if err := s.CreateSite(ctx, spec("blog", "blog.example.org")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSite(ctx, spec("blog", "other.example.org")); !errors.Is(err, ErrSiteExists) {
+		t.Fatalf("duplicate name: got %v, want ErrSiteExists", err)
+	}
+	if err := s.CreateSite(ctx, spec("shop", "blog.example.org")); !errors.Is(err, ErrDomainTaken) {
+		t.Fatalf("duplicate domain: got %v, want ErrDomainTaken", err)
+	}
+	// The refused site left nothing behind.
+	if _, err := s.GetSite(ctx, "shop"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused site stored: %v", err)
+	}
+	m := render.Manifest{".env": "abc"}
+	if err := s.SetRendered(ctx, "blog", m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetSite(ctx, "blog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Spec, spec("blog", "blog.example.org")) || !reflect.DeepEqual(got.Rendered, m) {
+		t.Fatalf("GetSite = %+v", got)
+	}
+	if owner, err := s.DomainOwner(ctx, "blog.example.org"); err != nil || owner != "blog" {
+		t.Fatalf("DomainOwner = %q, %v", owner, err)
+	}
+	if err := s.DeleteSite(ctx, "blog"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DomainOwner(ctx, "blog.example.org"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("domain survived its site: %v", err)
+	}
+	if err := s.DeleteSite(ctx, "blog"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "darse.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSite(ctx, spec("a", "a.example.org")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sites, err := s.ListSites(ctx)
+	if err != nil || len(sites) != 1 || sites[0].Name != "a" {
+		t.Fatalf("ListSites after reopen = %v, %v", sites, err)
+	}
+}

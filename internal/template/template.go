@@ -1,0 +1,195 @@
+// Package template reads a site template: a folder holding a publishable
+// docker-compose.yml, an env.tmpl rendered into the site's .env, conf/ files,
+// an optional seed/ copied into data/ when the site is created, and
+// template.yml, the metadata describing all of it.
+package template
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/darse/darse/internal/site"
+)
+
+// MetaFile is the metadata file in every template folder.
+const MetaFile = "template.yml"
+
+// Template is a loaded template folder.
+type Template struct {
+	Name string
+	Dir  string
+	Meta
+}
+
+// Meta is template.yml.
+type Meta struct {
+	Title       string    `yaml:"title"`
+	Description string    `yaml:"description"`
+	Web         Web       `yaml:"web"`
+	Plan        site.Plan `yaml:"plan"`
+	Params      []Param   `yaml:"params"`
+}
+
+// Web names the service Traefik routes the site's domains to.
+type Web struct {
+	Service string `yaml:"service"`
+	Port    int    `yaml:"port"`
+}
+
+// Param is one value a member may set when creating a site.
+type Param struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Default     string `yaml:"default"`
+	Pattern     string `yaml:"pattern"` // anchored regular expression the value must match
+	Rule        string `yaml:"rule"`    // the pattern in words, shown when a value is refused
+	re          *regexp.Regexp
+}
+
+var (
+	nameRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	paramNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+	// Values land unquoted in .env files read by compose-go and by
+	// docker-compose 1.29; keep them to characters both read the same way.
+	safeValueRE = regexp.MustCompile(`^[A-Za-z0-9._:/@+,=-]*$`)
+)
+
+// ErrNotFound is returned when no template has the given name.
+var ErrNotFound = errors.New("no such template")
+
+// Load reads the template called name from root (e.g. /srv/templates).
+func Load(root, name string) (*Template, error) {
+	if !nameRE.MatchString(name) {
+		return nil, &site.FieldError{Field: "template", Value: name, Rule: "must be a lowercase template name"}
+	}
+	dir := filepath.Join(root, name)
+	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		avail, _ := List(root)
+		return nil, &site.FieldError{Field: "template", Value: name, Rule: fmt.Sprintf("unknown template (available: %s)", strings.Join(avail, ", "))}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("template %q: %w", name, err)
+	}
+	t := &Template{Name: name, Dir: dir}
+	if err := decodeStrict(b, &t.Meta); err != nil {
+		return nil, fmt.Errorf("template %q: %s: %w", name, MetaFile, err)
+	}
+	if err := t.check(); err != nil {
+		return nil, fmt.Errorf("template %q: %s: %w", name, MetaFile, err)
+	}
+	return t, nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// List returns the names of the templates under root, sorted.
+func List(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(root, e.Name(), MetaFile)); err == nil && e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// check validates the metadata itself, so a broken template fails loudly
+// when loaded rather than producing a broken site.
+func (t *Template) check() error {
+	if strings.TrimSpace(t.Title) == "" {
+		return errors.New("title is empty")
+	}
+	if t.Web.Service == "" || t.Web.Port < 1 || t.Web.Port > 65535 {
+		return errors.New("web needs a service and a port between 1 and 65535")
+	}
+	if err := t.Plan.Validate(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i := range t.Params {
+		p := &t.Params[i]
+		if !paramNameRE.MatchString(p.Name) || strings.HasPrefix(p.Name, "DARSE_") || strings.HasPrefix(p.Name, "COMPOSE_") {
+			return fmt.Errorf("param %q: name must be UPPER_SNAKE_CASE and not start with DARSE_ or COMPOSE_", p.Name)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("param %q: declared twice", p.Name)
+		}
+		seen[p.Name] = true
+		if p.Pattern == "" || p.Rule == "" {
+			return fmt.Errorf("param %q: needs a pattern and a rule", p.Name)
+		}
+		re, err := regexp.Compile(`^(?:` + p.Pattern + `)$`)
+		if err != nil {
+			return fmt.Errorf("param %q: pattern: %w", p.Name, err)
+		}
+		p.re = re
+		if err := p.check(p.Default); err != nil {
+			return fmt.Errorf("default: %w", err)
+		}
+	}
+	return nil
+}
+
+func (p *Param) check(v string) error {
+	if !p.re.MatchString(v) || !safeValueRE.MatchString(v) {
+		return &site.FieldError{Field: "parameter " + p.Name, Value: v, Rule: p.Rule}
+	}
+	return nil
+}
+
+// Resolve checks the values a member set against the template's parameters
+// and fills in defaults. Unknown names are refused rather than ignored.
+func (t *Template) Resolve(set map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(t.Params))
+	known := map[string]bool{}
+	for i := range t.Params {
+		p := &t.Params[i]
+		known[p.Name] = true
+		v, ok := set[p.Name]
+		if !ok {
+			v = p.Default
+		}
+		if err := p.check(v); err != nil {
+			return nil, err
+		}
+		out[p.Name] = v
+	}
+	var unknown []string
+	for k := range set {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		var names []string
+		for _, p := range t.Params {
+			names = append(names, p.Name)
+		}
+		valid := "none"
+		if len(names) > 0 {
+			valid = strings.Join(names, ", ")
+		}
+		return nil, &site.FieldError{Field: "parameter", Value: unknown[0], Rule: fmt.Sprintf("template %s has no such parameter (valid: %s)", t.Name, valid)}
+	}
+	return out, nil
+}
