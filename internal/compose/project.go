@@ -1,0 +1,371 @@
+// Package compose loads a compose project folder with compose-go, refuses
+// what darse does not implement or what a tenant may not do, and turns the
+// rest into darse's own model of the networks, volumes and containers to
+// run. It is pure apart from reading the folder.
+package compose
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// Project is what darse converges: named resources with their labels.
+type Project struct {
+	Name       string
+	WorkingDir string
+	Networks   []Network
+	Volumes    []Volume
+	Services   []Service // in dependency order: dependencies first
+}
+
+// Network is a network of the project.
+type Network struct {
+	Key        string // name in the compose file
+	Name       string // name in the engine
+	External   bool
+	Driver     string
+	Internal   bool
+	EnableIPv6 bool
+	Subnets    []string
+	Labels     map[string]string
+}
+
+// Volume is a named volume of the project.
+type Volume struct {
+	Key      string
+	Name     string
+	External bool
+	Labels   map[string]string
+}
+
+// Service is one service, run as one container.
+type Service struct {
+	Name      string
+	DependsOn []string
+	Hash      string
+	Container Container
+}
+
+// ContainerName is the name darse gives the service's container; it
+// follows docker-compose 1.29 (project_service_1).
+func (p *Project) ContainerName(service string) string {
+	return p.Name + "_" + service + "_1"
+}
+
+// Container is the effective configuration of a service's container.
+type Container struct {
+	Image        string            `json:"image"`
+	Entrypoint   []string          `json:"entrypoint,omitempty"`
+	Cmd          []string          `json:"cmd,omitempty"`
+	Env          []string          `json:"env,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	User         string            `json:"user,omitempty"`
+	WorkingDir   string            `json:"working_dir,omitempty"`
+	Hostname     string            `json:"hostname,omitempty"`
+	Healthcheck  *Healthcheck      `json:"healthcheck,omitempty"`
+	StopSignal   string            `json:"stop_signal,omitempty"`
+	StopTimeout  *int              `json:"stop_timeout,omitempty"`
+	Mounts       []Mount           `json:"mounts,omitempty"`
+	Tmpfs        map[string]string `json:"tmpfs,omitempty"`
+	ReadOnly     bool              `json:"read_only,omitempty"`
+	CapAdd       []string          `json:"cap_add,omitempty"`
+	CapDrop      []string          `json:"cap_drop,omitempty"`
+	SecurityOpt  []string          `json:"security_opt,omitempty"`
+	NanoCPUs     int64             `json:"nano_cpus,omitempty"`
+	Memory       int64             `json:"memory,omitempty"`
+	PidsLimit    int64             `json:"pids_limit,omitempty"`
+	Restart      string            `json:"restart,omitempty"`
+	Init         *bool             `json:"init,omitempty"`
+	Networks     []Attachment      `json:"networks,omitempty"`
+	Ports        []Port            `json:"ports,omitempty"`
+	ExposedPorts []string          `json:"exposed_ports,omitempty"` // "8080/tcp"
+}
+
+// Healthcheck is the container's health test.
+type Healthcheck struct {
+	Test        []string      `json:"test"`
+	Interval    time.Duration `json:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+	StartPeriod time.Duration `json:"start_period,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
+}
+
+// Mount is a bind mount or a named volume.
+type Mount struct {
+	Type     string `json:"type"` // "bind" or "volume"
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Attachment joins the container to a network.
+type Attachment struct {
+	Network string   `json:"network"` // engine name
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// Port publishes a container port on the host.
+type Port struct {
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      string `json:"host_port,omitempty"`
+	ContainerPort uint32 `json:"container_port"`
+	Protocol      string `json:"protocol"`
+}
+
+// Load reads the compose project in dir (docker-compose.yml, its override
+// and .env, as docker-compose would) and checks it against the policy.
+// Only the folder's .env is used for interpolation, never darse's own
+// environment, so the same folder always gives the same project.
+func Load(ctx context.Context, dir string, pol Policy) (*Project, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := cli.NewProjectOptions(nil,
+		cli.WithWorkingDirectory(abs),
+		cli.WithDefaultConfigPath,
+		cli.WithEnvFiles(),
+		cli.WithDotEnv,
+		cli.WithName(filepath.Base(abs)),
+		cli.WithResolvedPaths(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("load project %s: %w", abs, err)
+	}
+	if len(opts.ConfigPaths) == 0 || filepath.Dir(opts.ConfigPaths[0]) != abs {
+		return nil, fmt.Errorf("load project %s: no docker-compose.yml in the folder", abs)
+	}
+	if name := opts.Environment["COMPOSE_PROJECT_NAME"]; name != "" {
+		opts.Name = name
+	}
+	tp, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load project %s: %w", abs, err)
+	}
+	if err := Check(tp, pol); err != nil {
+		return nil, fmt.Errorf("project %s: %w", tp.Name, err)
+	}
+	return convert(tp, opts.ConfigPaths)
+}
+
+func convert(tp *types.Project, configFiles []string) (*Project, error) {
+	p := &Project{Name: tp.Name, WorkingDir: tp.WorkingDir}
+	netKeys := sortedKeys(tp.Networks)
+	for _, k := range netKeys {
+		n := tp.Networks[k]
+		net := Network{Key: k, Name: n.Name, External: bool(n.External), Driver: n.Driver, Internal: n.Internal,
+			Labels: projectLabels(p.Name, map[string]string{LabelNetwork: k}, n.Labels)}
+		if net.Name == "" {
+			net.Name = p.Name + "_" + k
+		}
+		if n.EnableIPv6 != nil {
+			net.EnableIPv6 = *n.EnableIPv6
+		}
+		for _, c := range n.Ipam.Config {
+			net.Subnets = append(net.Subnets, c.Subnet)
+		}
+		p.Networks = append(p.Networks, net)
+	}
+	for _, k := range sortedKeys(tp.Volumes) {
+		v := tp.Volumes[k]
+		vol := Volume{Key: k, Name: v.Name, External: bool(v.External), Labels: projectLabels(p.Name, map[string]string{LabelVolume: k}, v.Labels)}
+		if vol.Name == "" {
+			vol.Name = p.Name + "_" + k
+		}
+		p.Volumes = append(p.Volumes, vol)
+	}
+	names, err := dependencyOrder(tp)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		s := tp.Services[name]
+		c, err := container(p, tp, s)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		svc := Service{Name: name, DependsOn: sortedKeys(s.DependsOn), Container: c}
+		svc.Hash = hash(c)
+		c.Labels[LabelConfigHash] = svc.Hash
+		c.Labels[LabelWorkingDir] = p.WorkingDir
+		c.Labels[LabelConfigFiles] = strings.Join(configFiles, ",")
+		c.Labels[LabelEnvironmentFile] = filepath.Join(p.WorkingDir, ".env")
+		c.Labels[LabelNumber] = "1"
+		svc.Container = c
+		p.Services = append(p.Services, svc)
+	}
+	return p, nil
+}
+
+func projectLabels(project string, extra map[string]string, user types.Labels) map[string]string {
+	l := map[string]string{LabelProject: project, LabelVersion: Version}
+	for k, v := range user {
+		l[k] = v
+	}
+	for k, v := range extra {
+		l[k] = v
+	}
+	return l
+}
+
+func container(p *Project, tp *types.Project, s types.ServiceConfig) (Container, error) {
+	c := Container{
+		Image:       s.Image,
+		Entrypoint:  s.Entrypoint,
+		Cmd:         s.Command,
+		User:        s.User,
+		WorkingDir:  s.WorkingDir,
+		Hostname:    s.Hostname,
+		StopSignal:  s.StopSignal,
+		ReadOnly:    s.ReadOnly,
+		CapAdd:      s.CapAdd,
+		CapDrop:     s.CapDrop,
+		SecurityOpt: s.SecurityOpt,
+		NanoCPUs:    int64(float64(s.CPUS) * 1e9),
+		Memory:      int64(s.MemLimit),
+		PidsLimit:   s.PidsLimit,
+		Restart:     s.Restart,
+		Init:        s.Init,
+		Labels: projectLabels(p.Name, map[string]string{
+			LabelService: s.Name,
+			LabelOneOff:  "False",
+		}, s.Labels),
+	}
+	if c.Image == "" {
+		return c, fmt.Errorf("image is required (darse does not build images from compose)")
+	}
+	for _, k := range sortedKeys(s.Environment) {
+		if v := s.Environment[k]; v != nil {
+			c.Env = append(c.Env, k+"="+*v)
+		}
+	}
+	if s.StopGracePeriod != nil {
+		t := int(time.Duration(*s.StopGracePeriod).Seconds())
+		c.StopTimeout = &t
+	}
+	if h := s.HealthCheck; h != nil && !h.Disable {
+		hc := &Healthcheck{Test: h.Test}
+		if h.Interval != nil {
+			hc.Interval = time.Duration(*h.Interval)
+		}
+		if h.Timeout != nil {
+			hc.Timeout = time.Duration(*h.Timeout)
+		}
+		if h.StartPeriod != nil {
+			hc.StartPeriod = time.Duration(*h.StartPeriod)
+		}
+		if h.Retries != nil {
+			hc.Retries = int(*h.Retries)
+		}
+		c.Healthcheck = hc
+	}
+	for _, v := range s.Volumes {
+		m := Mount{Type: v.Type, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
+		if v.Type == types.VolumeTypeVolume {
+			vol, ok := tp.Volumes[v.Source]
+			if !ok {
+				return c, fmt.Errorf("volume %q is not declared", v.Source)
+			}
+			m.Source = vol.Name
+			if m.Source == "" {
+				m.Source = p.Name + "_" + v.Source
+			}
+		}
+		c.Mounts = append(c.Mounts, m)
+	}
+	if len(s.Tmpfs) > 0 {
+		c.Tmpfs = map[string]string{}
+		for _, t := range s.Tmpfs {
+			path, opts, _ := strings.Cut(t, ":")
+			c.Tmpfs[path] = opts
+		}
+	}
+	for _, k := range sortedKeys(s.Networks) {
+		n, ok := tp.Networks[k]
+		if !ok {
+			return c, fmt.Errorf("network %q is not declared", k)
+		}
+		name := n.Name
+		if name == "" {
+			name = p.Name + "_" + k
+		}
+		a := Attachment{Network: name, Aliases: []string{s.Name}}
+		if sn := s.Networks[k]; sn != nil {
+			a.Aliases = append(a.Aliases, sn.Aliases...)
+		}
+		c.Networks = append(c.Networks, a)
+	}
+	for _, pc := range s.Ports {
+		c.Ports = append(c.Ports, Port{HostIP: pc.HostIP, HostPort: pc.Published, ContainerPort: pc.Target, Protocol: pc.Protocol})
+	}
+	for _, e := range s.Expose {
+		if !strings.Contains(e, "/") {
+			e += "/tcp"
+		}
+		c.ExposedPorts = append(c.ExposedPorts, e)
+	}
+	return c, nil
+}
+
+// hash is the config hash: any change to the effective container
+// configuration, and only such a change, recreates the container.
+func hash(c Container) string {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func dependencyOrder(tp *types.Project) ([]string, error) {
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string, []string) error
+	visit = func(n string, path []string) error {
+		switch state[n] {
+		case 1:
+			return fmt.Errorf("dependency cycle: %s", strings.Join(append(path, n), " -> "))
+		case 2:
+			return nil
+		}
+		s, ok := tp.Services[n]
+		if !ok {
+			return fmt.Errorf("service %q depends on unknown service %q", path[len(path)-1], n)
+		}
+		state[n] = 1
+		for _, d := range sortedKeys(s.DependsOn) {
+			if err := visit(d, append(path, n)); err != nil {
+				return err
+			}
+		}
+		state[n] = 2
+		order = append(order, n)
+		return nil
+	}
+	for _, n := range sortedKeys(tp.Services) {
+		if err := visit(n, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

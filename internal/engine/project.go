@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/reconcile"
+)
+
+// Observe lists the containers, networks and volumes carrying the
+// project's compose label, one-off containers (docker-compose run) aside.
+func (e *Engine) Observe(ctx context.Context, project string) (reconcile.Observed, error) {
+	var obs reconcile.Observed
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project)
+	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return obs, fmt.Errorf("list containers of %s: %w", project, err)
+	}
+	for _, c := range cs.Items {
+		if c.Labels[compose.LabelOneOff] == "True" {
+			continue
+		}
+		obs.Containers = append(obs.Containers, observed(c))
+	}
+	sort.Slice(obs.Containers, func(i, j int) bool { return obs.Containers[i].Name < obs.Containers[j].Name })
+	ns, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return obs, fmt.Errorf("list networks of %s: %w", project, err)
+	}
+	for _, n := range ns.Items {
+		obs.Networks = append(obs.Networks, n.Name)
+	}
+	sort.Strings(obs.Networks)
+	vs, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return obs, fmt.Errorf("list volumes of %s: %w", project, err)
+	}
+	for _, v := range vs.Items {
+		obs.Volumes = append(obs.Volumes, v.Name)
+	}
+	sort.Strings(obs.Volumes)
+	return obs, nil
+}
+
+func observed(c container.Summary) reconcile.Container {
+	o := reconcile.Container{
+		ID:      c.ID,
+		Service: c.Labels[compose.LabelService],
+		Number:  c.Labels[compose.LabelNumber],
+		Hash:    c.Labels[compose.LabelConfigHash],
+		Image:   c.Image,
+		State:   string(c.State),
+		Health:  health(c),
+	}
+	if len(c.Names) > 0 {
+		o.Name = strings.TrimPrefix(c.Names[0], "/")
+	}
+	if c.NetworkSettings != nil {
+		for name, ep := range c.NetworkSettings.Networks {
+			if ep == nil {
+				continue
+			}
+			a := reconcile.Address{Network: name}
+			if ep.IPAddress.IsValid() {
+				a.IPv4 = ep.IPAddress.String()
+			}
+			if ep.GlobalIPv6Address.IsValid() {
+				a.IPv6 = ep.GlobalIPv6Address.String()
+			}
+			o.Addresses = append(o.Addresses, a)
+		}
+		sort.Slice(o.Addresses, func(i, j int) bool { return o.Addresses[i].Network < o.Addresses[j].Network })
+	}
+	return o
+}
+
+// health reads the health state; API 1.41 only has it in the status text.
+func health(c container.Summary) string {
+	if c.Health != nil && c.Health.Status != "" {
+		return string(c.Health.Status)
+	}
+	switch {
+	case strings.Contains(c.Status, "(healthy)"):
+		return "healthy"
+	case strings.Contains(c.Status, "(unhealthy)"):
+		return "unhealthy"
+	case strings.Contains(c.Status, "(health: starting)"):
+		return "starting"
+	}
+	return ""
+}
+
+// CreateNetwork creates a bridge network with the project's labels.
+func (e *Engine) CreateNetwork(ctx context.Context, n compose.Network) error {
+	opts := client.NetworkCreateOptions{Driver: "bridge", Internal: n.Internal, Labels: n.Labels}
+	if n.EnableIPv6 {
+		opts.EnableIPv6 = &n.EnableIPv6
+	}
+	if len(n.Subnets) > 0 {
+		opts.IPAM = &network.IPAM{Driver: "default"}
+		for _, s := range n.Subnets {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("network %s: subnet %q: %w", n.Name, s, err)
+			}
+			opts.IPAM.Config = append(opts.IPAM.Config, network.IPAMConfig{Subnet: p})
+		}
+	}
+	_, err := e.c.NetworkCreate(ctx, n.Name, opts)
+	if errdefs.IsConflict(err) {
+		return nil // created meanwhile: converged
+	}
+	return err
+}
+
+// CreateVolume creates a named volume with the project's labels.
+func (e *Engine) CreateVolume(ctx context.Context, v compose.Volume) error {
+	_, err := e.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Labels: v.Labels})
+	return err
+}
+
+// RunContainer creates the container on its first network, attaches the
+// others (API 1.41 takes one network at create), and starts it.
+func (e *Engine) RunContainer(ctx context.Context, name string, c compose.Container) (string, error) {
+	cfg, hc, nc, err := apiConfig(c)
+	if err != nil {
+		return "", err
+	}
+	res, err := e.c.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: cfg, HostConfig: hc, NetworkingConfig: nc})
+	if errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("image %s is not present in the engine (build it with `darse images build`): %w", c.Image, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, a := range c.Networks[min(1, len(c.Networks)):] {
+		_, err := e.c.NetworkConnect(ctx, a.Network, client.NetworkConnectOptions{Container: res.ID,
+			EndpointConfig: &network.EndpointSettings{Aliases: a.Aliases}})
+		if err != nil {
+			return res.ID, fmt.Errorf("attach to network %s: %w", a.Network, err)
+		}
+	}
+	if _, err := e.c.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return res.ID, fmt.Errorf("start: %w", err)
+	}
+	return res.ID, nil
+}
+
+func apiConfig(c compose.Container) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	cfg := &container.Config{
+		Image:       c.Image,
+		Entrypoint:  c.Entrypoint,
+		Cmd:         c.Cmd,
+		Env:         c.Env,
+		Labels:      c.Labels,
+		User:        c.User,
+		WorkingDir:  c.WorkingDir,
+		Hostname:    c.Hostname,
+		StopSignal:  c.StopSignal,
+		StopTimeout: c.StopTimeout,
+	}
+	if h := c.Healthcheck; h != nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	hc := &container.HostConfig{
+		ReadonlyRootfs: c.ReadOnly,
+		CapAdd:         c.CapAdd,
+		CapDrop:        c.CapDrop,
+		SecurityOpt:    c.SecurityOpt,
+		Tmpfs:          c.Tmpfs,
+		Init:           c.Init,
+		RestartPolicy:  restartPolicy(c.Restart),
+	}
+	hc.NanoCPUs = c.NanoCPUs
+	hc.Memory = c.Memory
+	if c.PidsLimit != 0 {
+		hc.PidsLimit = &c.PidsLimit
+	}
+	for _, m := range c.Mounts {
+		mt := mount.TypeBind
+		if m.Type == "volume" {
+			mt = mount.TypeVolume
+		}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mt, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	if len(c.ExposedPorts)+len(c.Ports) > 0 {
+		cfg.ExposedPorts = network.PortSet{}
+	}
+	for _, p := range c.ExposedPorts {
+		port, err := network.ParsePort(p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+	}
+	for _, p := range c.Ports {
+		port, err := network.ParsePort(fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+		b := network.PortBinding{HostPort: p.HostPort}
+		if p.HostIP != "" {
+			ip, err := netip.ParseAddr(p.HostIP)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("port host ip %q: %w", p.HostIP, err)
+			}
+			b.HostIP = ip
+		}
+		if hc.PortBindings == nil {
+			hc.PortBindings = network.PortMap{}
+		}
+		hc.PortBindings[port] = append(hc.PortBindings[port], b)
+	}
+	nc := &network.NetworkingConfig{}
+	if len(c.Networks) > 0 {
+		a := c.Networks[0]
+		hc.NetworkMode = container.NetworkMode(a.Network)
+		nc.EndpointsConfig = map[string]*network.EndpointSettings{a.Network: {Aliases: a.Aliases}}
+	}
+	return cfg, hc, nc, nil
+}
+
+func restartPolicy(s string) container.RestartPolicy {
+	name, count, _ := strings.Cut(s, ":")
+	p := container.RestartPolicy{Name: container.RestartPolicyMode(name)}
+	if count != "" {
+		fmt.Sscan(count, &p.MaximumRetryCount)
+	}
+	return p
+}
+
+// StartContainer starts an existing container.
+func (e *Engine) StartContainer(ctx context.Context, id string) error {
+	_, err := e.c.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	return err
+}
+
+// StopContainer stops a container, waiting timeout seconds (nil: its own
+// default) before killing it.
+func (e *Engine) StopContainer(ctx context.Context, id string, timeout *int) error {
+	_, err := e.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: timeout})
+	return err
+}
+
+// RestartContainer restarts a container.
+func (e *Engine) RestartContainer(ctx context.Context, id string, timeout *int) error {
+	_, err := e.c.ContainerRestart(ctx, id, client.ContainerRestartOptions{Timeout: timeout})
+	return err
+}
+
+// RemoveContainer stops a container gracefully, then removes it; one
+// already gone is fine.
+func (e *Engine) RemoveContainer(ctx context.Context, id string, timeout *int) error {
+	if _, err := e.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: timeout}); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	_, err := e.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// RemoveNetwork removes a network; one already gone is fine.
+func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
+	_, err := e.c.NetworkRemove(ctx, name, client.NetworkRemoveOptions{})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// RemoveVolume removes a volume; one already gone is fine.
+func (e *Engine) RemoveVolume(ctx context.Context, name string) error {
+	_, err := e.c.VolumeRemove(ctx, name, client.VolumeRemoveOptions{})
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,282 @@
+// Package hosting is what the CLI and the panel call to manage sites: it
+// validates input, keeps the spec in the store, renders the folder and
+// converges it on the engine through the reconciler.
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/labels"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/render"
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/template"
+)
+
+// Config is the platform's configuration as far as sites are concerned.
+type Config struct {
+	Srv          string   // root of the /srv layout
+	Domain       string   // platform domain: sites default to NAME.Domain
+	EntryPoints  []string // Traefik entrypoints of the site routers
+	CertResolver string   // Traefik ACME resolver; empty: no TLS
+	FrontNetwork string   // network Traefik reaches sites on; empty: none
+}
+
+// UsersDir is where site folders live.
+func (c Config) UsersDir() string { return filepath.Join(c.Srv, "users") }
+
+// TemplatesDir is where templates are read from.
+func (c Config) TemplatesDir() string { return filepath.Join(c.Srv, "templates") }
+
+// SiteDir is the folder of a site.
+func (c Config) SiteDir(name string) string { return filepath.Join(c.UsersDir(), name) }
+
+// Hosting manages sites.
+type Hosting struct {
+	cfg    Config
+	store  *store.Store
+	engine reconcile.Engine
+	log    *slog.Logger
+}
+
+// New returns a Hosting over the store and engine.
+func New(cfg Config, st *store.Store, eng reconcile.Engine, log *slog.Logger) *Hosting {
+	return &Hosting{cfg: cfg, store: st, engine: eng, log: log}
+}
+
+// CreateRequest is what a member or operator asks for.
+type CreateRequest struct {
+	Name     string
+	Template string
+	Domain   string // empty: NAME.<platform domain>
+	Owner    string
+	Set      map[string]string
+}
+
+// ErrInput marks errors caused by the request itself, as opposed to the engine or the disk.
+var ErrInput = errors.New("invalid input")
+
+func inputErr(err error) error { return fmt.Errorf("%w: %w", ErrInput, err) }
+
+// Spec validates req and returns the spec it would create, without writing anything.
+func (h *Hosting) Spec(ctx context.Context, req CreateRequest) (site.Spec, *template.Template, error) {
+	if err := site.ValidateName(req.Name); err != nil {
+		return site.Spec{}, nil, inputErr(err)
+	}
+	t, err := template.Load(h.cfg.TemplatesDir(), req.Template)
+	if err != nil {
+		var fe *site.FieldError
+		if errors.As(err, &fe) {
+			return site.Spec{}, nil, inputErr(err)
+		}
+		return site.Spec{}, nil, err
+	}
+	params, err := t.Resolve(req.Set)
+	if err != nil {
+		return site.Spec{}, nil, inputErr(err)
+	}
+	spec := site.Spec{Name: req.Name, Template: req.Template, Owner: req.Owner, Domain: req.Domain, Params: params, Plan: t.Plan}
+	if spec.Domain == "" {
+		spec.Domain = site.DefaultDomain(req.Name, h.cfg.Domain)
+	}
+	if err := spec.Validate(); err != nil {
+		return site.Spec{}, nil, inputErr(err)
+	}
+	if _, err := h.store.GetSite(ctx, spec.Name); err == nil {
+		return site.Spec{}, nil, inputErr(&site.FieldError{Field: "site name", Value: spec.Name, Rule: "is already taken"})
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return site.Spec{}, nil, err
+	}
+	if owner, err := h.store.DomainOwner(ctx, spec.Domain); err == nil {
+		return site.Spec{}, nil, inputErr(&site.FieldError{Field: "domain", Value: spec.Domain, Rule: "is already used by site " + owner})
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return site.Spec{}, nil, err
+	}
+	if err := h.checkFolderFree(spec.Name); err != nil {
+		return site.Spec{}, nil, inputErr(err)
+	}
+	return spec, t, nil
+}
+
+// checkFolderFree accepts a missing folder or one holding only data/ (the
+// content kept by `site rm` without --purge), which the new site adopts.
+func (h *Hosting) checkFolderFree(name string) error {
+	entries, err := os.ReadDir(h.cfg.SiteDir(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != render.DataDir {
+			return &site.FieldError{Field: "site name", Value: name, Rule: fmt.Sprintf("folder %s already exists and is not darse's", h.cfg.SiteDir(name))}
+		}
+	}
+	return nil
+}
+
+// Create validates req, stores the spec, renders the folder and brings the
+// site up. Bad input writes nothing. If rendering fails the row and the
+// folder are both removed; if only bringing it up fails the site stays,
+// and `up` finishes the job.
+func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, error) {
+	spec, t, err := h.Spec(ctx, req)
+	if err != nil {
+		return spec, err
+	}
+	files, err := h.render(t, spec)
+	if err != nil {
+		return spec, err
+	}
+	if err := h.store.CreateSite(ctx, spec); err != nil {
+		if errors.Is(err, store.ErrSiteExists) || errors.Is(err, store.ErrDomainTaken) {
+			return spec, inputErr(err)
+		}
+		return spec, err
+	}
+	dir := h.cfg.SiteDir(spec.Name)
+	_, statErr := os.Stat(dir)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	undo := func(cause error) error {
+		if fresh {
+			os.RemoveAll(dir)
+		} else {
+			removeRendered(dir, files.Manifest())
+		}
+		if err := h.store.DeleteSite(context.WithoutCancel(ctx), spec.Name); err != nil {
+			h.log.Error("undo create", "site", spec.Name, "err", err)
+		}
+		return cause
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return spec, undo(err)
+	}
+	if err := render.Seed(t, dir); err != nil {
+		return spec, undo(err)
+	}
+	if _, err := render.Write(dir, files, nil); err != nil {
+		return spec, undo(fmt.Errorf("write site %q: %w", spec.Name, err))
+	}
+	if err := h.store.SetRendered(ctx, spec.Name, files.Manifest()); err != nil {
+		return spec, undo(err)
+	}
+	h.log.Info("site created", "site", spec.Name, "template", spec.Template)
+	if _, err := h.Up(ctx, spec.Name); err != nil {
+		return spec, fmt.Errorf("site %q created but not started (retry with `darse site up %s`): %w", spec.Name, spec.Name, err)
+	}
+	return spec, nil
+}
+
+func (h *Hosting) render(t *template.Template, spec site.Spec) (render.Files, error) {
+	dl, err := labels.Darse(spec.Name, spec.Owner)
+	if err != nil {
+		return nil, err
+	}
+	tl, err := labels.Traefik(labels.Route{
+		Site:         spec.Name,
+		Domains:      []string{spec.Domain},
+		Port:         t.Web.Port,
+		EntryPoints:  h.cfg.EntryPoints,
+		CertResolver: h.cfg.CertResolver,
+		Network:      h.cfg.FrontNetwork,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return render.Site(t, spec, dl, tl)
+}
+
+// removeRendered deletes the files of a render, leaving data/ and anything else.
+func removeRendered(dir string, m render.Manifest) {
+	for p := range m {
+		os.Remove(filepath.Join(dir, filepath.FromSlash(p)))
+	}
+	os.Remove(filepath.Join(dir, render.ConfDir)) // only if now empty
+}
+
+func (h *Hosting) get(ctx context.Context, name string) (*store.Site, error) {
+	s, err := h.store.GetSite(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, inputErr(&site.FieldError{Field: "site", Value: name, Rule: "no such site"})
+	}
+	return s, err
+}
+
+func (h *Hosting) converge(ctx context.Context, name string, plan func(*compose.Project, reconcile.Observed) reconcile.Plan) (reconcile.Plan, error) {
+	if _, err := h.get(ctx, name); err != nil {
+		return nil, err
+	}
+	p, err := compose.Load(ctx, h.cfg.SiteDir(name), compose.TenantPolicy)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := h.engine.Observe(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	steps := plan(p, obs)
+	if err := reconcile.Apply(ctx, h.engine, p, steps); err != nil {
+		return steps, fmt.Errorf("site %q: %w", name, err)
+	}
+	return steps, nil
+}
+
+// Up converges the site's folder, as it is on disk, on the engine.
+func (h *Hosting) Up(ctx context.Context, name string) (reconcile.Plan, error) {
+	return h.converge(ctx, name, reconcile.Up)
+}
+
+// Stop stops the site's containers.
+func (h *Hosting) Stop(ctx context.Context, name string) (reconcile.Plan, error) {
+	return h.converge(ctx, name, reconcile.Stop)
+}
+
+// Restart brings the site up and restarts what was already running.
+func (h *Hosting) Restart(ctx context.Context, name string) (reconcile.Plan, error) {
+	return h.converge(ctx, name, reconcile.Restart)
+}
+
+// Remove takes the site down (containers, networks), deletes its rendered
+// files and its row; data/ is kept unless purge.
+func (h *Hosting) Remove(ctx context.Context, name string, purge bool) error {
+	s, err := h.get(ctx, name)
+	if err != nil {
+		return err
+	}
+	dir := h.cfg.SiteDir(name)
+	p, err := compose.Load(ctx, dir, compose.PlatformPolicy)
+	if err != nil {
+		p = nil // folder broken or gone: take down whatever carries the project's labels
+	}
+	project := name
+	if p != nil {
+		project = p.Name
+	}
+	obs, err := h.engine.Observe(ctx, project)
+	if err != nil {
+		return err
+	}
+	if err := reconcile.Apply(ctx, h.engine, p, reconcile.Down(p, obs, purge)); err != nil {
+		return fmt.Errorf("site %q: %w", name, err)
+	}
+	if purge {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("site %q: remove folder: %w", name, err)
+		}
+	} else {
+		removeRendered(dir, s.Rendered)
+	}
+	if err := h.store.DeleteSite(ctx, name); err != nil {
+		return err
+	}
+	h.log.Info("site removed", "site", name, "purge", purge)
+	return nil
+}

@@ -1,0 +1,155 @@
+package hosting
+
+import (
+	"context"
+
+	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/render"
+	"github.com/darse/darse/internal/store"
+)
+
+// Site states, as shown to members and operators.
+const (
+	StateRunning   = "running"   // every service running
+	StateStopped   = "stopped"   // no service running
+	StatePartial   = "partial"   // some services running
+	StateUnhealthy = "unhealthy" // running, but a healthcheck fails
+)
+
+// Status is a site as it stands: its spec, each service on the engine and
+// whether its folder drifted from the last render.
+type Status struct {
+	Name     string          `json:"name"`
+	Template string          `json:"template"`
+	Owner    string          `json:"owner"`
+	Domain   string          `json:"domain"`
+	Aliases  []string        `json:"aliases,omitempty"`
+	State    string          `json:"state"`
+	Services []ServiceStatus `json:"services"`
+	Drift    []string        `json:"drift"`
+	Error    string          `json:"error,omitempty"` // why the folder could not be read
+}
+
+// ServiceStatus is one service's container.
+type ServiceStatus struct {
+	Service     string              `json:"service"`
+	State       string              `json:"state"` // running, exited, created, ..., or missing
+	Health      string              `json:"health,omitempty"`
+	Image       string              `json:"image,omitempty"`
+	ContainerID string              `json:"container_id,omitempty"`
+	Container   string              `json:"container,omitempty"`
+	UpToDate    bool                `json:"up_to_date"` // config hash matches the folder
+	Addresses   []reconcile.Address `json:"addresses,omitempty"`
+}
+
+// Status reports one site.
+func (h *Hosting) Status(ctx context.Context, name string) (*Status, error) {
+	s, err := h.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return h.status(ctx, s)
+}
+
+// List reports every site.
+func (h *Hosting) List(ctx context.Context) ([]*Status, error) {
+	sites, err := h.store.ListSites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Status, 0, len(sites))
+	for _, s := range sites {
+		st, err := h.status(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (h *Hosting) status(ctx context.Context, s *store.Site) (*Status, error) {
+	st := &Status{Name: s.Name, Template: s.Template, Owner: s.Owner, Domain: s.Domain, Aliases: s.Aliases, Drift: []string{}}
+	dir := h.cfg.SiteDir(s.Name)
+	drift, err := render.Drift(dir, s.Rendered)
+	if err != nil {
+		return nil, err
+	}
+	if drift != nil {
+		st.Drift = drift
+	}
+	project := s.Name
+	p, err := compose.Load(ctx, dir, compose.TenantPolicy)
+	if err != nil {
+		st.Error = err.Error()
+	} else {
+		project = p.Name
+	}
+	obs, err := h.engine.Observe(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	st.Services = services(p, obs)
+	st.State = summarize(st.Services)
+	return st, nil
+}
+
+// services matches declared services with observed containers; a project
+// that cannot be loaded shows what runs under its labels.
+func services(p *compose.Project, obs reconcile.Observed) []ServiceStatus {
+	var out []ServiceStatus
+	seen := map[string]bool{}
+	if p != nil {
+		for _, svc := range p.Services {
+			ss := ServiceStatus{Service: svc.Name, State: "missing", Image: svc.Container.Image}
+			for _, c := range obs.Containers {
+				if c.Service == svc.Name {
+					seen[c.ID] = true
+					ss.State, ss.Health, ss.Image, ss.ContainerID, ss.Container = c.State, c.Health, c.Image, c.ID, c.Name
+					ss.UpToDate = c.Hash == svc.Hash
+					ss.Addresses = c.Addresses
+					break
+				}
+			}
+			out = append(out, ss)
+		}
+	}
+	for _, c := range obs.Containers {
+		if !seen[c.ID] && (p == nil || !declared(p, c.Service)) {
+			out = append(out, ServiceStatus{Service: c.Service, State: c.State, Health: c.Health, Image: c.Image,
+				ContainerID: c.ID, Container: c.Name, Addresses: c.Addresses})
+		}
+	}
+	return out
+}
+
+func declared(p *compose.Project, service string) bool {
+	for _, s := range p.Services {
+		if s.Name == service {
+			return true
+		}
+	}
+	return false
+}
+
+func summarize(ss []ServiceStatus) string {
+	running, unhealthy := 0, false
+	for _, s := range ss {
+		if s.State == "running" {
+			running++
+			if s.Health == "unhealthy" {
+				unhealthy = true
+			}
+		}
+	}
+	switch {
+	case running == 0:
+		return StateStopped
+	case unhealthy:
+		return StateUnhealthy
+	case running < len(ss):
+		return StatePartial
+	}
+	return StateRunning
+}

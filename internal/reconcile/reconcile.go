@@ -1,0 +1,323 @@
+// Package reconcile converges a compose project on the engine: observe what
+// runs under the project's compose labels, plan (a pure function, printable
+// and golden-tested), then apply the plan step by step.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/darse/darse/internal/compose"
+)
+
+// Observed is what the engine runs for one project.
+type Observed struct {
+	Containers []Container
+	Networks   []string // engine names of the project's networks that exist
+	Volumes    []string // engine names of the project's volumes that exist
+}
+
+// Container is an observed container of the project.
+type Container struct {
+	ID        string
+	Name      string
+	Service   string
+	Number    string
+	Hash      string
+	Image     string
+	State     string // created, running, exited, ...
+	Health    string // healthy, unhealthy, starting, or "" without healthcheck
+	Addresses []Address
+}
+
+// Running reports whether the container's process is up.
+func (c Container) Running() bool { return c.State == "running" || c.State == "restarting" }
+
+// Address is one of a container's addresses on one network.
+type Address struct {
+	Network string `json:"network"`
+	IPv4    string `json:"ipv4,omitempty"`
+	IPv6    string `json:"ipv6,omitempty"`
+}
+
+// Kind names a step.
+type Kind string
+
+// The steps a plan is made of.
+const (
+	CreateNetwork    Kind = "CreateNetwork"
+	CreateVolume     Kind = "CreateVolume"
+	CreateContainer  Kind = "CreateContainer" // create, attach networks, start
+	StartContainer   Kind = "StartContainer"
+	StopContainer    Kind = "StopContainer"
+	RestartContainer Kind = "RestartContainer"
+	RemoveContainer  Kind = "RemoveContainer" // stop and remove
+	RemoveNetwork    Kind = "RemoveNetwork"
+	RemoveVolume     Kind = "RemoveVolume"
+)
+
+// Step is one action on the engine.
+type Step struct {
+	Kind    Kind
+	Target  string // network, volume or container name
+	Service string // for container steps
+	ID      string // existing container id, when there is one
+	Reason  string
+}
+
+// Plan is an ordered list of steps.
+type Plan []Step
+
+// String prints the plan one step a line, as tests compare it.
+func (p Plan) String() string {
+	if len(p) == 0 {
+		return "(nothing to do)\n"
+	}
+	var b strings.Builder
+	for i, s := range p {
+		fmt.Fprintf(&b, "[%d] %s %s", i+1, s.Kind, s.Target)
+		if s.Service != "" {
+			fmt.Fprintf(&b, " service:%s", s.Service)
+		}
+		if s.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", s.Reason)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Up plans what brings the project to its declared state: missing networks
+// and volumes created, containers missing or with another config hash
+// (re)created, stopped ones started, containers of services no longer in
+// the project removed. A converged project plans nothing.
+func Up(p *compose.Project, obs Observed) Plan {
+	var plan Plan
+	have := set(obs.Networks)
+	for _, n := range p.Networks {
+		if !n.External && !have[n.Name] {
+			plan = append(plan, Step{Kind: CreateNetwork, Target: n.Name})
+		}
+	}
+	have = set(obs.Volumes)
+	for _, v := range p.Volumes {
+		if !v.External && !have[v.Name] {
+			plan = append(plan, Step{Kind: CreateVolume, Target: v.Name})
+		}
+	}
+	byService := map[string][]Container{}
+	for _, c := range obs.Containers {
+		byService[c.Service] = append(byService[c.Service], c)
+	}
+	for _, s := range p.Services {
+		name := p.ContainerName(s.Name)
+		cs := byService[s.Name]
+		delete(byService, s.Name)
+		keep := -1
+		for i, c := range cs {
+			if c.Hash == s.Hash && keep < 0 {
+				keep = i
+			}
+		}
+		for i, c := range cs {
+			if i == keep {
+				continue
+			}
+			reason := "config changed"
+			if keep >= 0 {
+				reason = "extra container"
+			}
+			plan = append(plan, Step{Kind: RemoveContainer, Target: c.Name, Service: s.Name, ID: c.ID, Reason: reason})
+		}
+		switch {
+		case keep < 0 && len(cs) == 0:
+			plan = append(plan, Step{Kind: CreateContainer, Target: name, Service: s.Name, Reason: "missing"})
+		case keep < 0:
+			plan = append(plan, Step{Kind: CreateContainer, Target: name, Service: s.Name, Reason: "config changed"})
+		case !cs[keep].Running():
+			plan = append(plan, Step{Kind: StartContainer, Target: cs[keep].Name, Service: s.Name, ID: cs[keep].ID, Reason: cs[keep].State})
+		}
+	}
+	for _, svc := range sortedKeys(byService) {
+		for _, c := range byService[svc] {
+			plan = append(plan, Step{Kind: RemoveContainer, Target: c.Name, Service: svc, ID: c.ID, Reason: "orphan: service not in project"})
+		}
+	}
+	return plan
+}
+
+// Stop plans stopping every running container, dependents first.
+func Stop(p *compose.Project, obs Observed) Plan {
+	var plan Plan
+	for _, c := range reverseDeps(p, obs.Containers) {
+		if c.Running() {
+			plan = append(plan, Step{Kind: StopContainer, Target: c.Name, Service: c.Service, ID: c.ID})
+		}
+	}
+	return plan
+}
+
+// Restart plans the Up steps, then restarts the containers Up leaves as they
+// were and already running.
+func Restart(p *compose.Project, obs Observed) Plan {
+	plan := Up(p, obs)
+	touched := map[string]bool{}
+	for _, s := range plan {
+		touched[s.Service] = true
+	}
+	for _, s := range p.Services {
+		if touched[s.Name] {
+			continue
+		}
+		for _, c := range obs.Containers {
+			if c.Service == s.Name && c.Running() {
+				plan = append(plan, Step{Kind: RestartContainer, Target: c.Name, Service: c.Service, ID: c.ID})
+			}
+		}
+	}
+	return plan
+}
+
+// Down plans removing the project's containers and networks, and its
+// volumes when volumes is true. p may be nil when the folder is gone:
+// everything observed under the project's labels is then removed.
+func Down(p *compose.Project, obs Observed, volumes bool) Plan {
+	var plan Plan
+	for _, c := range reverseDeps(p, obs.Containers) {
+		plan = append(plan, Step{Kind: RemoveContainer, Target: c.Name, Service: c.Service, ID: c.ID})
+	}
+	external := map[string]bool{}
+	if p != nil {
+		for _, n := range p.Networks {
+			external[n.Name] = n.External
+		}
+		for _, v := range p.Volumes {
+			external[v.Name] = v.External
+		}
+	}
+	for _, n := range obs.Networks {
+		if !external[n] {
+			plan = append(plan, Step{Kind: RemoveNetwork, Target: n})
+		}
+	}
+	if volumes {
+		for _, v := range obs.Volumes {
+			if !external[v] {
+				plan = append(plan, Step{Kind: RemoveVolume, Target: v})
+			}
+		}
+	}
+	return plan
+}
+
+// reverseDeps orders containers so that dependents come before what they
+// depend on; containers of unknown services come first.
+func reverseDeps(p *compose.Project, cs []Container) []Container {
+	rank := map[string]int{}
+	if p != nil {
+		for i, s := range p.Services {
+			rank[s.Name] = len(p.Services) - i
+		}
+	}
+	out := append([]Container(nil), cs...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0; j-- {
+			a, b := out[j-1], out[j]
+			ra, rb := rank[a.Service], rank[b.Service]
+			if ra < rb || (ra == rb && a.Name > b.Name) {
+				out[j-1], out[j] = b, a
+			}
+		}
+	}
+	return out
+}
+
+func set(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// Engine is what applying a plan needs from the Docker engine.
+type Engine interface {
+	Observe(ctx context.Context, project string) (Observed, error)
+	CreateNetwork(ctx context.Context, n compose.Network) error
+	CreateVolume(ctx context.Context, v compose.Volume) error
+	RunContainer(ctx context.Context, name string, c compose.Container) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, timeout *int) error
+	RestartContainer(ctx context.Context, id string, timeout *int) error
+	RemoveContainer(ctx context.Context, id string, timeout *int) error
+	RemoveNetwork(ctx context.Context, name string) error
+	RemoveVolume(ctx context.Context, name string) error
+}
+
+// Apply carries out the plan in order and stops at the first failure; the
+// next Up observes what was done and plans the rest.
+func Apply(ctx context.Context, e Engine, p *compose.Project, plan Plan) error {
+	services := map[string]compose.Service{}
+	if p != nil {
+		for _, s := range p.Services {
+			services[s.Name] = s
+		}
+	}
+	for _, s := range plan {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		svc := services[s.Service]
+		switch s.Kind {
+		case CreateNetwork:
+			err = e.CreateNetwork(ctx, find(p.Networks, func(n compose.Network) bool { return n.Name == s.Target }))
+		case CreateVolume:
+			err = e.CreateVolume(ctx, find(p.Volumes, func(v compose.Volume) bool { return v.Name == s.Target }))
+		case CreateContainer:
+			_, err = e.RunContainer(ctx, s.Target, svc.Container)
+		case StartContainer:
+			err = e.StartContainer(ctx, s.ID)
+		case StopContainer:
+			err = e.StopContainer(ctx, s.ID, svc.Container.StopTimeout)
+		case RestartContainer:
+			err = e.RestartContainer(ctx, s.ID, svc.Container.StopTimeout)
+		case RemoveContainer:
+			err = e.RemoveContainer(ctx, s.ID, svc.Container.StopTimeout)
+		case RemoveNetwork:
+			err = e.RemoveNetwork(ctx, s.Target)
+		case RemoveVolume:
+			err = e.RemoveVolume(ctx, s.Target)
+		default:
+			err = fmt.Errorf("unknown step kind %q", s.Kind)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", s.Kind, s.Target, err)
+		}
+	}
+	return nil
+}
+
+func find[T any](xs []T, ok func(T) bool) T {
+	for _, x := range xs {
+		if ok(x) {
+			return x
+		}
+	}
+	var zero T
+	return zero
+}
