@@ -8,19 +8,23 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/store"
 )
 
-// app holds what every command shares: the /srv root and, opened on first
-// use, the Docker engine.
+// app holds what every command shares: the configuration and, opened on
+// first use, the Docker engine and the store.
 type app struct {
-	srv    string
+	cfg    hosting.Config
 	log    *slog.Logger
 	engine *engine.Engine
+	store  *store.Store
 }
 
 // Engine connects to the Docker engine the first time a command needs it.
@@ -35,10 +39,48 @@ func (a *app) Engine(ctx context.Context) (*engine.Engine, error) {
 	return a.engine, nil
 }
 
+// Store opens the platform database under <srv>/conf.
+func (a *app) Store(ctx context.Context) (*store.Store, error) {
+	if a.store == nil {
+		s, err := store.Open(ctx, filepath.Join(a.cfg.Srv, "conf", "darse.db"))
+		if err != nil {
+			return nil, err
+		}
+		a.store = s
+	}
+	return a.store, nil
+}
+
+// Hosting gives the site manager, with the shipped templates installed.
+func (a *app) Hosting(ctx context.Context) (*hosting.Hosting, error) {
+	st, err := a.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := a.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := installTemplates(a.cfg.TemplatesDir()); err != nil {
+		return nil, err
+	}
+	return hosting.New(a.cfg, st, e, a.log), nil
+}
+
 func (a *app) close() {
 	if a.engine != nil {
 		a.engine.Close()
 	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -48,18 +90,17 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	srv := os.Getenv("DARSE_SRV")
-	if srv == "" {
-		srv = "/srv"
-	}
-	root.PersistentFlags().StringVar(&a.srv, "srv", srv, "root of the platform's folders (env DARSE_SRV)")
-	root.AddCommand(newImagesCmd(a))
+	root.PersistentFlags().StringVar(&a.cfg.Srv, "srv", envOr("DARSE_SRV", "/srv"), "root of the platform's folders (env DARSE_SRV)")
+	root.PersistentFlags().StringVar(&a.cfg.Domain, "platform-domain", envOr("DARSE_DOMAIN", "localhost"), "platform domain: sites answer at NAME.<domain> by default (env DARSE_DOMAIN)")
+	root.AddCommand(newSiteCmd(a), newImagesCmd(a), newTemplatesCmd(a))
 	return root
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	a.cfg.EntryPoints = []string{"websecure"}
+	a.cfg.FrontNetwork = ""
 	err := newRootCmd(a).ExecuteContext(ctx)
 	a.close()
 	stop()

@@ -63,7 +63,13 @@ type CreateRequest struct {
 // ErrInput marks errors caused by the request itself, as opposed to the engine or the disk.
 var ErrInput = errors.New("invalid input")
 
-func inputErr(err error) error { return fmt.Errorf("%w: %w", ErrInput, err) }
+// inputError reads as the error it wraps and matches ErrInput.
+type inputError struct{ err error }
+
+func (e inputError) Error() string   { return e.err.Error() }
+func (e inputError) Unwrap() []error { return []error{ErrInput, e.err} }
+
+func inputErr(err error) error { return inputError{err} }
 
 // Spec validates req and returns the spec it would create, without writing anything.
 func (h *Hosting) Spec(ctx context.Context, req CreateRequest) (site.Spec, *template.Template, error) {

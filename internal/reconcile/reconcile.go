@@ -6,6 +6,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/darse/darse/internal/compose"
@@ -214,22 +215,25 @@ func Down(p *compose.Project, obs Observed, volumes bool) Plan {
 // reverseDeps orders containers so that dependents come before what they
 // depend on; containers of unknown services come first.
 func reverseDeps(p *compose.Project, cs []Container) []Container {
-	rank := map[string]int{}
-	if p != nil {
-		for i, s := range p.Services {
-			rank[s.Name] = len(p.Services) - i
+	rank := func(service string) int {
+		if p != nil {
+			for i, s := range p.Services {
+				if s.Name == service {
+					return i
+				}
+			}
+			return len(p.Services)
 		}
+		return 0
 	}
 	out := append([]Container(nil), cs...)
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0; j-- {
-			a, b := out[j-1], out[j]
-			ra, rb := rank[a.Service], rank[b.Service]
-			if ra < rb || (ra == rb && a.Name > b.Name) {
-				out[j-1], out[j] = b, a
-			}
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank(out[i].Service), rank(out[j].Service)
+		if ri != rj {
+			return ri > rj
 		}
-	}
+		return out[i].Name < out[j].Name
+	})
 	return out
 }
 
@@ -246,11 +250,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	sort.Strings(keys)
 	return keys
 }
 

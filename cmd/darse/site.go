@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/site"
+)
+
+func newSiteCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "site", Short: "Create, run and remove hosted sites"}
+	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a))
+	for _, c := range []struct {
+		use, short string
+		run        func(*hosting.Hosting) func(context.Context, string) (reconcile.Plan, error)
+	}{
+		{"up", "Converge the site's folder on the engine: create, recreate or start what is needed", func(h *hosting.Hosting) func(context.Context, string) (reconcile.Plan, error) { return h.Up }},
+		{"stop", "Stop the site's containers", func(h *hosting.Hosting) func(context.Context, string) (reconcile.Plan, error) { return h.Stop }},
+		{"restart", "Restart the site's containers", func(h *hosting.Hosting) func(context.Context, string) (reconcile.Plan, error) { return h.Restart }},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   c.use + " NAME",
+			Short: c.short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				h, err := a.Hosting(cmd.Context())
+				if err != nil {
+					return err
+				}
+				plan, err := c.run(h)(cmd.Context(), args[0])
+				printPlan(cmd.OutOrStdout(), args[0], plan)
+				return err
+			},
+		})
+	}
+	return cmd
+}
+
+func printPlan(w io.Writer, name string, plan reconcile.Plan) {
+	if len(plan) == 0 {
+		fmt.Fprintf(w, "%s: up to date\n", name)
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(plan.String()), "\n") {
+		fmt.Fprintf(w, "%s: %s\n", name, line)
+	}
+}
+
+func newSiteCreateCmd(a *app) *cobra.Command {
+	var req hosting.CreateRequest
+	var set []string
+	cmd := &cobra.Command{
+		Use:   "create NAME --template T [--domain FQDN] [--owner USER] [--set KEY=VALUE...]",
+		Short: "Render a new site from a template and bring it up",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Name = args[0]
+			req.Set = map[string]string{}
+			for _, kv := range set {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return &site.FieldError{Field: "--set", Value: kv, Rule: "must be KEY=VALUE"}
+				}
+				if _, dup := req.Set[k]; dup {
+					return &site.FieldError{Field: "--set", Value: kv, Rule: "sets " + k + " twice"}
+				}
+				req.Set[k] = v
+			}
+			if req.Template == "" {
+				return &site.FieldError{Field: "--template", Value: "", Rule: "is required"}
+			}
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			spec, err := h.Create(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: created from template %s at %s (folder %s)\n", spec.Name, spec.Template, spec.Domain, a.cfg.SiteDir(spec.Name))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Template, "template", "", "template to render the site from (see `darse templates ls`)")
+	cmd.Flags().StringVar(&req.Domain, "domain", "", "domain the site answers at (default NAME.<platform domain>)")
+	cmd.Flags().StringVar(&req.Owner, "owner", "admin", "member owning the site")
+	cmd.Flags().StringArrayVar(&set, "set", nil, "template parameter KEY=VALUE (repeatable)")
+	return cmd
+}
+
+func newSiteRmCmd(a *app) *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "rm NAME [--purge]",
+		Short: "Remove a site's containers, networks and rendered files; data/ is kept unless --purge",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := h.Remove(cmd.Context(), args[0], purge); err != nil {
+				return err
+			}
+			kept := " (data/ kept)"
+			if purge {
+				kept = " (data/ purged)"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: removed%s\n", args[0], kept)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete data/ and the site's volumes")
+	return cmd
+}
+
+func newSiteLsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json]",
+		Short: "List sites with their state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sites, err := h.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), sites)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTEMPLATE\tOWNER\tSTATE\tDOMAIN\tDRIFT")
+			for _, s := range sites {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Template, s.Owner, s.State, s.Domain, driftText(s.Drift))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newSiteStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status NAME [--json]",
+		Short: "Show each service's state, health, image, container and addresses, and folder drift",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			s, err := h.Status(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), s)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "site:     %s (%s)\ntemplate: %s\nowner:    %s\ndomain:   %s\ndrift:    %s\n",
+				s.Name, s.State, s.Template, s.Owner, strings.Join(append([]string{s.Domain}, s.Aliases...), ", "), driftText(s.Drift))
+			if s.Error != "" {
+				fmt.Fprintf(w, "error:    %s\n", s.Error)
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "\nSERVICE\tSTATE\tHEALTH\tIMAGE\tCONTAINER\tADDRESSES")
+			for _, ss := range s.Services {
+				id := ss.ContainerID
+				if len(id) > 12 {
+					id = id[:12]
+				}
+				var addrs []string
+				for _, a := range ss.Addresses {
+					for _, ip := range []string{a.IPv4, a.IPv6} {
+						if ip != "" {
+							addrs = append(addrs, ip)
+						}
+					}
+				}
+				state := ss.State
+				if ss.State != "missing" && !ss.UpToDate {
+					state += " (outdated)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ss.Service, state, dash(ss.Health), ss.Image, dash(id), dash(strings.Join(addrs, " ")))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func driftText(d []string) string {
+	if len(d) == 0 {
+		return "none"
+	}
+	return "edited by hand: " + strings.Join(d, ", ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
