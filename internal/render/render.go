@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 
@@ -76,7 +77,7 @@ func Site(t *template.Template, spec site.Spec, darseLabels, webLabels map[strin
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: template %s: %w", spec.Name, ComposeFile, err)
 	}
-	override, err := overrideFile(spec.Name, services, t.Web.Service, darseLabels, webLabels)
+	override, err := overrideFile(spec, services, t.Web.Service, darseLabels, webLabels)
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
 	}
@@ -137,9 +138,20 @@ func serviceNames(compose []byte) ([]string, error) {
 	return names, nil
 }
 
-func overrideFile(siteName string, services []string, web string, darseLabels, webLabels map[string]string) ([]byte, error) {
+// overrideFile holds what is specific to the site beyond .env values:
+// darse's labels, Traefik's labels on the web service, and the plan's
+// limits. The limits are literal because docker-compose 1.29 does not
+// convert an interpolated pids_limit to a number.
+func overrideFile(spec site.Spec, services []string, web string, darseLabels, webLabels map[string]string) ([]byte, error) {
 	type service struct {
-		Labels map[string]string `yaml:"labels"`
+		CPUs      float64           `yaml:"cpus"`
+		MemLimit  string            `yaml:"mem_limit"`
+		PidsLimit int               `yaml:"pids_limit"`
+		Labels    map[string]string `yaml:"labels"`
+	}
+	cpus, err := strconv.ParseFloat(spec.Plan.CPUs, 64)
+	if err != nil {
+		return nil, fmt.Errorf("plan cpus %q: %w", spec.Plan.CPUs, err)
 	}
 	doc := struct {
 		Services map[string]service `yaml:"services"`
@@ -156,13 +168,13 @@ func overrideFile(siteName string, services []string, web string, darseLabels, w
 				l[k] = escapeDollar(v)
 			}
 		}
-		doc.Services[s] = service{Labels: l}
+		doc.Services[s] = service{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: l}
 	}
 	if !found {
 		return nil, fmt.Errorf("web service %q is not in the template's %s", web, ComposeFile)
 	}
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# Rendered by darse for site %s: ownership and routing labels.\n# Edit the site with darse; a hand edit here shows as drift.\n", siteName)
+	fmt.Fprintf(&buf, "# Rendered by darse for site %s: resource limits of its plan, ownership and\n# routing labels. Change the site with darse; a hand edit here shows as drift.\n", spec.Name)
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(doc); err != nil {

@@ -1,0 +1,361 @@
+package main
+
+// End-to-end tests of the darse CLI against the real Docker engine, with
+// the locally built images, and Debian's docker-compose acting on the same
+// folders as an operator would. Traffic to containers goes over their own
+// loopback (we join their network namespace), never to bridge addresses.
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/netns"
+)
+
+var darseBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := func() int {
+		if !testing.Short() {
+			dir, err := os.MkdirTemp("", "darse-bin")
+			if err != nil {
+				panic(err)
+			}
+			defer os.RemoveAll(dir)
+			darseBin = filepath.Join(dir, "darse")
+			if out, err := exec.Command("go", "build", "-o", darseBin, ".").CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build darse: %v\n%s", err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// needEngine skips without root, the engine, docker-compose or the images;
+// CI provides all of them, so nothing is skipped there.
+func needEngine(t *testing.T, images ...string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the Docker engine (run without -short)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("integration test: needs root")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skip("integration test: Docker engine not reachable")
+	}
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Skip("integration test: docker-compose not installed")
+	}
+	for _, img := range images {
+		if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
+			t.Skipf("integration test: image %s missing (darse images build)", img)
+		}
+	}
+}
+
+type env struct {
+	t   *testing.T
+	srv string
+}
+
+func newEnv(t *testing.T) *env {
+	srv := t.TempDir()
+	return &env{t: t, srv: srv}
+}
+
+// run runs darse and returns its stdout, stderr and exit code.
+func (e *env) run(args ...string) (string, string, int) {
+	e.t.Helper()
+	cmd := exec.Command(darseBin, args...)
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+e.srv, "DARSE_DOMAIN=test.example.org")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("darse %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	out, errs, code := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("darse %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+func (e *env) status(name string) hosting.Status {
+	e.t.Helper()
+	var s hosting.Status
+	if err := json.Unmarshal([]byte(e.ok("site", "status", name, "--json")), &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) compose(name string, args ...string) string {
+	e.t.Helper()
+	cmd := exec.Command("docker-compose", args...)
+	cmd.Dir = filepath.Join(e.srv, "users", name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("docker-compose %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// siteName is unique per test run: compose project names are global to the engine.
+func siteName(base string) string {
+	return fmt.Sprintf("%s-%d", base, os.Getpid())
+}
+
+func (e *env) cleanup(name string) {
+	e.t.Cleanup(func() { e.run("site", "rm", name, "--purge") })
+}
+
+func pid(t *testing.T, container string) int {
+	t.Helper()
+	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Pid}}", container).Output()
+	if err != nil {
+		t.Fatalf("inspect %s: %v", container, err)
+	}
+	p, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	if p == 0 {
+		t.Fatalf("container %s is not running", container)
+	}
+	return p
+}
+
+// get fetches path from the container's port 8080 on its own loopback,
+// retrying until it answers want or the deadline passes.
+func get(t *testing.T, container, path string, want int) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body, err := netns.Get(pid(t, container), "http://127.0.0.1:8080"+path, "")
+		if err == nil && code == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s on %s: code %d, err %v, body %q", path, container, code, err, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestStaticSiteLifecycle(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	name := siteName("blog")
+	e.cleanup(name)
+	dir := filepath.Join(e.srv, "users", name)
+	web := name + "_web_1"
+
+	out := e.ok("site", "create", name, "--template", "static")
+	if !strings.Contains(out, name+".test.example.org") {
+		t.Errorf("create output %q does not name the default domain", out)
+	}
+
+	// The site serves data/index.html, as edited by its owner.
+	page := fmt.Sprintf("<h1>hello from %s</h1>\n", name)
+	if err := os.WriteFile(filepath.Join(dir, "data", "index.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if body := get(t, web, "/", 200); body != page {
+		t.Fatalf("served %q, want %q", body, page)
+	}
+
+	// The name is in .env and nowhere in the publishable docker-compose.yml.
+	env, _ := os.ReadFile(filepath.Join(dir, ".env"))
+	compose, _ := os.ReadFile(filepath.Join(dir, "docker-compose.yml"))
+	if !strings.Contains(string(env), name) || strings.Contains(string(compose), name) {
+		t.Errorf("site name: in .env %v, in docker-compose.yml %v", strings.Contains(string(env), name), strings.Contains(string(compose), name))
+	}
+
+	s := e.status(name)
+	if s.State != hosting.StateRunning || len(s.Services) != 1 || s.Services[0].ContainerID == "" || len(s.Drift) != 0 {
+		t.Fatalf("status = %+v", s)
+	}
+	if a := s.Services[0].Addresses; len(a) == 0 || a[0].IPv4 == "" {
+		t.Errorf("status has no address: %+v", a)
+	}
+
+	// docker-compose sees the container darse created.
+	if ps := e.compose(name, "ps"); !strings.Contains(ps, web) || !strings.Contains(ps, "Up") {
+		t.Fatalf("docker-compose ps does not list %s Up:\n%s", web, ps)
+	}
+
+	// Up twice is a no-op.
+	if out := e.ok("site", "up", name); !strings.Contains(out, "up to date") {
+		t.Errorf("second up did something: %s", out)
+	}
+
+	// docker-compose down, then darse site up, brings it back.
+	e.compose(name, "down")
+	if s := e.status(name); s.State != hosting.StateStopped || s.Services[0].State != "missing" {
+		t.Fatalf("after docker-compose down: %+v", s)
+	}
+	e.ok("site", "up", name)
+	get(t, web, "/", 200)
+
+	// Killed from outside: the next up starts it again.
+	exec.Command("docker", "kill", web).Run()
+	if s := e.status(name); s.Services[0].State != "exited" {
+		t.Fatalf("after docker kill: %+v", s.Services[0])
+	}
+	if out := e.ok("site", "up", name); !strings.Contains(out, "StartContainer") {
+		t.Errorf("up after kill: %s", out)
+	}
+	get(t, web, "/", 200)
+
+	// Stop and restart.
+	e.ok("site", "stop", name)
+	if s := e.status(name); s.State != hosting.StateStopped {
+		t.Fatalf("after stop: %+v", s)
+	}
+	e.ok("site", "restart", name)
+	get(t, web, "/", 200)
+
+	// Brought up by an operator with docker-compose: darse reports it.
+	e.compose(name, "down")
+	e.compose(name, "up", "-d")
+	if s := e.status(name); s.State != hosting.StateRunning {
+		t.Fatalf("after docker-compose up -d: %+v", s)
+	}
+
+	// rm keeps data/, removes containers and rendered files.
+	e.ok("site", "rm", name)
+	if _, err := os.Stat(filepath.Join(dir, "data", "index.html")); err != nil {
+		t.Errorf("rm lost data/: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "docker-compose.yml")); !os.IsNotExist(err) {
+		t.Errorf("rm left docker-compose.yml: %v", err)
+	}
+	if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+name).Output(); len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("rm left containers: %s", out)
+	}
+	// The kept data/ is adopted by a new site of the same name.
+	e.ok("site", "create", name, "--template", "static")
+	if body := get(t, web, "/", 200); body != page {
+		t.Errorf("re-created site serves %q, want the kept page", body)
+	}
+	e.ok("site", "rm", name, "--purge")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("rm --purge left the folder: %v", err)
+	}
+}
+
+func TestPHPSiteAndEnvChange(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-fpm:8.2-bookworm")
+	e := newEnv(t)
+	name := siteName("shop")
+	e.cleanup(name)
+	dir := filepath.Join(e.srv, "users", name)
+	web, php := name+"_web_1", name+"_php_1"
+
+	e.ok("site", "create", name, "--template", "php", "--set", "PHP_MEMORY_LIMIT=64M")
+	if err := os.WriteFile(filepath.Join(dir, "data", "index.php"), []byte("<?php echo 6*7;"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if body := get(t, web, "/", 200); body != "42" {
+		t.Fatalf("index.php served %q, want 42", body)
+	}
+	before := e.status(name)
+
+	// Changing a value in .env recreates only the service it reaches.
+	envPath := filepath.Join(dir, ".env")
+	b, _ := os.ReadFile(envPath)
+	if !bytes.Contains(b, []byte("PHP_MEMORY_LIMIT=64M")) {
+		t.Fatalf(".env lacks the parameter:\n%s", b)
+	}
+	os.WriteFile(envPath, bytes.Replace(b, []byte("PHP_MEMORY_LIMIT=64M"), []byte("PHP_MEMORY_LIMIT=96M"), 1), 0o644)
+	out := e.ok("site", "up", name)
+	if !strings.Contains(out, "CreateContainer "+php) || strings.Contains(out, web) {
+		t.Fatalf("up after .env change:\n%s", out)
+	}
+	after := e.status(name)
+	id := func(s hosting.Status, svc string) string {
+		for _, ss := range s.Services {
+			if ss.Service == svc {
+				return ss.ContainerID
+			}
+		}
+		return ""
+	}
+	if id(before, "web") != id(after, "web") || id(before, "php") == id(after, "php") {
+		t.Errorf("container ids: web %s -> %s, php %s -> %s", id(before, "web"), id(after, "web"), id(before, "php"), id(after, "php"))
+	}
+	if len(after.Drift) != 1 || after.Drift[0] != ".env" {
+		t.Errorf("drift = %v, want [.env]", after.Drift)
+	}
+	if body := get(t, web, "/", 200); body != "42" {
+		t.Fatalf("after recreate served %q", body)
+	}
+	got, _ := exec.Command("docker", "exec", php, "printenv", "PHP_MEMORY_LIMIT").Output()
+	if strings.TrimSpace(string(got)) != "96M" {
+		t.Errorf("php sees PHP_MEMORY_LIMIT=%q", got)
+	}
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	needEngine(t)
+	e := newEnv(t)
+	name := siteName("dup")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site", "create", "Bad;Name", "--template", "static"}, `site name "Bad;Name": must be 1-63 lowercase`},
+		{[]string{"site", "create", "www", "--template", "static"}, `site name "www": is reserved`},
+		{[]string{"site", "create", name, "--template", "nope"}, `template "nope": unknown template`},
+		{[]string{"site", "create", name, "--template", "static", "--domain", "*.example.org"}, `domain "*.example.org"`},
+		{[]string{"site", "create", name, "--template", "php", "--set", "PHP_MEMORY_LIMIT=lots"}, `parameter PHP_MEMORY_LIMIT "lots"`},
+		{[]string{"site", "create", name, "--template", "php", "--set", "NOPE=1"}, `parameter "NOPE": template php has no such parameter`},
+		{[]string{"site", "create", name}, `--template "": is required`},
+		{[]string{"site", "up", name}, `no such site`},
+	}
+	for _, c := range cases {
+		out, errs, code := e.run(c.args...)
+		if code == 0 || !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("darse %s: exit %d, stderr %q, want one line with %q (stdout %q)", strings.Join(c.args, " "), code, errs, c.want, out)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(e.srv, "users"))
+	if len(entries) != 0 {
+		t.Errorf("bad input left folders: %v", entries)
+	}
+	// A duplicate name is refused and the first site is untouched.
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "static")
+	before, _ := os.ReadFile(filepath.Join(e.srv, "users", name, ".env"))
+	if _, errs, code := e.run("site", "create", name, "--template", "php"); code == 0 || !strings.Contains(errs, "already taken") {
+		t.Errorf("duplicate: exit %d, %q", code, errs)
+	}
+	after, _ := os.ReadFile(filepath.Join(e.srv, "users", name, ".env"))
+	if !bytes.Equal(before, after) {
+		t.Error("duplicate create changed the first site's .env")
+	}
+	other := siteName("other")
+	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".test.example.org"); code == 0 || !strings.Contains(errs, "already used by site "+name) {
+		t.Errorf("duplicate domain: exit %d, %q", code, errs)
+	}
+}
