@@ -20,6 +20,7 @@ import (
 
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/netns"
+	"github.com/darse/darse/internal/testenv"
 )
 
 var darseBin string
@@ -44,27 +45,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needEngine skips without root, the engine, docker-compose or the images;
-// CI provides all of them, so nothing is skipped there.
 func needEngine(t *testing.T, images ...string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test: needs the Docker engine (run without -short)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("integration test: needs root")
-	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skip("integration test: Docker engine not reachable")
-	}
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		t.Skip("integration test: docker-compose not installed")
-	}
-	for _, img := range images {
-		if err := exec.Command("docker", "image", "inspect", img).Run(); err != nil {
-			t.Skipf("integration test: image %s missing (darse images build)", img)
-		}
-	}
+	testenv.NeedEngine(t, images...)
 }
 
 type env struct {

@@ -98,7 +98,12 @@ func newRootCmd(a *app) *cobra.Command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	level := slog.LevelWarn
+	if err := level.UnmarshalText([]byte(envOr("DARSE_LOG", "warn"))); err != nil {
+		fmt.Fprintln(os.Stderr, "darse: DARSE_LOG:", err)
+		os.Exit(2)
+	}
+	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 	a.cfg.EntryPoints = []string{"websecure"}
 	a.cfg.FrontNetwork = ""
 	err := newRootCmd(a).ExecuteContext(ctx)

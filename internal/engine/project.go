@@ -289,3 +289,19 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string) error {
 	}
 	return err
 }
+
+// ContainerPID returns the host PID of a running container's process, or 0
+// when the container is missing or not running.
+func (e *Engine) ContainerPID(ctx context.Context, name string) (int, error) {
+	res, err := e.c.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if res.Container.State == nil || !res.Container.State.Running {
+		return 0, nil
+	}
+	return res.Container.State.Pid, nil
+}

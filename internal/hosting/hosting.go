@@ -229,7 +229,7 @@ func (h *Hosting) converge(ctx context.Context, name string, plan func(*compose.
 		return nil, err
 	}
 	steps := plan(p, obs)
-	if err := reconcile.Apply(ctx, h.engine, p, steps); err != nil {
+	if err := reconcile.Apply(ctx, h.log, h.engine, p, steps); err != nil {
 		return steps, fmt.Errorf("site %q: %w", name, err)
 	}
 	return steps, nil
@@ -270,7 +270,7 @@ func (h *Hosting) Remove(ctx context.Context, name string, purge bool) error {
 	if err != nil {
 		return err
 	}
-	if err := reconcile.Apply(ctx, h.engine, p, reconcile.Down(p, obs, purge)); err != nil {
+	if err := reconcile.Apply(ctx, h.log, h.engine, p, reconcile.Down(p, obs, purge)); err != nil {
 		return fmt.Errorf("site %q: %w", name, err)
 	}
 	if purge {

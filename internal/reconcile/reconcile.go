@@ -6,8 +6,10 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/darse/darse/internal/compose"
 )
@@ -270,7 +272,7 @@ type Engine interface {
 
 // Apply carries out the plan in order and stops at the first failure; the
 // next Up observes what was done and plans the rest.
-func Apply(ctx context.Context, e Engine, p *compose.Project, plan Plan) error {
+func Apply(ctx context.Context, log *slog.Logger, e Engine, p *compose.Project, plan Plan) error {
 	services := map[string]compose.Service{}
 	if p != nil {
 		for _, s := range p.Services {
@@ -282,6 +284,7 @@ func Apply(ctx context.Context, e Engine, p *compose.Project, plan Plan) error {
 			return err
 		}
 		var err error
+		start := time.Now()
 		svc := services[s.Service]
 		switch s.Kind {
 		case CreateNetwork:
@@ -308,6 +311,7 @@ func Apply(ctx context.Context, e Engine, p *compose.Project, plan Plan) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", s.Kind, s.Target, err)
 		}
+		log.Debug("step done", "step", string(s.Kind), "target", s.Target, "took", time.Since(start))
 	}
 	return nil
 }

@@ -1,0 +1,147 @@
+// Command bench measures darse beside the peer each issue names, in one
+// run, and prints the figures side by side with their ratio.
+//
+//	go run ./cmd/bench [-n 7] [-darse bin/darse]
+//
+// Needs root, the Docker engine, docker-compose and the local images.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/netns"
+)
+
+func main() {
+	n := flag.Int("n", 7, "runs per contender")
+	darseBin := flag.String("darse", "bin/darse", "darse binary")
+	flag.Parse()
+	if err := run(context.Background(), *n, *darseBin); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, n int, darseBin string) error {
+	bin, err := filepath.Abs(darseBin)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	srv, err := os.MkdirTemp("", "darse-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(srv)
+	name := fmt.Sprintf("bench-%d", os.Getpid())
+	dir := filepath.Join(srv, "users", name)
+	darse := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "DARSE_SRV="+srv)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("darse %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	composeCmd := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "docker-compose", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("docker-compose %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	// A freshly rendered static site, then taken down: each run starts from
+	// the rendered folder with nothing on the engine.
+	if err := darse("site", "create", name, "--template", "static"); err != nil {
+		return err
+	}
+	defer darse("site", "rm", name, "--purge")
+	container := name + "_web_1"
+	untilOK := func(start time.Time) (time.Duration, error) {
+		deadline := start.Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			pid, err := eng.ContainerPID(ctx, container)
+			if err != nil {
+				return 0, err
+			}
+			if pid != 0 {
+				if code, _, err := netns.Get(pid, "http://127.0.0.1:8080/", ""); err == nil && code == 200 {
+					return time.Since(start), nil
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return 0, fmt.Errorf("%s did not answer 200 within 30s", container)
+	}
+	contenders := []struct {
+		name string
+		up   func() error
+	}{
+		{"darse site up", func() error { return darse("site", "up", name) }},
+		{"docker-compose up -d", func() error { return composeCmd("up", "-d") }},
+	}
+	times := make([][]time.Duration, len(contenders))
+	for i := 0; i < n; i++ {
+		for j := range contenders {
+			c := contenders[(i+j)%len(contenders)] // alternate who goes first
+			k := (i + j) % len(contenders)
+			if err := composeCmd("down"); err != nil {
+				return err
+			}
+			start := time.Now()
+			if err := c.up(); err != nil {
+				return err
+			}
+			d, err := untilOK(start)
+			if err != nil {
+				return err
+			}
+			times[k] = append(times[k], d)
+		}
+	}
+	fmt.Printf("site up until HTTP 200 (static template, %d runs each, median)\n", n)
+	med := make([]time.Duration, len(contenders))
+	for k, c := range contenders {
+		med[k] = median(times[k])
+		fmt.Printf("  %-22s %8.0f ms   (min %.0f, max %.0f)\n", c.name, ms(med[k]), ms(minOf(times[k])), ms(maxOf(times[k])))
+	}
+	fmt.Printf("  ratio darse/docker-compose: %.2fx   (target: <= 0.5x and darse < 1000 ms)\n", float64(med[0])/float64(med[1]))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func minOf(ds []time.Duration) time.Duration {
+	m := ds[0]
+	for _, d := range ds {
+		m = min(m, d)
+	}
+	return m
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	m := ds[0]
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}

@@ -1,0 +1,70 @@
+# Sourced by up.sh and test.sh: makes a fresh Debian 12 machine ready for
+# darse — the Docker engine, Debian's docker-compose, debootstrap — and
+# starts the engine when it is not running. Idempotent and quiet when done.
+
+set -eu
+
+need_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "darse: run this as root (it installs packages and starts dockerd)" >&2
+		exit 1
+	fi
+}
+
+install_packages() {
+	missing=""
+	for p in docker.io docker-compose debootstrap nftables iproute2 curl ca-certificates; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "darse: installing$missing"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	fi
+}
+
+# Debian's docker CLI and the engine it talks to come from docker.io.
+export PATH="/usr/local/go/bin:$PATH"
+
+start_engine() {
+	if docker info >/dev/null 2>&1; then
+		return
+	fi
+	if [ -d /run/systemd/system ] && systemctl start docker 2>/dev/null; then
+		:
+	else
+		echo "darse: starting dockerd (log: /var/log/darse-dockerd.log)"
+		nohup /usr/sbin/dockerd >/var/log/darse-dockerd.log 2>&1 &
+	fi
+	i=0
+	until docker info >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -gt 60 ]; then
+			echo "darse: the Docker engine did not start; see /var/log/darse-dockerd.log" >&2
+			tail -20 /var/log/darse-dockerd.log >&2 || true
+			exit 1
+		fi
+		sleep 0.5
+	done
+}
+
+need_go() {
+	if ! command -v go >/dev/null 2>&1; then
+		echo "darse: Go 1.26 is needed to build darse (not found in PATH or /usr/local/go/bin)" >&2
+		exit 1
+	fi
+}
+
+build_darse() {
+	mkdir -p bin
+	go build -o bin/darse ./cmd/darse
+}
+
+prepare_host() {
+	need_root
+	need_go
+	install_packages
+	start_engine
+	build_darse
+	./bin/darse images build
+}
