@@ -27,7 +27,7 @@ func Darse(site, owner string) (map[string]string, error) {
 		return nil, fmt.Errorf("darse labels: %w", err)
 	}
 	if owner == "" {
-		return nil, fmt.Errorf("darse labels for site %q: %w", site, &FieldError{"owner", owner, "must not be empty"})
+		return nil, fmt.Errorf("darse labels for site %q: %w", site, &FieldError{Field: "owner", Value: owner, Rule: "must not be empty"})
 	}
 	return map[string]string{
 		SiteLabel:    site,

@@ -53,6 +53,9 @@ var (
 	ownerRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 )
 
+// IsDNSLabel reports whether s is a lowercase RFC 1123 label.
+func IsDNSLabel(s string) bool { return labelRE.MatchString(s) }
+
 // IsReserved reports whether name is kept for the platform itself.
 func IsReserved(name string) bool { return reserved[name] }
 
