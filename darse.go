@@ -1,0 +1,17 @@
+// Package darse holds the repository's data files that the darse binaries
+// carry with them.
+package darse
+
+import "embed"
+
+// Images holds the platform's image definitions: images/<name>/image.json
+// and an optional images/<name>/rootfs/ overlay (see internal/images).
+//
+//go:embed all:images
+var Images embed.FS
+
+// Templates holds the site templates shipped with darse, installed into
+// <srv>/templates.
+//
+//go:embed all:templates
+var Templates embed.FS
