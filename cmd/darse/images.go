@@ -1,8 +1,132 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"text/tabwriter"
+	"time"
 
-// newImagesCmd is filled in by the images work.
+	"github.com/spf13/cobra"
+
+	"github.com/darse/darse"
+	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/images"
+)
+
 func newImagesCmd(a *app) *cobra.Command {
-	return &cobra.Command{Use: "images", Short: "Build the platform's container images locally"}
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Build the platform's container images locally",
+		Long: "The platform's images (nginx, php-fpm) are built from Debian packages with\n" +
+			"debootstrap and imported into the Docker engine: no registry is needed.",
+	}
+	cmd.AddCommand(newImagesBuildCmd(a), newImagesLsCmd(a))
+	return cmd
+}
+
+func loadImages() ([]images.Definition, error) {
+	sub, err := fs.Sub(darse.Images, "images")
+	if err != nil {
+		return nil, err
+	}
+	return images.Load(sub)
+}
+
+func newImagesBuildCmd(a *app) *cobra.Command {
+	var (
+		force   bool
+		verbose bool
+		b       images.Builder
+	)
+	cmd := &cobra.Command{
+		Use:   "build [NAME...]",
+		Short: "Build the images missing from the engine (all, or those named)",
+		Long: "Build each image whose tag the engine does not have yet, or every one with\n" +
+			"--force. Needs root (debootstrap) and network access to the Debian mirror;\n" +
+			"downloaded packages are kept in --cache-dir for the next build.",
+		RunE: func(cmd *cobra.Command, names []string) error {
+			ctx := cmd.Context()
+			defs, err := loadImages()
+			if err != nil {
+				return err
+			}
+			defs, err = images.Select(defs, names)
+			if err != nil {
+				return err
+			}
+			e, err := a.Engine(ctx)
+			if err != nil {
+				return err
+			}
+			b.Engine, b.Log = e, a.log
+			if verbose {
+				b.Output = cmd.ErrOrStderr()
+			}
+			out := cmd.OutOrStdout()
+			for _, d := range defs {
+				fmt.Fprintf(out, "%s (%s): ", d.Name, d.Tag)
+				res, err := b.Ensure(ctx, d, force)
+				if err != nil {
+					fmt.Fprintln(out, "failed")
+					return err
+				}
+				if res.Built {
+					fmt.Fprintf(out, "built in %s\n", res.Took.Round(time.Second))
+				} else {
+					fmt.Fprintln(out, "already present")
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&force, "force", false, "rebuild images even if their tag is present")
+	f.BoolVarP(&verbose, "verbose", "v", false, "show debootstrap's output")
+	f.StringVar(&b.Mirror, "mirror", images.DefaultMirror, "Debian mirror")
+	f.StringVar(&b.CacheDir, "cache-dir", images.DefaultCacheDir, "where downloaded packages are kept between builds")
+	f.StringVar(&b.TempDir, "tmp-dir", "", "where build trees are made (default $TMPDIR or /tmp; must allow exec)")
+	return cmd
+}
+
+func newImagesLsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the defined images and whether the engine has them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			defs, err := loadImages()
+			if err != nil {
+				return err
+			}
+			e, err := a.Engine(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTAG\tSTATUS\tSIZE\tCREATED")
+			for _, d := range defs {
+				img, err := e.ImageInspect(ctx, d.Tag)
+				switch {
+				case errors.Is(err, engine.ErrImageNotFound):
+					fmt.Fprintf(tw, "%s\t%s\tmissing\t-\t-\n", d.Name, d.Tag)
+				case err != nil:
+					return err
+				default:
+					fmt.Fprintf(tw, "%s\t%s\tpresent\t%s\t%s\n", d.Name, d.Tag,
+						humanSize(img.Size), img.Created.Local().Format(time.DateTime))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func humanSize(n int64) string {
+	const mb = 1000 * 1000
+	if n < mb {
+		return fmt.Sprintf("%d kB", n/1000)
+	}
+	return fmt.Sprintf("%.0f MB", float64(n)/mb)
 }
