@@ -2,7 +2,6 @@ package images_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/images"
+	"github.com/darse/darse/internal/testenv"
 )
 
 var _ images.Engine = (*engine.Engine)(nil)
@@ -19,16 +19,14 @@ var _ images.Engine = (*engine.Engine)(nil)
 // `darse images build` first to keep this test quick), then checks that
 // each carries its definition's configuration.
 func TestImagesInEngine(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs a Docker engine and root; skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("integration test: building images needs root (debootstrap)")
-	}
+	testenv.NeedRoot(t) // debootstrap needs root
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	e, err := engine.New(ctx)
 	if err != nil {
+		if testenv.Required() {
+			t.Fatalf("no Docker engine: %v", err)
+		}
 		t.Skipf("integration test: no Docker engine: %v", err)
 	}
 	defer e.Close()
