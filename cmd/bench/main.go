@@ -1,9 +1,10 @@
 // Command bench measures darse beside the peer each issue names, in one
 // run, and prints the figures side by side with their ratio.
 //
-//	go run ./cmd/bench [-n 7] [-darse bin/darse]
+//	go run ./cmd/bench [-n 7] [-darse bin/darse] [SUITE...]
 //
-// Needs root, the Docker engine, docker-compose and the local images.
+// With no suite named, every suite runs. Needs root, the Docker engine,
+// docker-compose and the local images.
 package main
 
 import (
@@ -20,21 +21,60 @@ import (
 	"github.com/darse/darse/internal/netns"
 )
 
+// options are what every suite may use.
+type options struct {
+	n        int    // runs per contender
+	darseBin string // absolute path of the darse binary
+}
+
+// suite is one benchmark: it prints its figures and ratios itself.
+type suite struct {
+	name string
+	run  func(ctx context.Context, o options) error
+}
+
+// suites run in this order; each lives in its own file.
+var suites = []suite{
+	{"site", siteUp},
+}
+
 func main() {
-	n := flag.Int("n", 7, "runs per contender")
+	var o options
+	flag.IntVar(&o.n, "n", 7, "runs per contender")
 	darseBin := flag.String("darse", "bin/darse", "darse binary")
 	flag.Parse()
-	if err := run(context.Background(), *n, *darseBin); err != nil {
+	bin, err := filepath.Abs(*darseBin)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+	o.darseBin = bin
+	want := map[string]bool{}
+	for _, a := range flag.Args() {
+		want[a] = true
+	}
+	ctx := context.Background()
+	for _, s := range suites {
+		if len(want) > 0 && !want[s.name] {
+			continue
+		}
+		delete(want, s.name)
+		fmt.Printf("== %s\n", s.name)
+		if err := s.run(ctx, o); err != nil {
+			fmt.Fprintf(os.Stderr, "bench %s: %v\n", s.name, err)
+			os.Exit(1)
+		}
+	}
+	for name := range want {
+		fmt.Fprintf(os.Stderr, "bench: no suite %q\n", name)
+		os.Exit(2)
+	}
 }
 
-func run(ctx context.Context, n int, darseBin string) error {
-	bin, err := filepath.Abs(darseBin)
-	if err != nil {
-		return err
-	}
+// siteUp times darse site up of a freshly rendered static site until it
+// answers HTTP 200, beside docker-compose up -d on the same folder.
+func siteUp(ctx context.Context, o options) error {
+	bin, n := o.darseBin, o.n
 	eng, err := engine.New(ctx)
 	if err != nil {
 		return err

@@ -32,26 +32,6 @@ type Store struct {
 	db *sql.DB
 }
 
-// migrations are applied in order; user_version records how many ran.
-var migrations = []string{
-	`CREATE TABLE sites (
-		name       TEXT PRIMARY KEY,
-		template   TEXT NOT NULL,
-		owner      TEXT NOT NULL,
-		params     TEXT NOT NULL,
-		plan       TEXT NOT NULL,
-		rendered   TEXT NOT NULL DEFAULT '{}',
-		created_at TEXT NOT NULL,
-		updated_at TEXT NOT NULL
-	);
-	CREATE TABLE domains (
-		domain    TEXT PRIMARY KEY,
-		site      TEXT NOT NULL REFERENCES sites(name) ON DELETE CASCADE,
-		is_primary INTEGER NOT NULL DEFAULT 0
-	);
-	CREATE INDEX domains_site ON domains(site);`,
-}
-
 // Open opens (creating if needed) the database file and brings its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
