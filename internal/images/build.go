@@ -35,6 +35,8 @@ type Builder struct {
 	Mirror string
 	// CacheDir is debootstrap's package cache; DefaultCacheDir when empty.
 	CacheDir string
+	// GoCacheDir keeps Go module builds; DefaultGoCacheDir when empty.
+	GoCacheDir string
 	// TempDir is where build trees are made (os.TempDir() when empty). It
 	// must allow exec and device files: debootstrap chroots into the tree.
 	TempDir string
@@ -100,6 +102,10 @@ func (b *Builder) Build(ctx context.Context, d Definition) (id string, err error
 	switch {
 	case d.Debootstrap != nil:
 		if err := b.debootstrap(ctx, d.Debootstrap, root); err != nil {
+			return "", fmt.Errorf("build image %q: %w", d.Name, err)
+		}
+	case d.GoModule != nil:
+		if err := b.buildGoModule(ctx, d.Name, d.GoModule, root); err != nil {
 			return "", fmt.Errorf("build image %q: %w", d.Name, err)
 		}
 	}

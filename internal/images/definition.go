@@ -47,6 +47,7 @@ type Definition struct {
 	Description string `json:"description,omitempty"`
 
 	Debootstrap *Debootstrap `json:"debootstrap,omitempty"`
+	GoModule    *GoModule    `json:"gomodule,omitempty"`
 
 	// Config becomes the image's runtime configuration through
 	// `docker import --change` instructions.
@@ -143,8 +144,12 @@ func (d Definition) Validate() error {
 			}
 		}
 	}
+	if g := d.GoModule; g != nil {
+		kinds++
+		g.validate(bad)
+	}
 	if kinds != 1 {
-		bad("want exactly one build kind (debootstrap), got %d", kinds)
+		bad("want exactly one build kind (debootstrap or gomodule), got %d", kinds)
 	}
 
 	c := d.Config

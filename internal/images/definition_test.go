@@ -179,3 +179,25 @@ func TestSelect(t *testing.T) {
 		t.Errorf("err = %v, want %s", err, want)
 	}
 }
+
+func TestGoModuleValidation(t *testing.T) {
+	good := `{"tag":"traefik:v3.6","gomodule":{"module":"github.com/traefik/traefik/v3","version":"v3.6.12",
+		"package":"github.com/traefik/traefik/v3/cmd/traefik","binary":"/usr/local/bin/traefik",
+		"replace":{"github.com/gorilla/mux":"github.com/containous/mux@v0.0.0-20250523120546-41b6ec3aed59"},
+		"exclude":["github.com/x/y@v3.0.83+incompatible"]},"config":{"entrypoint":["/usr/local/bin/traefik"]}}`
+	if _, err := Parse("traefik", []byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string]string{
+		"version":   strings.Replace(good, `"v3.6.12"`, `"latest"`, 1),
+		"package":   strings.Replace(good, `/v3/cmd/traefik"`, `/v4/cmd/traefik"`, 1),
+		"binary":    strings.Replace(good, `"binary":"/usr/local/bin/traefik"`, `"binary":"traefik"`, 1),
+		"replace":   strings.Replace(good, `@v0.0.0-20250523120546-41b6ec3aed59`, ``, 1),
+		"ldflags":   strings.Replace(good, `"binary"`, `"ldflags":"-X 'a=b'","binary"`, 1),
+		"two kinds": strings.Replace(good, `"config"`, `"debootstrap":{"suite":"bookworm","packages":["nginx-light"]},"config"`, 1),
+	} {
+		if _, err := Parse("traefik", []byte(bad)); err == nil {
+			t.Errorf("%s: parsed", name)
+		}
+	}
+}
