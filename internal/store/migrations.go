@@ -19,4 +19,61 @@ var migrations = []string{
 		is_primary INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX domains_site ON domains(site);`,
+	// 2: the panel's accounts, server-side sessions (only a hash of each
+	// token is kept), durable operations, SSH keys and port forwards.
+	`CREATE TABLE users (
+		name       TEXT PRIMARY KEY,
+		hash       TEXT NOT NULL,
+		admin      INTEGER NOT NULL DEFAULT 0,
+		disabled   INTEGER NOT NULL DEFAULT 0,
+		quota      INTEGER NOT NULL DEFAULT 3,
+		created_at TEXT NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE sessions (
+		token_hash TEXT PRIMARY KEY,
+		user       TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+		csrf       TEXT NOT NULL,
+		created_at TEXT NOT NULL,
+		expires_at TEXT NOT NULL
+	);
+	CREATE INDEX sessions_user ON sessions(user);
+	CREATE TABLE setup_tokens (
+		token_hash TEXT PRIMARY KEY,
+		expires_at TEXT NOT NULL
+	);
+	CREATE TABLE operations (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		kind        TEXT NOT NULL,
+		site        TEXT NOT NULL,
+		user        TEXT NOT NULL,
+		args        TEXT NOT NULL DEFAULT '{}',
+		state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+		error       TEXT NOT NULL DEFAULT '',
+		created_at  TEXT NOT NULL,
+		started_at  TEXT NOT NULL DEFAULT '',
+		finished_at TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX operations_state ON operations(state, id);
+	CREATE INDEX operations_site ON operations(site, id);
+	CREATE TABLE ssh_keys (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		site        TEXT NOT NULL REFERENCES sites(name) ON DELETE CASCADE,
+		fingerprint TEXT NOT NULL,
+		key         TEXT NOT NULL,
+		comment     TEXT NOT NULL DEFAULT '',
+		created_at  TEXT NOT NULL,
+		UNIQUE (site, fingerprint)
+	);
+	CREATE TABLE forwards (
+		id             INTEGER PRIMARY KEY AUTOINCREMENT,
+		site           TEXT NOT NULL REFERENCES sites(name) ON DELETE CASCADE,
+		service        TEXT NOT NULL,
+		container_port INTEGER NOT NULL CHECK (container_port BETWEEN 1 AND 65535),
+		proto          TEXT NOT NULL DEFAULT 'tcp' CHECK (proto IN ('tcp', 'udp')),
+		host_port      INTEGER NOT NULL UNIQUE CHECK (host_port BETWEEN 40000 AND 50000),
+		created_at     TEXT NOT NULL,
+		UNIQUE (site, service, container_port, proto)
+	);
+	CREATE INDEX sites_owner ON sites(owner);`,
 }

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Operation states: queued → running → done | failed.
+const (
+	OpQueued  = "queued"
+	OpRunning = "running"
+	OpDone    = "done"
+	OpFailed  = "failed"
+)
+
+// Errors about operations.
+var (
+	ErrQuota   = errors.New("site quota reached")
+	ErrPending = errors.New("an operation creating this site is already pending")
+)
+
+// Operation is one recorded action on a site: recorded first, carried out
+// by a worker after, so a crash in between leaves a row to finish.
+type Operation struct {
+	ID         int64
+	Kind       string
+	Site       string
+	User       string          // who asked
+	Args       json.RawMessage // kind-specific arguments
+	State      string
+	Error      string
+	CreatedAt  time.Time
+	StartedAt  time.Time // zero while queued
+	FinishedAt time.Time // zero until done or failed
+}
+
+const opColumns = `id, kind, site, user, args, state, error, created_at, started_at, finished_at`
+
+func scanOp(r scanner) (*Operation, error) {
+	var o Operation
+	var args, c, st, f string
+	if err := r.Scan(&o.ID, &o.Kind, &o.Site, &o.User, &args, &o.State, &o.Error, &c, &st, &f); err != nil {
+		return nil, err
+	}
+	o.Args = json.RawMessage(args)
+	o.CreatedAt, o.StartedAt, o.FinishedAt = parseTS(c), parseTS(st), parseTS(f)
+	return &o, nil
+}
+
+func argsText(a json.RawMessage) string {
+	if len(a) == 0 {
+		return "{}"
+	}
+	return string(a)
+}
+
+// EnqueueOp records a queued operation and returns its id.
+func (s *Store) EnqueueOp(ctx context.Context, op Operation) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO operations(kind, site, user, args, state, created_at) VALUES(?,?,?,?,?,?)`,
+		op.Kind, op.Site, op.User, argsText(op.Args), OpQueued, ts(time.Now()))
+	if err != nil {
+		return 0, fmt.Errorf("record operation %s %q: %w", op.Kind, op.Site, err)
+	}
+	return res.LastInsertId()
+}
+
+// EnqueueCreate records the creation of a site owned by owner, in one
+// statement with its checks: no other pending creation of the same name,
+// and the owner's sites plus pending creations stay within quota (a
+// negative quota means none). Two quick clicks cannot overrun the quota.
+func (s *Store) EnqueueCreate(ctx context.Context, op Operation, owner string, quota int) (int64, error) {
+	var pending int
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	// A write first, so the transaction holds the write lock while it checks.
+	res, err := tx.ExecContext(ctx, `INSERT INTO operations(kind, site, user, args, state, created_at) VALUES(?,?,?,?,?,?)`,
+		op.Kind, op.Site, op.User, argsText(op.Args), OpQueued, ts(time.Now()))
+	if err != nil {
+		return 0, fmt.Errorf("record operation %s %q: %w", op.Kind, op.Site, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM operations WHERE kind = ? AND site = ? AND state IN ('queued','running') AND id <> ?`,
+		op.Kind, op.Site, id).Scan(&pending)
+	if err != nil {
+		return 0, err
+	}
+	if pending > 0 {
+		return 0, fmt.Errorf("site %q: %w", op.Site, ErrPending)
+	}
+	if quota >= 0 {
+		var owned int
+		err = tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM sites WHERE owner = ?) +
+			(SELECT COUNT(*) FROM operations WHERE kind = ? AND state IN ('queued','running') AND json_extract(args, '$.owner') = ? AND id <> ?)`,
+			owner, op.Kind, owner, id).Scan(&owned)
+		if err != nil {
+			return 0, err
+		}
+		if owned >= quota {
+			return 0, fmt.Errorf("member %q may own %d sites: %w", owner, quota, ErrQuota)
+		}
+	}
+	return id, tx.Commit()
+}
+
+// ClaimOp moves the oldest queued operation whose site has no running
+// operation to running and returns it; ErrNotFound when there is none.
+// Operations on one site thus run one at a time, in order.
+func (s *Store) ClaimOp(ctx context.Context) (*Operation, error) {
+	op, err := scanOp(s.db.QueryRowContext(ctx, `UPDATE operations SET state = 'running', started_at = ?
+		WHERE id = (SELECT q.id FROM operations q WHERE q.state = 'queued'
+			AND NOT EXISTS (SELECT 1 FROM operations r WHERE r.site = q.site AND r.state = 'running')
+			AND NOT EXISTS (SELECT 1 FROM operations e WHERE e.site = q.site AND e.state = 'queued' AND e.id < q.id)
+			ORDER BY q.id LIMIT 1)
+		RETURNING `+opColumns, ts(time.Now())))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("queued operation: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim operation: %w", err)
+	}
+	return op, nil
+}
+
+// SetOpArgs replaces the arguments of an operation (a worker records what
+// it found before acting, for whoever recovers after a crash).
+func (s *Store) SetOpArgs(ctx context.Context, id int64, args json.RawMessage) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE operations SET args = ? WHERE id = ?`, argsText(args), id)
+	return err
+}
+
+// FinishOp records the outcome: done when cause is nil, failed with its
+// message otherwise.
+func (s *Store) FinishOp(ctx context.Context, id int64, cause error) error {
+	state, msg := OpDone, ""
+	if cause != nil {
+		state, msg = OpFailed, cause.Error()
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE operations SET state = ?, error = ?, finished_at = ? WHERE id = ?`,
+		state, msg, ts(time.Now()), id)
+	if err != nil {
+		return fmt.Errorf("finish operation %d: %w", id, err)
+	}
+	return nil
+}
+
+// GetOp returns one operation or ErrNotFound.
+func (s *Store) GetOp(ctx context.Context, id int64) (*Operation, error) {
+	op, err := scanOp(s.db.QueryRowContext(ctx, `SELECT `+opColumns+` FROM operations WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("operation %d: %w", id, ErrNotFound)
+	}
+	return op, err
+}
+
+// OpFilter selects operations; zero fields match everything.
+type OpFilter struct {
+	Site   string
+	User   string
+	Owner  string // operations on sites this member owns, or asked by them
+	States []string
+	Limit  int // default 100
+}
+
+// ListOps returns matching operations, newest first.
+func (s *Store) ListOps(ctx context.Context, f OpFilter) ([]*Operation, error) {
+	var where []string
+	var args []any
+	if f.Site != "" {
+		where, args = append(where, `site = ?`), append(args, f.Site)
+	}
+	if f.User != "" {
+		where, args = append(where, `user = ?`), append(args, f.User)
+	}
+	if f.Owner != "" {
+		where, args = append(where, `(user = ? OR site IN (SELECT name FROM sites WHERE owner = ?))`), append(args, f.Owner, f.Owner)
+	}
+	if len(f.States) > 0 {
+		where = append(where, `state IN (?`+strings.Repeat(`,?`, len(f.States)-1)+`)`)
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	}
+	q := `SELECT ` + opColumns + ` FROM operations`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, f.Limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list operations: %w", err)
+	}
+	defer rows.Close()
+	var out []*Operation
+	for rows.Next() {
+		op, err := scanOp(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, op)
+	}
+	return out, rows.Err()
+}
