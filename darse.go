@@ -15,3 +15,9 @@ var Images embed.FS
 //
 //go:embed all:templates
 var Templates embed.FS
+
+// Core holds the platform's infrastructure projects (core/front), rendered
+// into <srv>/core.
+//
+//go:embed all:core
+var Core embed.FS

@@ -56,7 +56,18 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
+	return newEnvWith(t, "domain: test.example.org\n")
+}
+
+// newEnvWith makes a /srv root whose conf/darse.yml is config.
+func newEnvWith(t *testing.T, config string) *env {
 	srv := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(srv, "conf"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv, "conf", "darse.yml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return &env{t: t, srv: srv}
 }
 
@@ -64,7 +75,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) run(args ...string) (string, string, int) {
 	e.t.Helper()
 	cmd := exec.Command(darseBin, args...)
-	cmd.Env = append(os.Environ(), "DARSE_SRV="+e.srv, "DARSE_DOMAIN=test.example.org")
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -15,13 +15,15 @@ import (
 
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/store"
 )
 
 // app holds what every command shares: the configuration and, opened on
 // first use, the Docker engine and the store.
 type app struct {
-	cfg    hosting.Config
+	srv    string
+	cfg    hosting.Config // set from the platform configuration
 	log    *slog.Logger
 	engine *engine.Engine
 	store  *store.Store
@@ -42,7 +44,7 @@ func (a *app) Engine(ctx context.Context) (*engine.Engine, error) {
 // Store opens the platform database under <srv>/conf.
 func (a *app) Store(ctx context.Context) (*store.Store, error) {
 	if a.store == nil {
-		s, err := store.Open(ctx, filepath.Join(a.cfg.Srv, "conf", "darse.db"))
+		s, err := store.Open(ctx, filepath.Join(a.srv, "conf", "darse.db"))
 		if err != nil {
 			return nil, err
 		}
@@ -51,8 +53,25 @@ func (a *app) Store(ctx context.Context) (*store.Store, error) {
 	return a.store, nil
 }
 
+// Platform reads <srv>/conf/darse.yml and sets the sites' configuration from it.
+func (a *app) Platform(ctx context.Context) (*platform.Platform, error) {
+	cfg, err := platform.Load(a.srv)
+	if err != nil {
+		return nil, err
+	}
+	e, err := a.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg = cfg.Hosting(a.srv)
+	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Log: a.log}, nil
+}
+
 // Hosting gives the site manager, with the shipped templates installed.
 func (a *app) Hosting(ctx context.Context) (*hosting.Hosting, error) {
+	if _, err := a.Platform(ctx); err != nil {
+		return nil, err
+	}
 	st, err := a.Store(ctx)
 	if err != nil {
 		return nil, err
@@ -90,9 +109,8 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&a.cfg.Srv, "srv", envOr("DARSE_SRV", "/srv"), "root of the platform's folders (env DARSE_SRV)")
-	root.PersistentFlags().StringVar(&a.cfg.Domain, "platform-domain", envOr("DARSE_DOMAIN", "localhost"), "platform domain: sites answer at NAME.<domain> by default (env DARSE_DOMAIN)")
-	root.AddCommand(newSiteCmd(a), newImagesCmd(a), newTemplatesCmd(a))
+	root.PersistentFlags().StringVar(&a.srv, "srv", envOr("DARSE_SRV", "/srv"), "root of the platform's folders (env DARSE_SRV); its configuration is conf/darse.yml")
+	root.AddCommand(newSiteCmd(a), newImagesCmd(a), newTemplatesCmd(a), newPlatformCmd(a))
 	return root
 }
 
@@ -104,8 +122,6 @@ func main() {
 		os.Exit(2)
 	}
 	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
-	a.cfg.EntryPoints = []string{"websecure"}
-	a.cfg.FrontNetwork = ""
 	err := newRootCmd(a).ExecuteContext(ctx)
 	a.close()
 	stop()

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse"
+	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/template"
 )
@@ -49,17 +50,17 @@ func newTemplatesCmd(a *app) *cobra.Command {
 		Short: "List the templates sites can be created from",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := installTemplates(a.cfg.TemplatesDir()); err != nil {
+			if err := installTemplates(hosting.Config{Srv: a.srv}.TemplatesDir()); err != nil {
 				return err
 			}
-			names, err := template.List(a.cfg.TemplatesDir())
+			names, err := template.List(hosting.Config{Srv: a.srv}.TemplatesDir())
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTITLE\tPLAN\tPARAMETERS")
 			for _, n := range names {
-				t, err := template.Load(a.cfg.TemplatesDir(), n)
+				t, err := template.Load(hosting.Config{Srv: a.srv}.TemplatesDir(), n)
 				if err != nil {
 					fmt.Fprintf(tw, "%s\t(broken: %v)\t\t\n", n, err)
 					continue

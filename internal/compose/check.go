@@ -24,12 +24,20 @@ type Policy struct {
 	LockedDown bool
 	// CapAdd lists the capabilities a service may add back when HostAccess is false.
 	CapAdd []string
+	// ExternalNetworks lists the external networks a service may join
+	// when HostAccess is false.
+	ExternalNetworks []string
 }
+
+// FrontNetwork is the shared network Traefik reaches every site's web
+// service on; containers on it cannot reach each other.
+const FrontNetwork = "front"
 
 var (
 	// TenantPolicy is for members' sites: locked down, only their own folder mounted.
 	TenantPolicy = Policy{Name: "tenant", LockedDown: true,
-		CapAdd: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "NET_BIND_SERVICE"}}
+		CapAdd:           []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "NET_BIND_SERVICE"},
+		ExternalNetworks: []string{FrontNetwork}}
 	// PlatformPolicy is for darse's own projects, which need the host (Traefik, the firewall).
 	PlatformPolicy = Policy{Name: "platform", HostAccess: true}
 )
@@ -42,7 +50,7 @@ var supported = map[string]bool{
 	"labels": true, "user": true, "working_dir": true, "hostname": true, "read_only": true,
 	"cap_add": true, "cap_drop": true, "security_opt": true, "cpus": true, "mem_limit": true,
 	"pids_limit": true, "restart": true, "init": true, "tmpfs": true, "stop_signal": true,
-	"stop_grace_period": true, "depends_on": true, "expose": true, "env_file": true,
+	"stop_grace_period": true, "depends_on": true, "expose": true, "env_file": true, "network_mode": true,
 	"healthcheck.": true, "healthcheck.test": true, "healthcheck.interval": true, "healthcheck.timeout": true,
 	"healthcheck.retries": true, "healthcheck.start_period": true, "healthcheck.disable": true,
 	"volumes.": true, "volumes.type": true, "volumes.source": true, "volumes.target": true, "volumes.read_only": true,
@@ -53,7 +61,7 @@ var supported = map[string]bool{
 }
 
 var supportedNetwork = map[string]bool{
-	"name": true, "driver": true, "external": true, "internal": true, "enable_ipv6": true, "labels": true,
+	"name": true, "driver": true, "driver_opts": true, "external": true, "internal": true, "enable_ipv6": true, "labels": true,
 	"ipam.": true, "ipam.config.": true, "ipam.config.subnet": true, "ipam.config.gateway": true,
 }
 
@@ -172,6 +180,9 @@ func checkPolicy(p *types.Project, s types.ServiceConfig, pol Policy) error {
 		}
 	}
 	if pol.HostAccess {
+		if s.NetworkMode != "" && s.NetworkMode != "host" {
+			return fmt.Errorf("network_mode %q is not supported by darse (only host)", s.NetworkMode)
+		}
 		return nil
 	}
 	for _, c := range s.CapAdd {
@@ -184,11 +195,14 @@ func checkPolicy(p *types.Project, s types.ServiceConfig, pol Policy) error {
 			return fmt.Errorf("security_opt %q is not allowed", o)
 		}
 	}
+	if s.NetworkMode != "" {
+		return fmt.Errorf("network_mode %q is not allowed", s.NetworkMode)
+	}
 	if len(s.Ports) > 0 {
 		return fmt.Errorf("ports are not allowed: sites are reached through the front door and declared exposures")
 	}
 	for _, n := range sortedKeys(s.Networks) {
-		if net, ok := p.Networks[n]; ok && bool(net.External) {
+		if net, ok := p.Networks[n]; ok && bool(net.External) && !(contains(pol.ExternalNetworks, net.Name) && net.Name == n) {
 			return fmt.Errorf("external network %q is not allowed", n)
 		}
 	}
@@ -231,4 +245,19 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Front is the shared front network: a bridge whose containers cannot
+// reach one another (inter-container communication off), with a fixed
+// bridge name that firewall rules can refer to.
+func Front() Network {
+	return Network{
+		Key:  FrontNetwork,
+		Name: FrontNetwork,
+		Options: map[string]string{
+			"com.docker.network.bridge.enable_icc": "false",
+			"com.docker.network.bridge.name":       "br-darse-front",
+		},
+		Labels: map[string]string{"darse.managed": "true"},
+	}
 }

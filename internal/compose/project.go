@@ -37,6 +37,7 @@ type Network struct {
 	Internal   bool
 	EnableIPv6 bool
 	Subnets    []string
+	Options    map[string]string // driver options
 	Labels     map[string]string
 }
 
@@ -85,6 +86,7 @@ type Container struct {
 	Memory       int64             `json:"memory,omitempty"`
 	PidsLimit    int64             `json:"pids_limit,omitempty"`
 	Restart      string            `json:"restart,omitempty"`
+	NetworkMode  string            `json:"network_mode,omitempty"` // "host"; empty: the networks below
 	Init         *bool             `json:"init,omitempty"`
 	Networks     []Attachment      `json:"networks,omitempty"`
 	Ports        []Port            `json:"ports,omitempty"`
@@ -171,6 +173,9 @@ func convert(tp *types.Project, configFiles []string) (*Project, error) {
 		if n.EnableIPv6 != nil {
 			net.EnableIPv6 = *n.EnableIPv6
 		}
+		if len(n.DriverOpts) > 0 {
+			net.Options = map[string]string(n.DriverOpts)
+		}
 		for _, c := range n.Ipam.Config {
 			net.Subnets = append(net.Subnets, c.Subnet)
 		}
@@ -236,6 +241,7 @@ func container(p *Project, tp *types.Project, s types.ServiceConfig) (Container,
 		PidsLimit:   s.PidsLimit,
 		Restart:     s.Restart,
 		Init:        s.Init,
+		NetworkMode: s.NetworkMode,
 		Labels: projectLabels(p.Name, map[string]string{
 			LabelService: s.Name,
 			LabelOneOff:  "False",

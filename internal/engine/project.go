@@ -100,9 +100,15 @@ func health(c container.Summary) string {
 	return ""
 }
 
-// CreateNetwork creates a bridge network with the project's labels.
+// CreateNetwork creates a bridge network with the project's labels, unless
+// one of that name exists: API 1.41 does not refuse duplicate names itself.
 func (e *Engine) CreateNetwork(ctx context.Context, n compose.Network) error {
-	opts := client.NetworkCreateOptions{Driver: "bridge", Internal: n.Internal, Labels: n.Labels}
+	if _, err := e.c.NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{}); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return err
+	}
+	opts := client.NetworkCreateOptions{Driver: "bridge", Internal: n.Internal, Labels: n.Labels, Options: n.Options}
 	if n.EnableIPv6 {
 		opts.EnableIPv6 = &n.EnableIPv6
 	}
@@ -143,7 +149,7 @@ func (e *Engine) RunContainer(ctx context.Context, name string, c compose.Contai
 	if err != nil {
 		return "", err
 	}
-	for _, a := range c.Networks[min(1, len(c.Networks)):] {
+	for _, a := range c.Networks[min(1, len(c.Networks)):] { // none with NetworkMode
 		_, err := e.c.NetworkConnect(ctx, a.Network, client.NetworkConnectOptions{Container: res.ID,
 			EndpointConfig: &network.EndpointSettings{Aliases: a.Aliases}})
 		if err != nil {
@@ -223,7 +229,9 @@ func apiConfig(c compose.Container) (*container.Config, *container.HostConfig, *
 		hc.PortBindings[port] = append(hc.PortBindings[port], b)
 	}
 	nc := &network.NetworkingConfig{}
-	if len(c.Networks) > 0 {
+	if c.NetworkMode != "" {
+		hc.NetworkMode = container.NetworkMode(c.NetworkMode)
+	} else if len(c.Networks) > 0 {
 		a := c.Networks[0]
 		hc.NetworkMode = container.NetworkMode(a.Network)
 		nc.EndpointsConfig = map[string]*network.EndpointSettings{a.Network: {Aliases: a.Aliases}}

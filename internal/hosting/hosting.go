@@ -197,7 +197,7 @@ func (h *Hosting) render(t *template.Template, spec site.Spec) (render.Files, er
 	if err != nil {
 		return nil, err
 	}
-	return render.Site(t, spec, dl, tl)
+	return render.Site(t, spec, render.Extras{DarseLabels: dl, WebLabels: tl, FrontNetwork: h.cfg.FrontNetwork})
 }
 
 // removeRendered deletes the files of a render, leaving data/ and anything else.
@@ -223,6 +223,13 @@ func (h *Hosting) converge(ctx context.Context, name string, plan func(*compose.
 	p, err := compose.Load(ctx, h.cfg.SiteDir(name), compose.TenantPolicy)
 	if err != nil {
 		return nil, err
+	}
+	if h.cfg.FrontNetwork != "" {
+		// Sites may come up before the front door: the network they join
+		// must exist either way.
+		if err := h.engine.CreateNetwork(ctx, compose.Front()); err != nil {
+			return nil, fmt.Errorf("front network: %w", err)
+		}
 	}
 	obs, err := h.engine.Observe(ctx, p.Name)
 	if err != nil {

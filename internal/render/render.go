@@ -61,11 +61,20 @@ func (f Files) Paths() []string {
 	return ps
 }
 
-// Site renders the project for spec from t. Every service gets darse's own
-// labels in the override file; the web service also gets webLabels (Traefik's).
+// Extras is what the platform adds to a site's project in its override.
+type Extras struct {
+	DarseLabels map[string]string // on every service
+	WebLabels   map[string]string // on the web service: Traefik's
+	// FrontNetwork, when set, is the external network the web service
+	// joins (besides its project's default network) for Traefik to reach it.
+	FrontNetwork string
+}
+
+// Site renders the project for spec from t, with the platform's extras in
+// the override file.
 // The template's docker-compose.yml is copied as is: it is publishable and
 // holds no site-specific value.
-func Site(t *template.Template, spec site.Spec, darseLabels, webLabels map[string]string) (Files, error) {
+func Site(t *template.Template, spec site.Spec, x Extras) (Files, error) {
 	files := Files{}
 	compose, err := os.ReadFile(filepath.Join(t.Dir, ComposeFile))
 	if err != nil {
@@ -77,7 +86,7 @@ func Site(t *template.Template, spec site.Spec, darseLabels, webLabels map[strin
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: template %s: %w", spec.Name, ComposeFile, err)
 	}
-	override, err := overrideFile(spec, services, t.Web.Service, darseLabels, webLabels)
+	override, err := overrideFile(spec, services, t.Web.Service, x)
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
 	}
@@ -142,12 +151,17 @@ func serviceNames(compose []byte) ([]string, error) {
 // darse's labels, Traefik's labels on the web service, and the plan's
 // limits. The limits are literal because docker-compose 1.29 does not
 // convert an interpolated pids_limit to a number.
-func overrideFile(spec site.Spec, services []string, web string, darseLabels, webLabels map[string]string) ([]byte, error) {
+func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]byte, error) {
 	type service struct {
 		CPUs      float64           `yaml:"cpus"`
 		MemLimit  string            `yaml:"mem_limit"`
 		PidsLimit int               `yaml:"pids_limit"`
 		Labels    map[string]string `yaml:"labels"`
+		Networks  []string          `yaml:"networks,omitempty"`
+	}
+	type network struct {
+		External bool   `yaml:"external"`
+		Name     string `yaml:"name"`
 	}
 	cpus, err := strconv.ParseFloat(spec.Plan.CPUs, 64)
 	if err != nil {
@@ -155,20 +169,28 @@ func overrideFile(spec site.Spec, services []string, web string, darseLabels, we
 	}
 	doc := struct {
 		Services map[string]service `yaml:"services"`
+		Networks map[string]network `yaml:"networks,omitempty"`
 	}{Services: map[string]service{}}
+	if x.FrontNetwork != "" {
+		doc.Networks = map[string]network{x.FrontNetwork: {External: true, Name: x.FrontNetwork}}
+	}
 	found := false
 	for _, s := range services {
-		l := map[string]string{}
-		for k, v := range darseLabels {
-			l[k] = escapeDollar(v)
+		svc := service{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: map[string]string{}}
+		for k, v := range x.DarseLabels {
+			svc.Labels[k] = escapeDollar(v)
 		}
 		if s == web {
 			found = true
-			for k, v := range webLabels {
-				l[k] = escapeDollar(v)
+			for k, v := range x.WebLabels {
+				svc.Labels[k] = escapeDollar(v)
+			}
+			if x.FrontNetwork != "" {
+				// Naming any network drops the implicit default: keep it.
+				svc.Networks = []string{"default", x.FrontNetwork}
 			}
 		}
-		doc.Services[s] = service{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: l}
+		doc.Services[s] = svc
 	}
 	if !found {
 		return nil, fmt.Errorf("web service %q is not in the template's %s", web, ComposeFile)

@@ -31,10 +31,11 @@ func spec(tp *template.Template, params map[string]string) site.Spec {
 	return site.Spec{Name: "blog", Template: tp.Name, Owner: "alice", Domain: "blog.example.org", Params: p, Plan: tp.Plan}
 }
 
-var (
-	darseLabels = map[string]string{"darse.site": "blog"}
-	webLabels   = map[string]string{"traefik.enable": "true", "traefik.http.routers.site-blog.rule": "Host(`blog.example.org`)"}
-)
+var extras = Extras{
+	DarseLabels:  map[string]string{"darse.site": "blog"},
+	WebLabels:    map[string]string{"traefik.enable": "true", "traefik.http.routers.site-blog.rule": "Host(`blog.example.org`)"},
+	FrontNetwork: "front",
+}
 
 // The generated files of each shipped template, golden.
 func TestSiteGolden(t *testing.T) {
@@ -44,7 +45,7 @@ func TestSiteGolden(t *testing.T) {
 	}{{"static", nil}, {"php", map[string]string{"PHP_MEMORY_LIMIT": "64M"}}} {
 		t.Run(c.template, func(t *testing.T) {
 			tp := load(t, c.template)
-			files, err := Site(tp, spec(tp, c.params), darseLabels, webLabels)
+			files, err := Site(tp, spec(tp, c.params), extras)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +76,7 @@ func TestSiteGolden(t *testing.T) {
 func TestWriteOnlyChangedAndDrift(t *testing.T) {
 	tp := load(t, "static")
 	dir := t.TempDir()
-	files, err := Site(tp, spec(tp, nil), darseLabels, webLabels)
+	files, err := Site(tp, spec(tp, nil), extras)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestFailedRenderWritesNothing(t *testing.T) {
 		os.WriteFile(filepath.Join(broken.Dir, f), b, 0o644)
 	}
 	os.WriteFile(filepath.Join(broken.Dir, EnvTemplate), []byte(`X={{param "MISSING"}}`), 0o644)
-	if _, err := Site(&broken, spec(src, nil), darseLabels, webLabels); err == nil || !strings.Contains(err.Error(), "MISSING") {
+	if _, err := Site(&broken, spec(src, nil), extras); err == nil || !strings.Contains(err.Error(), "MISSING") {
 		t.Fatalf("Site = %v, want an error naming the missing parameter", err)
 	}
 }

@@ -1,0 +1,136 @@
+// Package platform runs darse's own infrastructure: it reads the platform
+// configuration (<srv>/conf/darse.yml), renders the front door (core/front:
+// Traefik) from it and converges it on the engine, and says what the sites
+// need to know (their domain, entry points, certificate resolver).
+package platform
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/site"
+)
+
+// ConfigFile is the platform configuration, under <srv>/conf.
+const ConfigFile = "darse.yml"
+
+// Resolver is the name of Traefik's ACME certificate resolver.
+const Resolver = "le"
+
+// Config is darse.yml.
+type Config struct {
+	// Domain is the platform domain: sites answer at NAME.Domain.
+	Domain string `yaml:"domain"`
+	// Front is where Traefik listens.
+	Front Front `yaml:"front"`
+	// ACME, when set, makes every site HTTPS with a certificate from this
+	// CA, and redirects HTTP to HTTPS. Without it sites are plain HTTP.
+	ACME *ACME `yaml:"acme,omitempty"`
+}
+
+// Front holds Traefik's listening addresses. ":80" listens on every IPv4
+// and IPv6 address of the host.
+type Front struct {
+	HTTP  string `yaml:"http"`
+	HTTPS string `yaml:"https"`
+	// API is Traefik's API and ping: keep it on the host's loopback.
+	API string `yaml:"api"`
+}
+
+// ACME configures the certificate resolver.
+type ACME struct {
+	// CA is the ACME directory URL; Let's Encrypt when empty.
+	CA string `yaml:"ca"`
+	// Email is the contact registered with the CA (optional).
+	Email string `yaml:"email"`
+	// CACertificates is a PEM file of roots to trust for the CA's own
+	// HTTPS endpoint, for a private or test CA (optional).
+	CACertificates string `yaml:"ca_certificates"`
+}
+
+// LetsEncrypt is the default ACME directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+// Default is the configuration used when darse.yml does not exist: a
+// local machine, sites at NAME.localhost over plain HTTP.
+func Default() Config {
+	return Config{Domain: "localhost", Front: Front{HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"}}
+}
+
+// Load reads <srv>/conf/darse.yml, filling what it leaves out from Default.
+// A missing file is the default configuration.
+func Load(srv string) (Config, error) {
+	cfg := Default()
+	path := filepath.Join(srv, "conf", ConfigFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.ACME != nil && cfg.ACME.CA == "" {
+		cfg.ACME.CA = LetsEncrypt
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every field.
+func (c Config) Validate() error {
+	if err := site.ValidateDomain(c.Domain); err != nil && c.Domain != "localhost" {
+		return err
+	}
+	for _, a := range []struct{ field, addr string }{{"front.http", c.Front.HTTP}, {"front.https", c.Front.HTTPS}, {"front.api", c.Front.API}} {
+		host, port, err := net.SplitHostPort(a.addr)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 1 || n > 65535 || (host != "" && net.ParseIP(host) == nil) {
+			return &site.FieldError{Field: a.field, Value: a.addr, Rule: "must be [IP]:PORT, e.g. :80 or 127.0.0.1:8081"}
+		}
+	}
+	if host, _, _ := net.SplitHostPort(c.Front.API); host == "" || !net.ParseIP(host).IsLoopback() {
+		return &site.FieldError{Field: "front.api", Value: c.Front.API, Rule: "must be on a loopback address: Traefik's API is not for the outside"}
+	}
+	if c.ACME != nil {
+		u, err := url.Parse(c.ACME.CA)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return &site.FieldError{Field: "acme.ca", Value: c.ACME.CA, Rule: "must be an https:// ACME directory URL"}
+		}
+		if e := c.ACME.Email; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " \"'`\n")) {
+			return &site.FieldError{Field: "acme.email", Value: e, Rule: "must be an email address"}
+		}
+		if p := c.ACME.CACertificates; p != "" && !filepath.IsAbs(p) {
+			return &site.FieldError{Field: "acme.ca_certificates", Value: p, Rule: "must be an absolute path"}
+		}
+	}
+	return nil
+}
+
+// Hosting is the sites' side of the configuration.
+func (c Config) Hosting(srv string) hosting.Config {
+	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, EntryPoints: []string{"web"}}
+	if c.ACME != nil {
+		h.EntryPoints, h.CertResolver = []string{"websecure"}, Resolver
+	}
+	return h
+}

@@ -1,0 +1,85 @@
+package platform
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	srv := t.TempDir()
+	os.MkdirAll(filepath.Join(srv, "conf"), 0o700)
+	if err := os.WriteFile(filepath.Join(srv, "conf", ConfigFile), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, err := Load(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Domain != "localhost" || cfg.ACME != nil || cfg.Front.HTTP != ":80" {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+	cfg, err = Load(writeConfig(t, "domain: example.org\nacme: {email: ops@example.org}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ACME.CA != LetsEncrypt || cfg.Front.HTTPS != ":443" {
+		t.Fatalf("partial config = %+v %+v", cfg, cfg.ACME)
+	}
+	h := cfg.Hosting("/srv")
+	if h.CertResolver != Resolver || h.EntryPoints[0] != "websecure" || h.FrontNetwork != "front" {
+		t.Fatalf("hosting config = %+v", h)
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	for want, body := range map[string]string{
+		"domain":               "domain: '*.example.org'\n",
+		"field":                "domian: example.org\n",
+		"front.http":           "front: {http: 'eighty'}\n",
+		"front.api":            "front: {api: '0.0.0.0:8081'}\n",
+		"acme.ca":              "acme: {ca: 'http://insecure.example/dir'}\n",
+		"acme.email":           "acme: {email: 'not an email'}\n",
+		"acme.ca_certificates": "acme: {ca_certificates: relative.pem}\n",
+	} {
+		if _, err := Load(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to mention %q", body, err, want)
+		}
+	}
+}
+
+func TestRenderFrontGolden(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"http": Default(),
+		"acme": {Domain: "example.org", Front: Front{HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
+			ACME: &ACME{CA: LetsEncrypt, Email: "ops@example.org"}},
+	} {
+		p := &Platform{Config: cfg}
+		files, err := p.RenderFront()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"conf/traefik.yml", ".env"} {
+			golden := filepath.Join("testdata", name+"."+strings.NewReplacer("/", "_", ".", "").Replace(f)+".golden")
+			if *update {
+				os.WriteFile(golden, files[f], 0o644)
+			}
+			want, _ := os.ReadFile(golden)
+			if string(files[f]) != string(want) {
+				t.Errorf("%s %s:\n%s\nwant:\n%s", name, f, files[f], want)
+			}
+		}
+		if _, ok := files["docker-compose.yml"]; !ok {
+			t.Errorf("%s: no docker-compose.yml", name)
+		}
+	}
+}
