@@ -1,0 +1,131 @@
+package hosting
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/store"
+)
+
+// nullEngine runs nothing and counts the containers it was asked to run.
+type nullEngine struct {
+	mu  sync.Mutex
+	ran int
+}
+
+func (e *nullEngine) Observe(context.Context, string) (reconcile.Observed, error) {
+	return reconcile.Observed{}, nil
+}
+func (e *nullEngine) CreateNetwork(context.Context, compose.Network) error { return nil }
+func (e *nullEngine) CreateVolume(context.Context, compose.Volume) error   { return nil }
+func (e *nullEngine) RunContainer(context.Context, string, compose.Container) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ran++
+	return "id", nil
+}
+func (e *nullEngine) StartContainer(context.Context, string) error         { return nil }
+func (e *nullEngine) StopContainer(context.Context, string, *int) error    { return nil }
+func (e *nullEngine) RestartContainer(context.Context, string, *int) error { return nil }
+func (e *nullEngine) RemoveContainer(context.Context, string, *int) error  { return nil }
+func (e *nullEngine) RemoveNetwork(context.Context, string) error          { return nil }
+func (e *nullEngine) RemoveVolume(context.Context, string) error           { return nil }
+
+func newTestHosting(t *testing.T) (*Hosting, *nullEngine, *store.Store) {
+	t.Helper()
+	srv := t.TempDir()
+	repoTemplates, _ := filepath.Abs("../../templates")
+	if err := os.Symlink(repoTemplates, filepath.Join(srv, "templates")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(srv, "conf", "darse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	eng := &nullEngine{}
+	h := New(Config{Srv: srv, Domain: "example.org"}, st, eng, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return h, eng, st
+}
+
+func TestRecoverCreate(t *testing.T) {
+	ctx := context.Background()
+	h, eng, st := newTestHosting(t)
+	req := CreateRequest{Name: "blog", Template: "static", Owner: "alice"}
+
+	// Cut after the render was recorded: the site is finished (brought up).
+	before, _ := h.Facts(ctx, "blog")
+	spec, tpl, err := h.Spec(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := h.render(tpl, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.CreateSite(ctx, spec)
+	dir := h.cfg.SiteDir("blog")
+	os.MkdirAll(filepath.Join(dir, "data"), 0o755)
+	for p, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), b, 0o644)
+	}
+	st.SetRendered(ctx, "blog", files.Manifest())
+	if err := h.RecoverCreate(ctx, "blog", before); err != nil {
+		t.Fatalf("complete creation: %v", err)
+	}
+	if eng.ran == 0 {
+		t.Fatal("finished creation was not brought up")
+	}
+
+	// Cut before the render was recorded, in a fresh folder: all undone.
+	before, _ = h.Facts(ctx, "shop")
+	spec.Name, spec.Domain = "shop", "shop.example.org"
+	st.CreateSite(ctx, spec)
+	os.MkdirAll(filepath.Join(h.cfg.SiteDir("shop"), "conf"), 0o755)
+	if err := h.RecoverCreate(ctx, "shop", before); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("half creation: %v", err)
+	}
+	if _, err := st.GetSite(ctx, "shop"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("row kept: %v", err)
+	}
+	if _, err := os.Stat(h.cfg.SiteDir("shop")); !os.IsNotExist(err) {
+		t.Errorf("folder kept: %v", err)
+	}
+
+	// Same in a folder that held kept data/: data/ stays, the rest goes.
+	wiki := h.cfg.SiteDir("wiki")
+	os.MkdirAll(filepath.Join(wiki, "data"), 0o755)
+	os.WriteFile(filepath.Join(wiki, "data", "index.html"), []byte("kept"), 0o644)
+	before, _ = h.Facts(ctx, "wiki")
+	os.WriteFile(filepath.Join(wiki, ".env"), []byte("half"), 0o644)
+	if err := h.RecoverCreate(ctx, "wiki", before); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("half creation over kept data: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(wiki, "data", "index.html")); string(b) != "kept" {
+		t.Error("kept data/ lost")
+	}
+	if _, err := os.Stat(filepath.Join(wiki, ".env")); !os.IsNotExist(err) {
+		t.Error("half-written .env kept")
+	}
+
+	// A site that existed before is left alone.
+	before, _ = h.Facts(ctx, "blog")
+	if !before.RowExisted {
+		t.Fatal("Facts missed the stored site")
+	}
+	if err := h.RecoverCreate(ctx, "blog", before); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("existing site: %v", err)
+	}
+	if _, err := st.GetSite(ctx, "blog"); err != nil {
+		t.Fatalf("existing site removed: %v", err)
+	}
+}

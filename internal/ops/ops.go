@@ -1,0 +1,326 @@
+// Package ops carries out the actions members and operators ask for as
+// durable operations: each is recorded in the store first (queued), then
+// a worker runs it through hosting (running → done | failed). After a
+// crash, Recover settles what was running so that the store and the site
+// folders agree before any new work starts.
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
+)
+
+// Kinds of operation.
+const (
+	Create  = "create"
+	Up      = "up"
+	Stop    = "stop"
+	Restart = "restart"
+	Remove  = "remove"
+)
+
+// Hosting is what operations are carried out with (*hosting.Hosting).
+type Hosting interface {
+	Create(ctx context.Context, req hosting.CreateRequest) (site.Spec, error)
+	Up(ctx context.Context, name string) (reconcile.Plan, error)
+	Stop(ctx context.Context, name string) (reconcile.Plan, error)
+	Restart(ctx context.Context, name string) (reconcile.Plan, error)
+	Remove(ctx context.Context, name string, purge bool) error
+	Facts(ctx context.Context, name string) (hosting.CreateFacts, error)
+	RecoverCreate(ctx context.Context, name string, before hosting.CreateFacts) error
+}
+
+// Archiver keeps a final archive of a site's data/ before it is deleted.
+type Archiver interface {
+	ArchiveData(ctx context.Context, name string) (string, error)
+}
+
+// CreateArgs are a create operation's arguments. Before is filled in by
+// the worker just before it calls hosting, for Recover.
+type CreateArgs struct {
+	Template string               `json:"template"`
+	Domain   string               `json:"domain,omitempty"`
+	Owner    string               `json:"owner"`
+	Set      map[string]string    `json:"set,omitempty"`
+	Before   *hosting.CreateFacts `json:"before,omitempty"`
+}
+
+// RemoveArgs are a remove operation's arguments.
+type RemoveArgs struct {
+	// Purge deletes data/ too; without it the folder is kept as `site rm` does.
+	Purge bool `json:"purge"`
+	// Archive writes a final archive of data/ first (the panel's default).
+	Archive bool   `json:"archive"`
+	Path    string `json:"archive_path,omitempty"` // set once written
+}
+
+// Runner records operations and runs them with a few workers. Operations
+// on one site run one at a time, in the order they were asked.
+type Runner struct {
+	store    *store.Store
+	hosting  Hosting
+	archiver Archiver
+	log      *slog.Logger
+	workers  int
+	poll     time.Duration
+	wake     chan struct{}
+
+	mu      sync.Mutex
+	waiters map[int64][]chan struct{}
+}
+
+// New returns a Runner; archiver may be nil (no archive is then possible).
+func New(st *store.Store, h Hosting, archiver Archiver, log *slog.Logger) *Runner {
+	return &Runner{store: st, hosting: h, archiver: archiver, log: log, workers: 2, poll: 2 * time.Second,
+		wake: make(chan struct{}, 1), waiters: map[int64][]chan struct{}{}}
+}
+
+// Submit records an operation on an existing site and wakes a worker.
+func (r *Runner) Submit(ctx context.Context, kind, siteName, user string, args any) (int64, error) {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return 0, err
+	}
+	if args == nil {
+		b = nil
+	}
+	id, err := r.store.EnqueueOp(ctx, store.Operation{Kind: kind, Site: siteName, User: user, Args: b})
+	if err != nil {
+		return 0, err
+	}
+	r.log.Info("operation queued", "op", id, "kind", kind, "site", siteName, "user", user)
+	r.notify()
+	return id, nil
+}
+
+// SubmitCreate records the creation of a site; quota < 0 means no limit.
+// The caller validates the request first (hosting.Spec) so that bad input
+// is answered at once rather than as a failed operation.
+func (r *Runner) SubmitCreate(ctx context.Context, user string, req hosting.CreateRequest, quota int) (int64, error) {
+	b, err := json.Marshal(CreateArgs{Template: req.Template, Domain: req.Domain, Owner: req.Owner, Set: req.Set})
+	if err != nil {
+		return 0, err
+	}
+	id, err := r.store.EnqueueCreate(ctx, store.Operation{Kind: Create, Site: req.Name, User: user, Args: b}, req.Owner, quota)
+	if err != nil {
+		return 0, err
+	}
+	r.log.Info("operation queued", "op", id, "kind", Create, "site", req.Name, "user", user)
+	r.notify()
+	return id, nil
+}
+
+func (r *Runner) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Wait blocks until the operation is done or failed (or ctx ends) and returns it.
+func (r *Runner) Wait(ctx context.Context, id int64) (*store.Operation, error) {
+	for {
+		ch := make(chan struct{})
+		r.mu.Lock()
+		r.waiters[id] = append(r.waiters[id], ch)
+		r.mu.Unlock()
+		op, err := r.store.GetOp(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if op.State == store.OpDone || op.State == store.OpFailed {
+			return op, nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(r.poll):
+		case <-ctx.Done():
+			return op, ctx.Err()
+		}
+	}
+}
+
+func (r *Runner) finished(id int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ch := range r.waiters[id] {
+		close(ch)
+	}
+	delete(r.waiters, id)
+}
+
+// Run works through the queue until ctx ends. Call Recover first.
+func (r *Runner) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < r.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *Runner) work(ctx context.Context) {
+	tick := time.NewTicker(r.poll)
+	defer tick.Stop()
+	for {
+		for ctx.Err() == nil {
+			op, err := r.store.ClaimOp(ctx)
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Error("claim operation", "err", err)
+				}
+				break
+			}
+			r.notify() // another worker may take the next one meanwhile
+			r.finish(op, r.execute(ctx, op))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// finish records the outcome even when ctx has ended: the work is done.
+func (r *Runner) finish(op *store.Operation, err error) {
+	ctx := context.Background()
+	if ferr := r.store.FinishOp(ctx, op.ID, err); ferr != nil {
+		r.log.Error("record operation outcome", "op", op.ID, "err", ferr)
+	}
+	if err != nil {
+		r.log.Warn("operation failed", "op", op.ID, "kind", op.Kind, "site", op.Site, "err", err)
+	} else {
+		r.log.Info("operation done", "op", op.ID, "kind", op.Kind, "site", op.Site)
+	}
+	r.finished(op.ID)
+}
+
+func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
+	switch op.Kind {
+	case Create:
+		var a CreateArgs
+		if err := json.Unmarshal(op.Args, &a); err != nil {
+			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
+		}
+		facts, err := r.hosting.Facts(ctx, op.Site)
+		if err != nil {
+			return err
+		}
+		a.Before = &facts
+		b, _ := json.Marshal(a)
+		// Recorded before anything is written, for Recover.
+		if err := r.store.SetOpArgs(ctx, op.ID, b); err != nil {
+			return err
+		}
+		_, err = r.hosting.Create(ctx, hosting.CreateRequest{Name: op.Site, Template: a.Template, Domain: a.Domain, Owner: a.Owner, Set: a.Set})
+		return err
+	case Up:
+		_, err := r.hosting.Up(ctx, op.Site)
+		return err
+	case Stop:
+		_, err := r.hosting.Stop(ctx, op.Site)
+		return err
+	case Restart:
+		_, err := r.hosting.Restart(ctx, op.Site)
+		return err
+	case Remove:
+		var a RemoveArgs
+		if len(op.Args) > 0 {
+			if err := json.Unmarshal(op.Args, &a); err != nil {
+				return fmt.Errorf("operation %d arguments: %w", op.ID, err)
+			}
+		}
+		return r.remove(ctx, op, a, false)
+	}
+	return fmt.Errorf("operation %d: unknown kind %q", op.ID, op.Kind)
+}
+
+// remove archives data/ if asked (once: the path is recorded) and removes
+// the site. Resumed after a crash, a site already gone means the removal
+// got to its last step.
+func (r *Runner) remove(ctx context.Context, op *store.Operation, a RemoveArgs, resumed bool) error {
+	if a.Archive && a.Path == "" {
+		if r.archiver == nil {
+			return errors.New("no archive can be kept here; remove with purge or without archive")
+		}
+		p, err := r.archiver.ArchiveData(ctx, op.Site)
+		if err != nil {
+			return fmt.Errorf("keep a final archive of data/: %w", err)
+		}
+		a.Path = p
+		b, _ := json.Marshal(a)
+		if err := r.store.SetOpArgs(ctx, op.ID, b); err != nil {
+			return err
+		}
+	}
+	err := r.hosting.Remove(ctx, op.Site, a.Purge)
+	if resumed && errors.Is(err, hosting.ErrInput) {
+		return nil
+	}
+	return err
+}
+
+// Recover settles the operations a crash left running, oldest first,
+// before any new one starts:
+//
+//   - a create that had not begun writing is simply carried out now; one
+//     that had is finished (row and folder complete: the site is brought
+//     up) or undone (row, rendered files and new folder removed), never
+//     left half-made;
+//   - up, stop and restart are idempotent and run again;
+//   - a remove runs again (its archive, if already written, is kept).
+//
+// Only one process may run operations: a running row means its worker died.
+func (r *Runner) Recover(ctx context.Context) error {
+	running, err := r.store.ListOps(ctx, store.OpFilter{States: []string{store.OpRunning}, Limit: 10000})
+	if err != nil {
+		return err
+	}
+	for i := len(running) - 1; i >= 0; i-- {
+		op := running[i]
+		r.log.Warn("operation interrupted by a restart, settling it", "op", op.ID, "kind", op.Kind, "site", op.Site)
+		r.finish(op, r.resume(ctx, op))
+	}
+	return nil
+}
+
+func (r *Runner) resume(ctx context.Context, op *store.Operation) error {
+	switch op.Kind {
+	case Create:
+		var a CreateArgs
+		if err := json.Unmarshal(op.Args, &a); err != nil {
+			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
+		}
+		if a.Before == nil {
+			return r.execute(ctx, op)
+		}
+		return r.hosting.RecoverCreate(ctx, op.Site, *a.Before)
+	case Remove:
+		var a RemoveArgs
+		if len(op.Args) > 0 {
+			if err := json.Unmarshal(op.Args, &a); err != nil {
+				return fmt.Errorf("operation %d arguments: %w", op.ID, err)
+			}
+		}
+		return r.remove(ctx, op, a, true)
+	}
+	return r.execute(ctx, op)
+}
