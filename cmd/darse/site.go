@@ -17,7 +17,7 @@ import (
 
 func newSiteCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Create, run and remove hosted sites"}
-	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a))
+	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a), newSiteDomainCmd(a))
 	for _, c := range []struct {
 		use, short string
 		run        func(*hosting.Hosting) func(context.Context, string) (reconcile.Plan, error)
@@ -93,6 +93,37 @@ func newSiteCreateCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&req.Domain, "domain", "", "domain the site answers at (default NAME.<platform domain>)")
 	cmd.Flags().StringVar(&req.Owner, "owner", "admin", "member owning the site")
 	cmd.Flags().StringArrayVar(&set, "set", nil, "template parameter KEY=VALUE (repeatable)")
+	return cmd
+}
+
+func newSiteDomainCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "domain", Short: "Add or remove a site's custom domains"}
+	for _, c := range []struct {
+		use, short, done string
+		run              func(*hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error)
+	}{
+		{"add", "Route a custom domain to the site", "now routed", func(h *hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error) { return h.AddDomain }},
+		{"rm", "Stop routing a custom domain to the site", "no longer routed", func(h *hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error) { return h.RemoveDomain }},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   c.use + " NAME DOMAIN",
+			Short: c.short,
+			Args:  cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				h, err := a.Hosting(cmd.Context())
+				if err != nil {
+					return err
+				}
+				plan, err := c.run(h)(cmd.Context(), args[0], args[1])
+				if err != nil {
+					return err
+				}
+				printPlan(cmd.OutOrStdout(), args[0], plan)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s %s\n", args[0], args[1], c.done)
+				return nil
+			},
+		})
+	}
 	return cmd
 }
 

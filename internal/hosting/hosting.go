@@ -138,7 +138,7 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, err
 	if err != nil {
 		return spec, err
 	}
-	files, err := h.render(t, spec)
+	files, err := h.render(t, spec, nil)
 	if err != nil {
 		return spec, err
 	}
@@ -181,14 +181,14 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, err
 	return spec, nil
 }
 
-func (h *Hosting) render(t *template.Template, spec site.Spec) (render.Files, error) {
+func (h *Hosting) render(t *template.Template, spec site.Spec, aliases []string) (render.Files, error) {
 	dl, err := labels.Darse(spec.Name, spec.Owner)
 	if err != nil {
 		return nil, err
 	}
 	tl, err := labels.Traefik(labels.Route{
 		Site:         spec.Name,
-		Domains:      []string{spec.Domain},
+		Domains:      append([]string{spec.Domain}, aliases...),
 		Port:         t.Web.Port,
 		EntryPoints:  h.cfg.EntryPoints,
 		CertResolver: h.cfg.CertResolver,

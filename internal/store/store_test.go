@@ -88,3 +88,32 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("ListSites after reopen = %v, %v", sites, err)
 	}
 }
+
+func TestDomains(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	s.CreateSite(ctx, spec("blog", "blog.example.org"))
+	s.CreateSite(ctx, spec("shop", "shop.example.org"))
+	if err := s.AddDomain(ctx, "blog", "www.blog.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDomain(ctx, "shop", "www.blog.net"); !errors.Is(err, ErrDomainTaken) {
+		t.Fatalf("taken custom domain: %v", err)
+	}
+	if err := s.AddDomain(ctx, "shop", "blog.example.org"); !errors.Is(err, ErrDomainTaken) {
+		t.Fatalf("another site's primary domain: %v", err)
+	}
+	got, _ := s.GetSite(ctx, "blog")
+	if got.Domain != "blog.example.org" || len(got.Aliases) != 1 || got.Aliases[0] != "www.blog.net" {
+		t.Fatalf("site = %+v", got)
+	}
+	if err := s.RemoveDomain(ctx, "blog", "blog.example.org"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removing the primary domain: %v", err)
+	}
+	if err := s.RemoveDomain(ctx, "shop", "www.blog.net"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removing another site's domain: %v", err)
+	}
+	if err := s.RemoveDomain(ctx, "blog", "www.blog.net"); err != nil {
+		t.Fatal(err)
+	}
+}

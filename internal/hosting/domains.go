@@ -1,0 +1,116 @@
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/render"
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/template"
+)
+
+// AddDomain routes a custom domain to the site: validated, unique across
+// the platform, never one of the platform's own names. The folder is
+// re-rendered and the web service recreated with the new route.
+func (h *Hosting) AddDomain(ctx context.Context, name, domain string) (reconcile.Plan, error) {
+	s, err := h.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := site.ValidateDomain(domain); err != nil {
+		return nil, inputErr(err)
+	}
+	if domain == h.cfg.Domain || strings.HasSuffix(domain, "."+h.cfg.Domain) {
+		return nil, inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: "is one of the platform's own names (" + h.cfg.Domain + " and its subdomains are given by site name)"})
+	}
+	if owner, err := h.store.DomainOwner(ctx, domain); err == nil {
+		return nil, inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: "is already used by site " + owner})
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	// Check the folder can be re-rendered before storing anything.
+	s.Aliases = append(s.Aliases, domain)
+	files, err := h.renderStored(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.checkDrift(s); err != nil {
+		return nil, err
+	}
+	if err := h.store.AddDomain(ctx, name, domain); err != nil {
+		if errors.Is(err, store.ErrDomainTaken) {
+			return nil, inputErr(err)
+		}
+		return nil, err
+	}
+	return h.write(ctx, s, files)
+}
+
+// RemoveDomain stops routing a custom domain to the site.
+func (h *Hosting) RemoveDomain(ctx context.Context, name, domain string) (reconcile.Plan, error) {
+	s, err := h.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	i := -1
+	for j, d := range s.Aliases {
+		if d == domain {
+			i = j
+		}
+	}
+	if i < 0 {
+		rule := "is not a custom domain of site " + name
+		if domain == s.Domain {
+			rule = "is the site's primary domain and cannot be removed"
+		}
+		return nil, inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: rule})
+	}
+	s.Aliases = append(s.Aliases[:i:i], s.Aliases[i+1:]...)
+	files, err := h.renderStored(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.checkDrift(s); err != nil {
+		return nil, err
+	}
+	if err := h.store.RemoveDomain(ctx, name, domain); err != nil {
+		return nil, err
+	}
+	return h.write(ctx, s, files)
+}
+
+// checkDrift refuses to overwrite files edited by hand.
+func (h *Hosting) checkDrift(s *store.Site) error {
+	drift, err := render.Drift(h.cfg.SiteDir(s.Name), s.Rendered)
+	if err != nil {
+		return err
+	}
+	if len(drift) > 0 {
+		return inputErr(&site.FieldError{Field: "site", Value: s.Name,
+			Rule: "has files edited by hand (" + strings.Join(drift, ", ") + "); darse will not overwrite them: restore them or remove the site"})
+	}
+	return nil
+}
+
+func (h *Hosting) renderStored(s *store.Site) (render.Files, error) {
+	t, err := template.Load(h.cfg.TemplatesDir(), s.Template)
+	if err != nil {
+		return nil, err
+	}
+	return h.render(t, s.Spec, s.Aliases)
+}
+
+// write puts a new render of the site in its folder and converges it.
+func (h *Hosting) write(ctx context.Context, s *store.Site, files render.Files) (reconcile.Plan, error) {
+	if _, err := render.Write(h.cfg.SiteDir(s.Name), files, s.Rendered); err != nil {
+		return nil, fmt.Errorf("write site %q: %w", s.Name, err)
+	}
+	if err := h.store.SetRendered(ctx, s.Name, files.Manifest()); err != nil {
+		return nil, err
+	}
+	return h.Up(ctx, s.Name)
+}
