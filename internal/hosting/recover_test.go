@@ -63,22 +63,11 @@ func TestRecoverCreate(t *testing.T) {
 
 	// Cut after the render was recorded: the site is finished (brought up).
 	before, _ := h.Facts(ctx, "blog")
-	spec, tpl, err := h.Spec(ctx, req)
+	spec, err := h.Create(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := h.render(tpl, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.CreateSite(ctx, spec)
-	dir := h.cfg.SiteDir("blog")
-	os.MkdirAll(filepath.Join(dir, "data"), 0o755)
-	for p, b := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		os.WriteFile(filepath.Join(dir, p), b, 0o644)
-	}
-	st.SetRendered(ctx, "blog", files.Manifest())
+	eng.ran = 0
 	if err := h.RecoverCreate(ctx, "blog", before); err != nil {
 		t.Fatalf("complete creation: %v", err)
 	}
