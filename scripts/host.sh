@@ -57,7 +57,7 @@ need_go() {
 
 build_darse() {
 	mkdir -p bin
-	go build -o bin/darse ./cmd/darse
+	CGO_ENABLED=0 go build -o bin/darse ./cmd/darse
 }
 
 prepare_host() {

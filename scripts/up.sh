@@ -7,17 +7,21 @@ cd "$(dirname "$0")/.."
 prepare_host
 
 srv="${DARSE_SRV:-/srv}"
+./bin/darse platform up
 if ./bin/darse site status demo >/dev/null 2>&1; then
 	./bin/darse site up demo
 else
 	./bin/darse site create demo --template static
 fi
-./bin/darse site status demo
-ip=$(./bin/darse site status demo --json | sed -n 's/.*"ipv4": "\([0-9.]*\)".*/\1/p' | head -1)
+./bin/darse platform status
+domain=$(./bin/darse site status demo --json | sed -n 's/.*"domain": "\([^"]*\)".*/\1/p' | head -1)
 cat <<MSG
 
-darse is up. The demo site's files are in $srv/users/demo/data/.
-  curl http://$ip:8080/        # the demo site, straight from its container
-  ./bin/darse site ls          # every site and its state
-  ./bin/darse --help           # everything else
+darse is up: the front door (Traefik) and a demo site, whose files are in
+$srv/users/demo/data/. The platform's configuration is $srv/conf/darse.yml
+(domain, listening addresses, ACME); without it sites answer at
+NAME.localhost over plain HTTP on port 80, IPv4 and IPv6:
+  curl http://$domain/                        # or: curl -H 'Host: $domain' http://[::1]/
+  ./bin/darse site create blog --template php   # a new site, up in seconds
+  ./bin/darse site ls                           # every site and its state
 MSG

@@ -102,8 +102,12 @@ func newSiteDomainCmd(a *app) *cobra.Command {
 		use, short, done string
 		run              func(*hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error)
 	}{
-		{"add", "Route a custom domain to the site", "now routed", func(h *hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error) { return h.AddDomain }},
-		{"rm", "Stop routing a custom domain to the site", "no longer routed", func(h *hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error) { return h.RemoveDomain }},
+		{"add", "Route a custom domain to the site", "now routed", func(h *hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error) {
+			return h.AddDomain
+		}},
+		{"rm", "Stop routing a custom domain to the site", "no longer routed", func(h *hosting.Hosting) func(context.Context, string, string) (reconcile.Plan, error) {
+			return h.RemoveDomain
+		}},
 	} {
 		cmd.AddCommand(&cobra.Command{
 			Use:   c.use + " NAME DOMAIN",

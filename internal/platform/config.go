@@ -44,7 +44,10 @@ type Config struct {
 // Front holds Traefik's listening addresses. ":80" listens on every IPv4
 // and IPv6 address of the host.
 type Front struct {
-	HTTP  string `yaml:"http"`
+	// Project is the front door's compose project name (default "front");
+	// a second platform on the same engine, e.g. a test's, needs another.
+	Project string `yaml:"project"`
+	HTTP    string `yaml:"http"`
 	HTTPS string `yaml:"https"`
 	// API is Traefik's API and ping: keep it on the host's loopback.
 	API string `yaml:"api"`
@@ -67,7 +70,7 @@ const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 // Default is the configuration used when darse.yml does not exist: a
 // local machine, sites at NAME.localhost over plain HTTP.
 func Default() Config {
-	return Config{Domain: "localhost", Front: Front{HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"}}
+	return Config{Domain: "localhost", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"}}
 }
 
 // Load reads <srv>/conf/darse.yml, filling what it leaves out from Default.
@@ -100,6 +103,9 @@ func Load(srv string) (Config, error) {
 func (c Config) Validate() error {
 	if err := site.ValidateDomain(c.Domain); err != nil && c.Domain != "localhost" {
 		return err
+	}
+	if !site.IsDNSLabel(c.Front.Project) {
+		return &site.FieldError{Field: "front.project", Value: c.Front.Project, Rule: "must be a compose project name: lowercase letters, digits and dashes"}
 	}
 	for _, a := range []struct{ field, addr string }{{"front.http", c.Front.HTTP}, {"front.https", c.Front.HTTPS}, {"front.api", c.Front.API}} {
 		host, port, err := net.SplitHostPort(a.addr)

@@ -81,7 +81,7 @@ func (p *Platform) RenderFront() (render.Files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render front door: %w", err)
 	}
-	env := "# Rendered by darse platform up from conf/darse.yml.\nCOMPOSE_PROJECT_NAME=front\n"
+	env := "# Rendered by darse platform up from conf/darse.yml.\nCOMPOSE_PROJECT_NAME=" + p.Config.Front.Project + "\n"
 	if a := p.Config.ACME; a != nil && a.CACertificates != "" {
 		pem, err := os.ReadFile(a.CACertificates)
 		if err != nil {
@@ -184,7 +184,7 @@ type Router struct {
 // Traefik serves (read from its API on the host's loopback).
 func (p *Platform) Status(ctx context.Context) (*Status, error) {
 	st := &Status{}
-	obs, err := p.Engine.Observe(ctx, "front")
+	obs, err := p.Engine.Observe(ctx, p.Config.Front.Project)
 	if err != nil {
 		return nil, err
 	}

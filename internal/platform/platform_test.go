@@ -47,6 +47,7 @@ func TestLoadRefuses(t *testing.T) {
 		"field":                "domian: example.org\n",
 		"front.http":           "front: {http: 'eighty'}\n",
 		"front.api":            "front: {api: '0.0.0.0:8081'}\n",
+		"front.project":        "front: {project: 'Front_1'}\n",
 		"acme.ca":              "acme: {ca: 'http://insecure.example/dir'}\n",
 		"acme.email":           "acme: {email: 'not an email'}\n",
 		"acme.ca_certificates": "acme: {ca_certificates: relative.pem}\n",
@@ -60,7 +61,7 @@ func TestLoadRefuses(t *testing.T) {
 func TestRenderFrontGolden(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"http": Default(),
-		"acme": {Domain: "example.org", Front: Front{HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
+		"acme": {Domain: "example.org", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
 			ACME: &ACME{CA: LetsEncrypt, Email: "ops@example.org"}},
 	} {
 		p := &Platform{Config: cfg}
