@@ -21,3 +21,9 @@ var Templates embed.FS
 //
 //go:embed all:core
 var Core embed.FS
+
+// Web holds the panel's views (web/templates) and static assets
+// (web/static), served by `darse panel` from the binary itself.
+//
+//go:embed all:web
+var Web embed.FS

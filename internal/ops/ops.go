@@ -188,7 +188,9 @@ func (r *Runner) work(ctx context.Context) {
 				break
 			}
 			r.notify() // another worker may take the next one meanwhile
-			r.finish(op, r.execute(ctx, op))
+			// Once begun, an operation runs to its end even if the panel
+			// is asked to stop: a SIGTERM waits for it, only SIGKILL cuts it.
+			r.finish(op, r.execute(context.WithoutCancel(ctx), op))
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/spf13/cobra"
+
+	"github.com/darse/darse"
+	"github.com/darse/darse/internal/content"
+	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/panel"
+)
+
+func newPanelCmd(a *app) *cobra.Command {
+	var (
+		listen    string
+		publicURL string
+		secure    bool
+		trusted   []string
+	)
+	cmd := &cobra.Command{
+		Use:   "panel [--listen ADDR]",
+		Short: "Serve the web panel and carry out the operations it records",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			h, err := a.Hosting(ctx)
+			if err != nil {
+				return err
+			}
+			st, err := a.Store(ctx)
+			if err != nil {
+				return err
+			}
+			eng, err := a.Engine(ctx)
+			if err != nil {
+				return err
+			}
+			runner := ops.New(st, h, content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")}, a.log)
+			// Settle what a crash left running before taking anything new.
+			if err := runner.Recover(ctx); err != nil {
+				return fmt.Errorf("recover interrupted operations: %w", err)
+			}
+			web, err := fs.Sub(darse.Web, "web")
+			if err != nil {
+				return err
+			}
+			gin.SetMode(gin.ReleaseMode)
+			srv, err := panel.New(panel.Config{
+				SecureCookies:  secure,
+				TrustedProxies: trusted,
+				TemplatesDir:   a.cfg.TemplatesDir(),
+				PlatformDomain: a.cfg.Domain,
+			}, st, h, runner, eng, web, a.log)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			base := strings.TrimRight(publicURL, "/")
+			if base == "" {
+				base = "http://" + ln.Addr().String()
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "darse panel: listening on %s\n", base)
+			link, err := srv.SetupLink(ctx, 24*time.Hour)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			if link != "" {
+				fmt.Fprintf(out, "darse panel: no admin yet. Create the first one with this one-time link (valid 24 hours):\n  %s%s\n", base, link)
+				fmt.Fprintf(out, "or on this server: darse user add NAME --admin\n")
+			}
+
+			workers := make(chan struct{})
+			go func() { runner.Run(ctx); close(workers) }()
+			go func() {
+				t := time.NewTicker(time.Hour)
+				defer t.Stop()
+				for {
+					if err := srv.Sweep(ctx); err != nil && ctx.Err() == nil {
+						a.log.Warn("forget expired sessions", "err", err)
+					}
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+					}
+				}
+			}()
+			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			go func() {
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				hs.Shutdown(sctx)
+			}()
+			err = hs.Serve(ln)
+			<-workers // a running operation finishes before we exit
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", envOr("DARSE_PANEL_LISTEN", "127.0.0.1:8080"), "address to serve the panel on (env DARSE_PANEL_LISTEN)")
+	cmd.Flags().StringVar(&publicURL, "public-url", envOr("DARSE_PANEL_URL", ""), "the panel's address as members reach it, for the printed links (env DARSE_PANEL_URL)")
+	cmd.Flags().BoolVar(&secure, "secure-cookies", envOr("DARSE_PANEL_SECURE", "") == "1", "mark cookies Secure: set when the panel is reached over HTTPS (env DARSE_PANEL_SECURE=1)")
+	cmd.Flags().StringSliceVar(&trusted, "trusted-proxy", nil, "address or CIDR of a reverse proxy whose X-Forwarded-For is believed (the front door)")
+	return cmd
+}

@@ -1,0 +1,187 @@
+// Package panel is darse's web panel: members manage their sites, admins
+// see everything. Pages are html/template views served by Gin that work
+// without JavaScript; a small script adds live state and as-you-type
+// checks. Every state-changing click is recorded as an operation (package
+// ops) that a worker carries out.
+package panel
+
+import (
+	"context"
+	"crypto/rand"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/darse/darse/internal/auth"
+	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
+	tmpl "github.com/darse/darse/internal/template"
+)
+
+// Sites is what the panel reads about sites (*hosting.Hosting).
+type Sites interface {
+	Spec(ctx context.Context, req hosting.CreateRequest) (site.Spec, *tmpl.Template, error)
+	Status(ctx context.Context, name string) (*hosting.Status, error)
+	List(ctx context.Context) ([]*hosting.Status, error)
+}
+
+// Operations records what members ask for (*ops.Runner).
+type Operations interface {
+	Submit(ctx context.Context, kind, site, user string, args any) (int64, error)
+	SubmitCreate(ctx context.Context, user string, req hosting.CreateRequest, quota int) (int64, error)
+}
+
+// Containers lists every container on the engine (*engine.Engine).
+type Containers interface {
+	Containers(ctx context.Context) ([]engine.ContainerInfo, error)
+}
+
+// Config is the panel's own configuration.
+type Config struct {
+	// SecureCookies marks cookies Secure (and names them __Host-…): set
+	// it when the panel is reached over HTTPS, as behind the front door.
+	SecureCookies bool
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed
+	// (the front door); none by default, so the peer address is the client.
+	TrustedProxies []string
+	SessionTTL     time.Duration // default 12h
+	TemplatesDir   string        // where site templates are read from
+	PlatformDomain string
+	HashParams     auth.Params // password hashing cost; default auth.DefaultParams
+	// LoginFailures failed logins per LoginWindow are allowed per client
+	// address and per member name; the next attempt gets 429.
+	LoginFailures int
+	LoginWindow   time.Duration
+	Now           func() time.Time
+}
+
+// Server is the panel.
+type Server struct {
+	cfg        Config
+	store      *store.Store
+	sites      Sites
+	ops        Operations
+	containers Containers
+	log        *slog.Logger
+	views      map[string]*template.Template
+	static     fs.FS
+	limiter    *auth.Limiter
+	anonKey    []byte // signs the CSRF token of forms shown before login
+	dummyHash  string // verified when the member does not exist, to keep timing flat
+	handler    http.Handler
+}
+
+// New builds the panel over the store. web holds templates/ and static/.
+// containers may be nil (the admin containers page then says so).
+func New(cfg Config, st *store.Store, sites Sites, ops Operations, containers Containers, web fs.FS, log *slog.Logger) (*Server, error) {
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.HashParams == (auth.Params{}) {
+		cfg.HashParams = auth.DefaultParams
+	}
+	if cfg.LoginFailures == 0 {
+		cfg.LoginFailures = 5
+	}
+	if cfg.LoginWindow == 0 {
+		cfg.LoginWindow = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, store: st, sites: sites, ops: ops, containers: containers, log: log,
+		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32)}
+	s.limiter.Now = cfg.Now
+	if _, err := rand.Read(s.anonKey); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.dummyHash, err = auth.Hash("not a password anyone has", cfg.HashParams); err != nil {
+		return nil, err
+	}
+	if s.views, err = parseViews(web); err != nil {
+		return nil, err
+	}
+	if s.static, err = fs.Sub(web, "static"); err != nil {
+		return nil, err
+	}
+	if s.handler, err = s.routes(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ServeHTTP serves the panel.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes() (http.Handler, error) {
+	r := gin.New()
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	r.Use(s.recover, s.secureHeaders, s.loadSession)
+	r.StaticFS("/static", http.FS(s.static))
+	r.GET("/favicon.ico", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.NoRoute(s.handle(func(c *gin.Context) error { return errNotFound }))
+
+	r.GET("/", s.handle(s.home))
+	r.GET("/login", s.handle(s.loginPage))
+	r.GET("/setup", s.handle(s.setupPage))
+	post := r.Group("/", s.checkCSRF)
+	post.POST("/login", s.handle(s.login))
+	post.POST("/setup", s.handle(s.setup))
+
+	m := r.Group("/", s.requireUser)
+	m.GET("/sites", s.handle(s.dashboard))
+	m.GET("/sites/new", s.handle(s.newSitePage))
+	m.GET("/sites/check", s.handle(s.checkSite))
+	m.GET("/sites/:site", s.handle(s.sitePage))
+	m.GET("/sites/:site/status", s.handle(s.siteStatus))
+	m.GET("/sites/:site/delete", s.handle(s.deletePage))
+	m.GET("/ops/:id", s.handle(s.opPage))
+	m.GET("/account", s.handle(s.accountPage))
+	mp := m.Group("/", s.checkCSRF)
+	mp.POST("/logout", s.handle(s.logout))
+	mp.POST("/sites", s.handle(s.createSite))
+	mp.POST("/sites/:site/:action", s.handle(s.siteAction))
+	mp.POST("/account/password", s.handle(s.changePassword))
+
+	a := m.Group("/admin", s.requireAdmin)
+	a.GET("", s.handle(s.adminSites))
+	a.GET("/containers", s.handle(s.adminContainers))
+	a.GET("/members", s.handle(s.adminMembers))
+	a.GET("/ops", s.handle(s.adminOps))
+	ap := a.Group("", s.checkCSRF)
+	ap.POST("/members", s.handle(s.createMember))
+	ap.POST("/members/:member/:action", s.handle(s.memberAction))
+	return r, nil
+}
+
+// SetupLink returns a one-time path that creates the first admin, valid
+// for ttl, or "" when an admin exists already.
+func (s *Server) SetupLink(ctx context.Context, ttl time.Duration) (string, error) {
+	ok, err := s.store.HasAdmin(ctx)
+	if err != nil || ok {
+		return "", err
+	}
+	tok, err := auth.Token()
+	if err != nil {
+		return "", err
+	}
+	if err := s.store.CreateSetupToken(ctx, auth.TokenHash(tok), s.cfg.Now().Add(ttl)); err != nil {
+		return "", err
+	}
+	return "/setup?token=" + tok, nil
+}
+
+// Sweep forgets expired sessions; call it now and then.
+func (s *Server) Sweep(ctx context.Context) error {
+	return s.store.DeleteExpiredSessions(ctx, s.cfg.Now())
+}

@@ -1,0 +1,388 @@
+package panel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
+	tmpl "github.com/darse/darse/internal/template"
+)
+
+// ownSite returns the site named in the URL if the member may see it:
+// their own, or any for an admin. Anything else is 404, exactly like a
+// site that does not exist.
+func (s *Server) ownSite(c *gin.Context) (*store.Site, error) {
+	st, err := s.store.GetSite(c.Request.Context(), c.Param("site"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u := currentUser(c); !u.Admin && st.Owner != u.Name {
+		return nil, errNotFound
+	}
+	return st, nil
+}
+
+// pendingCreates are the member's sites still being created.
+func (s *Server) pendingCreates(ctx context.Context, owner string) ([]*store.Operation, error) {
+	list, err := s.store.ListOps(ctx, store.OpFilter{States: []string{store.OpQueued, store.OpRunning}, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Operation
+	for _, op := range list {
+		if op.Kind == ops.Create && createOwner(op) == owner {
+			out = append(out, op)
+		}
+	}
+	return out, nil
+}
+
+func createOwner(op *store.Operation) string {
+	var a ops.CreateArgs
+	json.Unmarshal(op.Args, &a)
+	return a.Owner
+}
+
+func (s *Server) card(ctx context.Context, st *store.Site) siteCard {
+	card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan}
+	status, err := s.sites.Status(ctx, st.Name)
+	if err != nil {
+		card.State, card.Problem = "unknown", message(err)
+		return card
+	}
+	card.State = status.State
+	card.Drift = status.Drift
+	card.Problem = status.Error
+	card.Services = status.Services
+	return card
+}
+
+func (s *Server) dashboard(c *gin.Context) error {
+	ctx := c.Request.Context()
+	u := currentUser(c)
+	owned, err := s.store.ListSitesOwnedBy(ctx, u.Name)
+	if err != nil {
+		return err
+	}
+	pending, err := s.pendingCreates(ctx, u.Name)
+	if err != nil {
+		return err
+	}
+	running, err := s.store.ListOps(ctx, store.OpFilter{Owner: u.Name, States: []string{store.OpQueued, store.OpRunning}})
+	if err != nil {
+		return err
+	}
+	busy := map[string]*store.Operation{}
+	for _, op := range running {
+		busy[op.Site] = op
+	}
+	v := dashboardView{Page: s.page(c, "Your sites"), Quota: u.Quota, Used: len(owned) + len(pending)}
+	v.Page.Nav = "sites"
+	for _, st := range owned {
+		card := s.card(ctx, st)
+		card.Pending = busy[st.Name]
+		v.Sites = append(v.Sites, card)
+	}
+	for _, op := range pending {
+		v.Sites = append(v.Sites, siteCard{Name: op.Site, State: "creating", Pending: op, Owner: u.Name})
+	}
+	sort.Slice(v.Sites, func(i, j int) bool { return v.Sites[i].Name < v.Sites[j].Name })
+	v.CanCreate = u.Admin || v.Used < u.Quota
+	s.render(c, http.StatusOK, "dashboard", v)
+	return nil
+}
+
+func (s *Server) templates() ([]*tmpl.Template, error) {
+	names, err := tmpl.List(s.cfg.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*tmpl.Template
+	for _, n := range names {
+		t, err := tmpl.Load(s.cfg.TemplatesDir, n)
+		if err != nil {
+			s.log.Warn("template cannot be offered", "template", n, "err", err)
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (s *Server) newSiteView(c *gin.Context) (newSiteView, error) {
+	u := currentUser(c)
+	v := newSiteView{Page: s.page(c, "New site"), PlatformDomain: s.cfg.PlatformDomain, Template: "static", Quota: u.Quota}
+	v.Page.Nav = "sites"
+	ts, err := s.templates()
+	if err != nil {
+		return v, err
+	}
+	v.Templates = ts
+	n, err := s.store.CountSitesOwnedBy(c.Request.Context(), u.Name)
+	if err != nil {
+		return v, err
+	}
+	pending, err := s.pendingCreates(c.Request.Context(), u.Name)
+	if err != nil {
+		return v, err
+	}
+	v.Used = n + len(pending)
+	v.OverQuota = !u.Admin && v.Used >= u.Quota
+	return v, nil
+}
+
+func (s *Server) newSitePage(c *gin.Context) error {
+	v, err := s.newSiteView(c)
+	if err != nil {
+		return err
+	}
+	s.render(c, http.StatusOK, "new", v)
+	return nil
+}
+
+// quota is the member's allowance as the store checks it; admins have none.
+func quota(u *store.User) int {
+	if u.Admin {
+		return -1
+	}
+	return u.Quota
+}
+
+func (s *Server) createSite(c *gin.Context) error {
+	ctx := c.Request.Context()
+	u := currentUser(c)
+	req := hosting.CreateRequest{
+		Name:     strings.TrimSpace(c.PostForm("name")),
+		Template: c.PostForm("template"),
+		Domain:   strings.TrimSpace(strings.ToLower(c.PostForm("domain"))),
+		Owner:    u.Name,
+		Set:      map[string]string{},
+	}
+	form, _ := c.MultipartForm()
+	values := c.Request.PostForm
+	if form != nil {
+		values = form.Value
+	}
+	for k, vs := range values {
+		if p, ok := strings.CutPrefix(k, "param."); ok && len(vs) > 0 && strings.TrimSpace(vs[0]) != "" {
+			req.Set[p] = strings.TrimSpace(vs[0])
+		}
+	}
+	fail := func(err error) error {
+		if status(err) == http.StatusInternalServerError {
+			return err
+		}
+		v, verr := s.newSiteView(c)
+		if verr != nil {
+			return verr
+		}
+		v.Name, v.Template, v.Domain, v.Set = req.Name, req.Template, req.Domain, req.Set
+		v.Errors = fieldErrors(err)
+		s.render(c, status(err), "new", v)
+		return nil
+	}
+	if _, _, err := s.sites.Spec(ctx, req); err != nil {
+		return fail(err)
+	}
+	id, err := s.ops.SubmitCreate(ctx, u.Name, req, quota(u))
+	switch {
+	case errors.Is(err, store.ErrQuota):
+		return fail(&site.FieldError{Field: "site name", Value: req.Name, Rule: "cannot be created: you already have " + strconv.Itoa(u.Quota) + " sites, your quota (ask an admin for more)"})
+	case errors.Is(err, store.ErrPending):
+		return fail(&site.FieldError{Field: "site name", Value: req.Name, Rule: "is already being created"})
+	case err != nil:
+		return err
+	}
+	c.Redirect(http.StatusSeeOther, "/ops/"+strconv.FormatInt(id, 10))
+	return nil
+}
+
+// checkSite answers the create form's as-you-type check with the same
+// rules the CLI and the create handler apply.
+func (s *Server) checkSite(c *gin.Context) error {
+	ctx := c.Request.Context()
+	name := strings.TrimSpace(c.Query("name"))
+	out := checkResult{OK: true, Domain: site.DefaultDomain(name, s.cfg.PlatformDomain)}
+	err := site.ValidateName(name)
+	if err == nil {
+		if _, gerr := s.store.GetSite(ctx, name); gerr == nil {
+			err = &site.FieldError{Field: "site name", Value: name, Rule: "is already taken"}
+		} else if !errors.Is(gerr, store.ErrNotFound) {
+			return gerr
+		}
+	}
+	if err == nil {
+		if owner, derr := s.store.DomainOwner(ctx, out.Domain); derr == nil {
+			err = &site.FieldError{Field: "domain", Value: out.Domain, Rule: "is already used by site " + owner}
+		}
+	}
+	if err != nil {
+		var fe *site.FieldError
+		errors.As(err, &fe)
+		out.OK, out.Error = false, fe.Rule
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) sitePage(c *gin.Context) error {
+	ctx := c.Request.Context()
+	st, err := s.ownSite(c)
+	if err != nil {
+		return err
+	}
+	v := siteView{Page: s.page(c, st.Name), Site: s.card(ctx, st)}
+	v.Page.Nav = "sites"
+	if v.Ops, err = s.store.ListOps(ctx, store.OpFilter{Site: st.Name, Limit: 8}); err != nil {
+		return err
+	}
+	for _, op := range v.Ops {
+		if op.State == store.OpQueued || op.State == store.OpRunning {
+			v.Site.Pending = op
+			break
+		}
+	}
+	s.render(c, http.StatusOK, "site", v)
+	return nil
+}
+
+// siteStatus is the live state the site and dashboard pages poll.
+func (s *Server) siteStatus(c *gin.Context) error {
+	ctx := c.Request.Context()
+	st, err := s.ownSite(c)
+	if err != nil {
+		return err
+	}
+	card := s.card(ctx, st)
+	out := liveStatus{Site: st.Name, State: card.State, Label: stateLabel(card.State)}
+	list, err := s.store.ListOps(ctx, store.OpFilter{Site: st.Name, States: []string{store.OpQueued, store.OpRunning}, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(list) > 0 {
+		out.Pending = list[0].Kind
+	}
+	for _, svc := range card.Services {
+		out.Services = append(out.Services, liveService{Service: svc.Service, State: svc.State, Health: svc.Health})
+	}
+	c.JSON(http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deletePage(c *gin.Context) error {
+	st, err := s.ownSite(c)
+	if err != nil {
+		return err
+	}
+	v := deleteView{Page: s.page(c, "Delete "+st.Name), Site: st.Name, Domain: st.Domain}
+	v.Page.Nav = "sites"
+	s.render(c, http.StatusOK, "delete", v)
+	return nil
+}
+
+var siteActions = map[string]string{"start": ops.Up, "stop": ops.Stop, "restart": ops.Restart, "delete": ops.Remove}
+
+func (s *Server) siteAction(c *gin.Context) error {
+	ctx := c.Request.Context()
+	kind, ok := siteActions[c.Param("action")]
+	if !ok {
+		return errNotFound
+	}
+	st, err := s.ownSite(c)
+	if err != nil {
+		return err
+	}
+	var args any
+	if kind == ops.Remove {
+		if c.PostForm("confirm") != st.Name {
+			v := deleteView{Page: s.page(c, "Delete "+st.Name), Site: st.Name, Domain: st.Domain,
+				Errors: fieldErrors(&site.FieldError{Field: "confirm", Value: c.PostForm("confirm"), Rule: "type the site's name to confirm"})}
+			s.render(c, http.StatusUnprocessableEntity, "delete", v)
+			return nil
+		}
+		discard := c.PostForm("discard") == "on"
+		args = ops.RemoveArgs{Purge: true, Archive: !discard}
+	}
+	id, err := s.ops.Submit(ctx, kind, st.Name, currentUser(c).Name, args)
+	if err != nil {
+		return err
+	}
+	if wantsJSON(c) {
+		c.JSON(http.StatusAccepted, opStatus{ID: id, Kind: kind, Site: st.Name, State: store.OpQueued})
+		return nil
+	}
+	if kind == ops.Remove {
+		c.Redirect(http.StatusSeeOther, "/ops/"+strconv.FormatInt(id, 10))
+		return nil
+	}
+	c.Redirect(http.StatusSeeOther, "/sites/"+st.Name)
+	return nil
+}
+
+// mayRead reports whether the member may follow the operation: theirs,
+// on their site, creating a site for them, or any for an admin.
+func (s *Server) mayRead(ctx context.Context, u *store.User, op *store.Operation) (bool, error) {
+	if u.Admin || op.User == u.Name || (op.Kind == ops.Create && createOwner(op) == u.Name) {
+		return true, nil
+	}
+	st, err := s.store.GetSite(ctx, op.Site)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && st.Owner == u.Name, err
+}
+
+func (s *Server) opPage(c *gin.Context) error {
+	ctx := c.Request.Context()
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	op, err := s.store.GetOp(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ok, err := s.mayRead(ctx, currentUser(c), op); err != nil {
+		return err
+	} else if !ok {
+		return errNotFound
+	}
+	out := opStatus{ID: op.ID, Kind: op.Kind, Site: op.Site, State: op.State, Error: op.Error}
+	if op.State == store.OpDone && op.Kind != ops.Remove {
+		out.Next = "/sites/" + op.Site
+	}
+	if wantsJSON(c) {
+		c.JSON(http.StatusOK, out)
+		return nil
+	}
+	v := opView{Page: s.page(c, opTitle(op)), Op: op, Next: out.Next}
+	v.Page.Nav = "sites"
+	if op.Kind == ops.Remove && op.State == store.OpDone {
+		var a ops.RemoveArgs
+		json.Unmarshal(op.Args, &a)
+		v.Archive = a.Path
+	}
+	s.render(c, http.StatusOK, "op", v)
+	return nil
+}
+
+func opTitle(op *store.Operation) string {
+	verb := map[string]string{ops.Create: "Creating", ops.Up: "Starting", ops.Stop: "Stopping", ops.Restart: "Restarting", ops.Remove: "Deleting"}[op.Kind]
+	if verb == "" {
+		verb = op.Kind
+	}
+	return verb + " " + op.Site
+}
