@@ -36,6 +36,7 @@ type suite struct {
 // suites run in this order; each lives in its own file.
 var suites = []suite{
 	{"site", siteUp},
+	{"front", frontDoor},
 }
 
 func main() {

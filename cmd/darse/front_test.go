@@ -1,0 +1,347 @@
+package main
+
+// End-to-end tests of the front door: the real Traefik (image traefik:v3.6,
+// built by `darse images build`) on the host network, on ports the test
+// picks, routing real sites; Pebble as the ACME CA. All traffic goes to
+// loopback, except the isolation probes that tenant containers aim at each
+// other, which must fail.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/darse/darse/internal/platform"
+	"github.com/darse/darse/internal/testenv"
+)
+
+// freePort finds a TCP port free on both 127.0.0.1 and [::1].
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if l6, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port)); err == nil {
+			l6.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+type front struct {
+	*env
+	http, https, api int
+	domain           string
+}
+
+// newFront brings up a front door of its own (its own compose project,
+// ports and /srv) with extra darse.yml lines.
+func newFront(t *testing.T, extra string) *front {
+	return newFrontWithHTTPS(t, freePort(t), extra)
+}
+
+func (f *front) waitAPI(t *testing.T) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ping", f.api))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("traefik did not answer its ping")
+}
+
+// request sends GET / with Host host to addr (e.g. "127.0.0.1:8080") over
+// plain HTTP, without following redirects.
+func request(addr, host string) (int, string, http.Header, error) {
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header, nil
+}
+
+// eventually retries GET until it answers want (and wantBody, if set).
+func eventually(t *testing.T, addr, host string, want int, wantBody string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var code int
+	var body string
+	var err error
+	for time.Now().Before(deadline) {
+		code, body, _, err = request(addr, host)
+		if err == nil && code == want && (wantBody == "" || body == wantBody) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("GET http://%s/ Host %s: got %d %q (err %v), want %d %q", addr, host, code, body, err, want, wantBody)
+}
+
+func TestFrontDoorRoutesSitesByName(t *testing.T) {
+	f := newFront(t, "")
+	a, b := siteName("fda"), siteName("fdb")
+	f.cleanup(a)
+	f.cleanup(b)
+	f.ok("site", "create", a, "--template", "static")
+	f.ok("site", "create", b, "--template", "static")
+	pageA, pageB := "<p>site "+a+"</p>\n", "<p>site "+b+"</p>\n"
+	os.WriteFile(filepath.Join(f.srv, "users", a, "data", "index.html"), []byte(pageA), 0o644)
+	os.WriteFile(filepath.Join(f.srv, "users", b, "data", "index.html"), []byte(pageB), 0o644)
+	hostA, hostB := a+"."+f.domain, b+"."+f.domain
+	v4, v6 := fmt.Sprintf("127.0.0.1:%d", f.http), fmt.Sprintf("[::1]:%d", f.http)
+
+	// Each site answers at its name, over IPv4 and IPv6.
+	for _, addr := range []string{v4, v6} {
+		eventually(t, addr, hostA, 200, pageA)
+		eventually(t, addr, hostB, 200, pageB)
+	}
+	// An unknown host gets a plain 404, never a tenant's site.
+	if code, body, _, err := request(v4, "unknown."+f.domain); err != nil || code != 404 || strings.Contains(body, "site ") {
+		t.Fatalf("unknown host: %d %q %v", code, body, err)
+	}
+
+	// Custom domains: added, routed; refused when taken; removed, unrouted.
+	custom := fmt.Sprintf("www.custom-%d.net", os.Getpid())
+	f.ok("site", "domain", "add", a, custom)
+	eventually(t, v6, custom, 200, pageA)
+	if _, errs, code := f.run("site", "domain", "add", b, custom); code == 0 || !strings.Contains(errs, "already used by site "+a) {
+		t.Errorf("taken custom domain: exit %d, %q", code, errs)
+	}
+	if _, errs, code := f.run("site", "domain", "add", b, "x."+f.domain); code == 0 || !strings.Contains(errs, "platform's own names") {
+		t.Errorf("platform subdomain as custom domain: exit %d, %q", code, errs)
+	}
+	if s := f.status(a); len(s.Aliases) != 1 || s.Aliases[0] != custom {
+		t.Errorf("status aliases = %v", s.Aliases)
+	}
+	f.ok("site", "domain", "rm", a, custom)
+	eventually(t, v4, custom, 404, "")
+	eventually(t, v4, hostA, 200, pageA)
+
+	// platform status shows Traefik running and the routers it serves.
+	var st platform.Status
+	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Containers) != 1 || st.Containers[0].State != "running" || st.Error != "" {
+		t.Fatalf("platform status = %+v", st)
+	}
+	found := false
+	for _, r := range st.Routers {
+		found = found || (strings.HasPrefix(r.Name, "site-"+a+"@") && strings.Contains(r.Rule, hostA))
+	}
+	if !found {
+		t.Errorf("routers %+v lack site-%s", st.Routers, a)
+	}
+
+	// Isolation, from inside site A's container: B (on every address it
+	// has), Traefik's API and the Docker socket are out of reach.
+	sb := f.status(b)
+	var targets []string
+	for _, ad := range sb.Services[0].Addresses {
+		if ad.IPv6 != "" {
+			t.Errorf("site %s has an IPv6 address %s on %s: tenant networks are IPv4-only by design", b, ad.IPv6, ad.Network)
+		}
+		targets = append(targets, ad.IPv4+"/8080")
+	}
+	gw, err := exec.Command("docker", "network", "inspect", "front", "-f", "{{(index .IPAM.Config 0).Gateway}}").Output()
+	if err != nil || len(strings.TrimSpace(string(gw))) == 0 {
+		t.Fatalf("front gateway: %v %s", err, gw)
+	}
+	targets = append(targets, fmt.Sprintf("%s/%d", strings.TrimSpace(string(gw)), f.api), fmt.Sprintf("127.0.0.1/%d", f.api))
+	webA := a + "_web_1"
+	for _, target := range targets {
+		probe := fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s' && echo OPEN", target)
+		out, _ := exec.Command("docker", "exec", webA, "bash", "-c", probe).CombinedOutput()
+		if strings.Contains(string(out), "OPEN") {
+			t.Errorf("from %s, %s is reachable", webA, target)
+		}
+	}
+	if out, err := exec.Command("docker", "exec", webA, "bash", "-c", "ls -l /var/run/docker.sock /run/docker.sock").CombinedOutput(); err == nil {
+		t.Errorf("docker socket visible in %s: %s", webA, out)
+	}
+	// While the isolation holds, the front door still reaches both.
+	eventually(t, v4, hostB, 200, pageB)
+
+	// A stopped site is no longer routed, and never to another site.
+	f.ok("site", "stop", b)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, _, err := request(v4, hostB)
+		if err == nil && body == pageA {
+			t.Fatalf("stopped site %s served site %s's page", b, a)
+		}
+		if err == nil && (code == 404 || code == 502 || code == 503) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stopped site still answers: %d %v", code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// pebble runs Pebble and its DNS test server on loopback; every name
+// resolves to 127.0.0.1, where the front door answers the TLS-ALPN-01
+// challenge. It returns the ACME directory URL and Pebble's roots URL.
+func pebble(t *testing.T, tlsPort int) (dir, roots, caPEM string) {
+	t.Helper()
+	bin := t.TempDir()
+	for _, tool := range []string{"pebble", "pebble-challtestsrv"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, tool), "github.com/letsencrypt/pebble/v2/cmd/"+tool).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", tool, err, out)
+		}
+	}
+	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := filepath.Join(strings.TrimSpace(string(modDir)), "test", "certs")
+	dns, acme, mgmt := freePort(t), freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`{"pebble":{"listenAddress":"127.0.0.1:%d","managementListenAddress":"127.0.0.1:%d",
+		"certificate":"%s/localhost/cert.pem","privateKey":"%s/localhost/key.pem",
+		"httpPort":1,"tlsPort":%d,"ocspResponderURL":"","externalAccountBindingRequired":false}}`, acme, mgmt, certs, certs, tlsPort)
+	cfgPath := filepath.Join(bin, "pebble.json")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	start := func(name string, env []string, args ...string) {
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Env = append(os.Environ(), env...)
+		logf, _ := os.Create(filepath.Join(bin, name+".log"))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				b, _ := os.ReadFile(logf.Name())
+				t.Logf("%s log:\n%s", name, b)
+			}
+		})
+	}
+	start("pebble-challtestsrv", nil, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns), "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	start("pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}, "-config", cfgPath, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns))
+	return fmt.Sprintf("https://127.0.0.1:%d/dir", acme), fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt), filepath.Join(certs, "pebble.minica.pem")
+}
+
+func TestFrontDoorHTTPSFromACME(t *testing.T) {
+	testenv.NeedEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
+	httpsPort := freePort(t)
+	dir, rootsURL, caPEM := pebble(t, httpsPort)
+	f := newFrontWithHTTPS(t, httpsPort, fmt.Sprintf("acme:\n  ca: %q\n  email: ops@example.org\n  ca_certificates: %q\n", dir, caPEM))
+	name := siteName("tls")
+	f.cleanup(name)
+	f.ok("site", "create", name, "--template", "static")
+	page := "<p>secure " + name + "</p>\n"
+	os.WriteFile(filepath.Join(f.srv, "users", name, "data", "index.html"), []byte(page), 0o644)
+	host := name + "." + f.domain
+
+	// Plain HTTP redirects to HTTPS.
+	eventually(t, fmt.Sprintf("127.0.0.1:%d", f.http), host, http.StatusMovedPermanently, "")
+	_, _, hdr, _ := request(fmt.Sprintf("[::1]:%d", f.http), host)
+	if loc := hdr.Get("Location"); !strings.HasPrefix(loc, "https://"+host) {
+		t.Errorf("redirect to %q", loc)
+	}
+
+	// Over HTTPS, the certificate is Pebble's, for the site's name,
+	// verified against Pebble's root, on IPv4 and IPv6.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(fetchRoot(t, rootsURL, caPEM))
+	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", f.https), fmt.Sprintf("[::1]:%d", f.https)} {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: host},
+				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, addr)
+				},
+			}}
+			resp, err := c.Get("https://" + host + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				cert := resp.TLS.PeerCertificates[0]
+				if resp.StatusCode != 200 || string(b) != page || cert.VerifyHostname(host) != nil {
+					t.Fatalf("https %s: %d %q, cert for %v", addr, resp.StatusCode, b, cert.DNSNames)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("https %s: no valid certificate for %s: %v", addr, host, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+}
+
+// newFrontWithHTTPS is newFront with the HTTPS port chosen by the caller
+// (Pebble must know it to validate TLS-ALPN-01 challenges).
+func newFrontWithHTTPS(t *testing.T, httpsPort int, extra string) *front {
+	testenv.NeedEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
+	f := &front{http: freePort(t), https: httpsPort, api: freePort(t), domain: "test.example.org"}
+	project := fmt.Sprintf("front-t%d", os.Getpid())
+	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\n%s",
+		f.domain, project, f.http, f.https, f.api, extra))
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("docker", "logs", "--tail", "80", project+"_traefik_1").CombinedOutput()
+			t.Logf("traefik logs:\n%s", out)
+		}
+		f.run("platform", "down")
+	})
+	f.ok("platform", "up")
+	f.waitAPI(t)
+	return f
+}
+
+// fetchRoot downloads Pebble's current root (its HTTPS is signed by the
+// minica root shipped with Pebble).
+func fetchRoot(t *testing.T, url, caPEM string) []byte {
+	t.Helper()
+	ca, err := os.ReadFile(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if blk, _ := pem.Decode(b); blk == nil {
+		t.Fatalf("pebble root: %q", b)
+	}
+	return b
+}
