@@ -48,7 +48,7 @@ type Front struct {
 	// a second platform on the same engine, e.g. a test's, needs another.
 	Project string `yaml:"project"`
 	HTTP    string `yaml:"http"`
-	HTTPS string `yaml:"https"`
+	HTTPS   string `yaml:"https"`
 	// API is Traefik's API and ping: keep it on the host's loopback.
 	API string `yaml:"api"`
 }
