@@ -8,6 +8,7 @@ prepare_host
 
 srv="${DARSE_SRV:-/srv}"
 ./bin/darse platform up
+./bin/darse site render --all   # sites follow darse.yml (entry points, TLS)
 if ./bin/darse site status demo >/dev/null 2>&1; then
 	./bin/darse site up demo
 else

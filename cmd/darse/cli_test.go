@@ -308,6 +308,19 @@ func TestPHPSiteAndEnvChange(t *testing.T) {
 	if strings.TrimSpace(string(got)) != "96M" {
 		t.Errorf("php sees PHP_MEMORY_LIMIT=%q", got)
 	}
+
+	// Rendering again never silently overwrites the hand edit...
+	if _, errs, code := e.run("site", "render", name); code == 0 || !strings.Contains(errs, "edited by hand (.env)") {
+		t.Errorf("render over drift: exit %d, %q", code, errs)
+	}
+	// ...unless forced: the stored value comes back, php is recreated.
+	out = e.ok("site", "render", name, "--force")
+	if !strings.Contains(out, "rendered .env") || !strings.Contains(out, "CreateContainer "+php) {
+		t.Errorf("forced render:\n%s", out)
+	}
+	if s := e.status(name); len(s.Drift) != 0 {
+		t.Errorf("drift after forced render: %v", s.Drift)
+	}
 }
 
 func TestBadInputWritesNothing(t *testing.T) {

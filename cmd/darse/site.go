@@ -17,7 +17,7 @@ import (
 
 func newSiteCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Create, run and remove hosted sites"}
-	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a), newSiteDomainCmd(a))
+	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a), newSiteDomainCmd(a), newSiteRenderCmd(a))
 	for _, c := range []struct {
 		use, short string
 		run        func(*hosting.Hosting) func(context.Context, string) (reconcile.Plan, error)
@@ -128,6 +128,56 @@ func newSiteDomainCmd(a *app) *cobra.Command {
 			},
 		})
 	}
+	return cmd
+}
+
+func newSiteRenderCmd(a *app) *cobra.Command {
+	var all, force bool
+	cmd := &cobra.Command{
+		Use:   "render NAME... | --all [--force]",
+		Short: "Render sites again from the store, the templates and darse.yml, and converge what changed",
+		Long: "After a template or the platform's configuration changed. A site whose files\n" +
+			"were edited by hand is refused (its drift is named) unless --force.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if all == (len(args) > 0) {
+				return &site.FieldError{Field: "sites", Value: strings.Join(args, " "), Rule: "name sites or give --all, not both"}
+			}
+			if all {
+				sites, err := h.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, s := range sites {
+					args = append(args, s.Name)
+				}
+			}
+			var failed int
+			for _, name := range args {
+				changed, plan, err := h.Render(cmd.Context(), name, force)
+				if err != nil {
+					failed++
+					fmt.Fprintf(cmd.ErrOrStderr(), "darse: %v\n", err)
+					continue
+				}
+				if len(changed) == 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: rendered files unchanged\n", name)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: rendered %s\n", name, strings.Join(changed, ", "))
+				printPlan(cmd.OutOrStdout(), name, plan)
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d sites not rendered", failed, len(args))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "every site")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite files edited by hand")
 	return cmd
 }
 

@@ -47,7 +47,8 @@ func (h *Hosting) AddDomain(ctx context.Context, name, domain string) (reconcile
 		}
 		return nil, err
 	}
-	return h.write(ctx, s, files)
+	_, plan, err := h.write(ctx, s, files)
+	return plan, err
 }
 
 // RemoveDomain stops routing a custom domain to the site.
@@ -80,7 +81,8 @@ func (h *Hosting) RemoveDomain(ctx context.Context, name, domain string) (reconc
 	if err := h.store.RemoveDomain(ctx, name, domain); err != nil {
 		return nil, err
 	}
-	return h.write(ctx, s, files)
+	_, plan, err := h.write(ctx, s, files)
+	return plan, err
 }
 
 // checkDrift refuses to overwrite files edited by hand.
@@ -104,13 +106,19 @@ func (h *Hosting) renderStored(s *store.Site) (render.Files, error) {
 	return h.render(t, s.Spec, s.Aliases)
 }
 
-// write puts a new render of the site in its folder and converges it.
-func (h *Hosting) write(ctx context.Context, s *store.Site, files render.Files) (reconcile.Plan, error) {
-	if _, err := render.Write(h.cfg.SiteDir(s.Name), files, s.Rendered); err != nil {
-		return nil, fmt.Errorf("write site %q: %w", s.Name, err)
+// write puts a new render of the site in its folder and, when a file
+// changed, converges it.
+func (h *Hosting) write(ctx context.Context, s *store.Site, files render.Files) ([]string, reconcile.Plan, error) {
+	changed, err := render.Write(h.cfg.SiteDir(s.Name), files, s.Rendered)
+	if err != nil {
+		return changed, nil, fmt.Errorf("write site %q: %w", s.Name, err)
 	}
 	if err := h.store.SetRendered(ctx, s.Name, files.Manifest()); err != nil {
-		return nil, err
+		return changed, nil, err
 	}
-	return h.Up(ctx, s.Name)
+	if len(changed) == 0 {
+		return nil, nil, nil
+	}
+	plan, err := h.Up(ctx, s.Name)
+	return changed, plan, err
 }
