@@ -73,6 +73,7 @@ type Runner struct {
 	log      *slog.Logger
 	workers  int
 	poll     time.Duration
+	settle   time.Duration // wait before resuming a dead worker's operations
 	wake     chan struct{}
 
 	mu      sync.Mutex
@@ -81,7 +82,7 @@ type Runner struct {
 
 // New returns a Runner; archiver may be nil (no archive is then possible).
 func New(st *store.Store, h Hosting, archiver Archiver, log *slog.Logger) *Runner {
-	return &Runner{store: st, hosting: h, archiver: archiver, log: log, workers: 2, poll: 2 * time.Second,
+	return &Runner{store: st, hosting: h, archiver: archiver, log: log, workers: 2, poll: 2 * time.Second, settle: 3 * time.Second,
 		wake: make(chan struct{}, 1), waiters: map[int64][]chan struct{}{}}
 }
 
@@ -295,6 +296,17 @@ func (r *Runner) Recover(ctx context.Context) error {
 	running, err := r.store.ListOps(ctx, store.OpFilter{States: []string{store.OpRunning}, Limit: 10000})
 	if err != nil {
 		return err
+	}
+	if len(running) > 0 {
+		// The dead worker's last request to the engine may still be under
+		// way inside dockerd (a network being created is not yet visible,
+		// and a second one of the same name would be made): let it land.
+		r.log.Warn("operations interrupted by a crash; settling them", "count", len(running), "after", r.settle)
+		select {
+		case <-time.After(r.settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	for i := len(running) - 1; i >= 0; i-- {
 		op := running[i]

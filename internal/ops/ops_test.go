@@ -87,6 +87,7 @@ func newRunner(t *testing.T) (*Runner, *fakeHosting, *store.Store) {
 	h := &fakeHosting{fail: map[string]error{}, sites: map[string]bool{}}
 	r := New(st, h, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.poll = 20 * time.Millisecond
+	r.settle = 0
 	return r, h, st
 }
 

@@ -1,0 +1,444 @@
+package main
+
+// End-to-end tests of `darse panel` as operators run it: the real binary,
+// the real engine, a real browser (Debian's chromium driven by chromedp)
+// on loopback, and a SIGKILL in the middle of a site creation.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/testenv"
+)
+
+// lockedBuffer collects a subprocess's output for failure messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// panelProc is a running `darse panel`.
+type panelProc struct {
+	cmd   *exec.Cmd
+	url   string
+	setup string // the one-time setup link, when printed
+	log   *lockedBuffer
+	done  chan struct{}
+}
+
+// startPanel runs `darse panel` on a free loopback port and waits until it serves.
+func (e *env) startPanel() *panelProc {
+	e.t.Helper()
+	cmd := exec.Command(darseBin, "panel", "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+e.srv, "DARSE_LOG=info")
+	p := &panelProc{cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{})}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd.Stderr = p.log
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(p.log, line)
+			if u, ok := strings.CutPrefix(line, "darse panel: listening on "); ok {
+				p.url = u
+			}
+			if strings.Contains(line, "/setup?token=") {
+				p.setup = strings.TrimSpace(line)
+			}
+			if strings.HasPrefix(line, "or on this server") || (p.url != "" && !strings.Contains(p.log.String(), "no admin yet")) {
+				select {
+				case <-ready:
+				default:
+					close(ready)
+				}
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() { p.stop() })
+	select {
+	case <-ready:
+	case <-p.done:
+		e.t.Fatalf("darse panel exited:\n%s", p.log)
+	case <-time.After(60 * time.Second):
+		e.t.Fatalf("darse panel did not start:\n%s", p.log)
+	}
+	for i := 0; ; i++ {
+		resp, err := http.Get(p.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 100 {
+			e.t.Fatalf("panel at %s does not answer: %v\n%s", p.url, err, p.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+func (p *panelProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *panelProc) kill() {
+	p.cmd.Process.Kill() // SIGKILL
+	<-p.done
+}
+
+// addUser runs `darse user add` with the password on stdin.
+func (e *env) addUser(name, pw string, extra ...string) {
+	e.t.Helper()
+	cmd := exec.Command(darseBin, append([]string{"user", "add", name}, extra...)...)
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+	cmd.Stdin = strings.NewReader(pw + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("darse user add %s: %v\n%s", name, err, out)
+	}
+}
+
+func (e *env) ops() []store.Operation {
+	e.t.Helper()
+	var list []store.Operation
+	if err := json.Unmarshal([]byte(e.ok("op", "ls", "--json")), &list); err != nil {
+		e.t.Fatal(err)
+	}
+	return list
+}
+
+// artifacts is where screenshots go: $DARSE_ARTIFACTS or <repo>/artifacts.
+func artifacts(t *testing.T) string {
+	dir := os.Getenv("DARSE_ARTIFACTS")
+	if dir == "" {
+		dir, _ = filepath.Abs("../../artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// formClient logs in over HTTP as a browser would, for tests that need no rendering.
+type formClient struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func newFormClient(t *testing.T, base string) *formClient {
+	jar, _ := cookiejar.New(nil)
+	return &formClient{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (f *formClient) post(from, path string, form url.Values) *http.Response {
+	f.t.Helper()
+	resp, err := f.c.Get(f.base + from)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfInput.FindSubmatch(body)
+	if m == nil {
+		f.t.Fatalf("no form token on %s (%d)", from, resp.StatusCode)
+	}
+	form.Set("csrf", string(m[1]))
+	resp, err = f.c.PostForm(f.base+path, form)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestPanelKilledDuringCreate kills the panel with SIGKILL while it
+// creates a site, at several points of the creation, restarts it, and
+// checks the operation ended done or failed with the store and the site
+// folders agreeing.
+func TestPanelKilledDuringCreate(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	e.addUser("alice", "alice's long password", "--quota", "10")
+	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
+		name := siteName(fmt.Sprintf("k%d", i))
+		e.cleanup(name)
+		p := e.startPanel()
+		c := newFormClient(t, p.url)
+		if resp := c.post("/login", "/login", url.Values{"name": {"alice"}, "password": {"alice's long password"}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+		resp := c.post("/sites/new", "/sites", url.Values{"name": {name}, "template": {"static"}})
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("create: %d\n%s", resp.StatusCode, p.log)
+		}
+		// Wait for the worker to take it, then cut it short.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			list := e.ops()
+			if len(list) > 0 && list[0].Site == name && list[0].State != store.OpQueued {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("operation never started: %+v\n%s", list, p.log)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(delay)
+		p.kill()
+
+		// Restart: the interrupted operation is settled before anything else.
+		p = e.startPanel()
+		var op store.Operation
+		deadline = time.Now().Add(60 * time.Second)
+		for {
+			op = e.ops()[0]
+			if op.State == store.OpDone || op.State == store.OpFailed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("operation %d still %s after restart\n%s", op.ID, op.State, p.log)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		p.stop()
+
+		_, _, code := e.run("site", "status", name)
+		stored := code == 0
+		dir := filepath.Join(e.srv, "users", name)
+		_, statErr := os.Stat(dir)
+		folder := statErr == nil
+		_, composeErr := os.Stat(filepath.Join(dir, "docker-compose.yml"))
+		t.Logf("killed %v after start: operation %s %q; row %v, folder %v", delay, op.State, op.Error, stored, folder)
+		if stored != folder || (stored && composeErr != nil) {
+			t.Fatalf("store and /srv/users disagree after recovery: row %v, folder %v, docker-compose.yml %v", stored, folder, composeErr)
+		}
+		if (op.State == store.OpDone) != stored {
+			t.Fatalf("operation %s but site stored = %v", op.State, stored)
+		}
+		if stored {
+			if s := e.status(name); s.State != "running" {
+				t.Fatalf("recovered site is %s", s.State)
+			}
+		} else if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+name).Output(); len(bytes.TrimSpace(out)) != 0 {
+			t.Fatalf("undone creation left containers: %s", out)
+		}
+	}
+}
+
+// needChromium finds Debian's chromium (installed by the README's test command).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("chromium")
+	if err != nil {
+		if testenv.Required() {
+			t.Fatal("integration test cannot run: chromium is not installed (DARSE_INTEGRATION=require)")
+		}
+		t.Skip("integration test: chromium is not installed")
+	}
+	return p
+}
+
+// browserContext starts a headless chromium that talks to loopback only:
+// background services off, and every host name resolving to nothing.
+func browserContext(t *testing.T, chromium string) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 860),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions,AutofillServerCommunication"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("proxy-server", "direct://"),
+		chromedp.Flag("force-device-scale-factor", "1"),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	return ctx
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(artifacts(t), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// TestPanelInBrowser: a member logs in, creates a site, sees it running,
+// logs out; an admin sees it among every site and container.
+func TestPanelInBrowser(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	chromium := needChromium(t)
+	e := newEnv(t)
+	e.addUser("root", "root's long password", "--admin")
+	e.addUser("alice", "alice's long password")
+	name := siteName("shop")
+	e.cleanup(name)
+	p := e.startPanel()
+	ctx := browserContext(t, chromium)
+	type css = chromedp.CSS
+	fail := func(what string, err error) {
+		t.Helper()
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			os.WriteFile(filepath.Join(artifacts(t), "failed.png"), png, 0o644)
+		}
+		t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, p.log)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			fail(what, err)
+		}
+	}
+	text := func(sel css) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			fail("read "+string(sel), err)
+		}
+		return s
+	}
+	// The first run starts the browser for the context it is given: no timeout there.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+
+	run("log in",
+		chromedp.Navigate(p.url+"/sites"),
+		chromedp.WaitVisible(css("#name")),
+		chromedp.SendKeys(css("#name"), "alice"),
+		chromedp.SendKeys(css("#password"), "alice's long password"),
+		chromedp.Submit(css("#password")),
+		chromedp.WaitVisible(css("meter.quota")),
+	)
+	screenshot(t, ctx, "dashboard-empty")
+
+	// A bad name is refused as it is typed, next to the field.
+	run("name checked as typed",
+		chromedp.Click(css(`a[href="/sites/new"]`)),
+		chromedp.WaitVisible(css("#name")),
+		chromedp.SendKeys(css("#name"), "Bad_Name"),
+		chromedp.WaitVisible(css("#name-error")),
+	)
+	if msg := text("#name-error"); !strings.Contains(msg, "must be 1-63 lowercase letters") {
+		t.Fatalf("as-you-type error = %q", msg)
+	}
+	screenshot(t, ctx, "new-site-invalid-name")
+	run("create the site",
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[string](`document.getElementById("name").value = ""`)(ctx, tg)
+			return err
+		}),
+		chromedp.SendKeys(css("#name"), name),
+		chromedp.WaitNotVisible(css("#name-error")),
+		chromedp.Submit(css("#name")),
+		// The operation page follows the creation, then opens the site.
+		chromedp.WaitVisible(css(`.page-head[data-live-site="`+name+`"]`)),
+	)
+	deadline := time.Now().Add(60 * time.Second)
+	for text("h1 [data-state]") != "Running" {
+		if time.Now().After(deadline) {
+			fail("site never shown running", nil)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The panel's word is the engine's: the container answers.
+	get(t, name+"_web_1", "/", 200)
+	screenshot(t, ctx, "site")
+
+	run("dashboard", chromedp.Click(css("a.back")), chromedp.WaitVisible(css(".site-card .state-running")))
+	screenshot(t, ctx, "dashboard")
+
+	run("log out",
+		chromedp.Click(css(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(css(`form[action="/login"]`)),
+		chromedp.Navigate(p.url+"/sites"),
+		chromedp.WaitVisible(css(`form[action="/login"]`)),
+	)
+	screenshot(t, ctx, "login")
+
+	run("admin logs in",
+		chromedp.SendKeys(css("#name"), "root"),
+		chromedp.SendKeys(css("#password"), "root's long password"),
+		chromedp.Submit(css("#password")),
+		chromedp.WaitVisible(css(`a[href="/admin"]`)),
+		chromedp.Navigate(p.url+"/admin"),
+		chromedp.WaitVisible(css(`tr[data-live-site="`+name+`"]`)),
+	)
+	screenshot(t, ctx, "admin-sites")
+	run("admin containers", chromedp.Navigate(p.url+"/admin/containers"), chromedp.WaitVisible(css(`td[title]`)))
+	if !strings.Contains(text("main"), name+"_web_1") {
+		t.Errorf("admin containers page does not list %s_web_1", name)
+	}
+	screenshot(t, ctx, "admin-containers")
+	run("admin members", chromedp.Navigate(p.url+"/admin/members"), chromedp.WaitVisible(css(`form[action="/admin/members/alice/disable"]`)))
+	screenshot(t, ctx, "admin-members")
+	run("admin operations", chromedp.Navigate(p.url+"/admin/ops"), chromedp.WaitVisible(css(".opstate-done")))
+	screenshot(t, ctx, "admin-ops")
+}
