@@ -70,10 +70,10 @@ func frontDoor(ctx context.Context, o options) error {
 		}
 		return 0, fmt.Errorf("%s did not answer %d through traefik within 60s", host, want)
 	}
-	round := func(label string) error {
+	round := func(label, tag string) error {
 		var viaDarse, byHand []time.Duration
 		for i := 0; i < o.n; i++ {
-			name := fmt.Sprintf("fb%d-%s-%d", os.Getpid(), label, i)
+			name := fmt.Sprintf("fb%d-%s-%d", os.Getpid(), tag, i)
 			host := name + "." + domain
 			start := time.Now()
 			if err := darse("site", "create", name, "--template", "static"); err != nil {
@@ -115,7 +115,7 @@ func frontDoor(ctx context.Context, o options) error {
 		return nil
 	}
 	fmt.Printf("site creation until HTTP 200 through Traefik (%d runs each, median; target < 1500 ms with %d sites, ratio <= 0.5x)\n", o.n, *frontSites)
-	if err := round("0 sites"); err != nil {
+	if err := round("0 sites", "a"); err != nil {
 		return err
 	}
 	// Populate, four at a time.
@@ -148,7 +148,7 @@ func frontDoor(ctx context.Context, o options) error {
 	if firstErr != nil {
 		return firstErr
 	}
-	if err := round(fmt.Sprintf("%d sites", *frontSites)); err != nil {
+	if err := round(fmt.Sprintf("%d sites", *frontSites), "b"); err != nil {
 		return err
 	}
 	mem, err := exec.CommandContext(ctx, "docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", project+"_traefik_1").Output()

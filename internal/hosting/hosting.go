@@ -186,7 +186,12 @@ func (h *Hosting) render(t *template.Template, spec site.Spec, aliases []string)
 	if err != nil {
 		return nil, err
 	}
+	var health *labels.Health
+	if hc := t.Web.Health; hc != nil {
+		health = &labels.Health{Path: hc.Path, Hostname: hc.Host, Interval: hc.Interval}
+	}
 	tl, err := labels.Traefik(labels.Route{
+		Health:       health,
 		Site:         spec.Name,
 		Domains:      append([]string{spec.Domain}, aliases...),
 		Port:         t.Web.Port,

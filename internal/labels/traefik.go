@@ -43,6 +43,19 @@ type Route struct {
 	// (traefik.docker.network), e.g. "front". It is the engine's name for
 	// the network, not a compose alias. Empty: Traefik's provider default.
 	Network string
+	// Health, when set, has Traefik probe the service over HTTP and stop
+	// routing to it while it fails. It stands in for a Docker healthcheck
+	// on routed services: Traefik does not route a container whose Docker
+	// health is still "starting", and engine 20.10 runs the first check
+	// only after a whole interval, so a new site would wait that long.
+	Health *Health
+}
+
+// Health is an HTTP probe: GET Path with Host Hostname must answer 2xx/3xx.
+type Health struct {
+	Path     string
+	Hostname string
+	Interval string // Go duration, e.g. "10s"
 }
 
 // config is the part of Traefik's label configuration darse writes, with
@@ -81,7 +94,14 @@ type service struct {
 
 type loadBalancer struct {
 	// Traefik's labels address one server as "server", not a list.
-	Servers []server `label-slice-as-struct:"server"`
+	Servers     []server `label-slice-as-struct:"server"`
+	HealthCheck *healthCheck
+}
+
+type healthCheck struct {
+	Path     string
+	Hostname string
+	Interval string
 }
 
 type server struct {
@@ -131,13 +151,15 @@ func (r Route) config() *config {
 	if r.CertResolver != "" {
 		rt.TLS = &routerTLS{CertResolver: r.CertResolver}
 	}
+	lb := &loadBalancer{Servers: []server{{Port: strconv.Itoa(r.Port)}}}
+	if h := r.Health; h != nil {
+		lb.HealthCheck = &healthCheck{Path: h.Path, Hostname: h.Hostname, Interval: h.Interval}
+	}
 	c := &config{
 		Enable: true,
 		HTTP: &httpConfig{
-			Routers: map[string]*router{n: rt},
-			Services: map[string]*service{n: {
-				LoadBalancer: &loadBalancer{Servers: []server{{Port: strconv.Itoa(r.Port)}}},
-			}},
+			Routers:  map[string]*router{n: rt},
+			Services: map[string]*service{n: {LoadBalancer: lb}},
 		},
 	}
 	if r.Network != "" {
@@ -217,6 +239,9 @@ func (c *config) route() (Route, error) {
 		return Route{}, fmt.Errorf("service %q: port: %w", name(r.Site), err)
 	}
 	r.Port = port
+	if h := svc.LoadBalancer.HealthCheck; h != nil {
+		r.Health = &Health{Path: h.Path, Hostname: h.Hostname, Interval: h.Interval}
+	}
 	if c.Docker != nil {
 		r.Network = c.Docker.Network
 	}

@@ -46,6 +46,9 @@ func withSite(s string) func(*Route) {
 	return func(r *Route) { r.Site = s }
 }
 func withPort(p int) func(*Route) { return func(r *Route) { r.Port = p } }
+func withHealth(r *Route) {
+	r.Health = &Health{Path: "/", Hostname: "healthcheck.darse.invalid", Interval: "10s"}
+}
 
 var roundTripCases = []struct {
 	name  string
@@ -56,6 +59,7 @@ var roundTripCases = []struct {
 	{"no TLS", blog(withoutTLS, withEntryPoints("web"))},
 	{"TLS, two entry points", blog(withEntryPoints("web", "websecure"))},
 	{"default entry points, no network", blog(withEntryPoints(), withoutNetwork)},
+	{"health check", blog(withHealth)},
 }
 
 func TestRouteRoundTrip(t *testing.T) {
@@ -103,6 +107,7 @@ func TestGolden(t *testing.T) {
 		route Route
 	}{
 		{"blog", blog()},
+		{"blog-health", blog(withHealth)},
 		{"shop-many-domains-no-tls", Route{
 			Site:    "shop",
 			Domains: []string{"shop.example.org", "example.com", "www.example.com"},
@@ -191,6 +196,8 @@ func TestTraefikRejects(t *testing.T) {
 		{"empty entry point", blog(withEntryPoints("")), "entry point", ""},
 		{"bad resolver", blog(func(r *Route) { r.CertResolver = "le`" }), "cert resolver", "le`"},
 		{"bad network", blog(func(r *Route) { r.Network = "-front" }), "network", "-front"},
+		{"bad health path", blog(withHealth, func(r *Route) { r.Health.Path = "x`y" }), "health path", "x`y"},
+		{"bad health interval", blog(withHealth, func(r *Route) { r.Health.Interval = "5ms" }), "health interval", "5ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			labels, err := Traefik(tc.route)

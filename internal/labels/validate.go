@@ -2,6 +2,8 @@ package labels
 
 import (
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/darse/darse/internal/site"
 )
@@ -39,6 +41,17 @@ func (r Route) validate() error {
 	}
 	if r.CertResolver != "" && !isName(r.CertResolver) {
 		return &FieldError{Field: "cert resolver", Value: r.CertResolver, Rule: "must be 1-63 letters, digits, '-' or '_'"}
+	}
+	if h := r.Health; h != nil {
+		if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " ,`\n?#") {
+			return &FieldError{Field: "health path", Value: h.Path, Rule: "must be an absolute URL path without spaces, commas, '?' or '#'"}
+		}
+		if h.Hostname != "" && site.ValidateDomain(h.Hostname) != nil {
+			return &FieldError{Field: "health hostname", Value: h.Hostname, Rule: "must be a fully qualified domain name"}
+		}
+		if d, err := time.ParseDuration(h.Interval); err != nil || d < time.Second {
+			return &FieldError{Field: "health interval", Value: h.Interval, Rule: "must be a duration of at least 1s, such as 10s"}
+		}
 	}
 	if r.Network != "" && !isNetwork(r.Network) {
 		return &FieldError{Field: "network", Value: r.Network, Rule: "must be a Docker network name: a letter or digit, then letters, digits, '_', '.' or '-'"}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 
@@ -43,6 +44,15 @@ type Meta struct {
 type Web struct {
 	Service string `yaml:"service"`
 	Port    int    `yaml:"port"`
+	// Health is the HTTP probe Traefik runs against the service.
+	Health *Health `yaml:"health"`
+}
+
+// Health is an HTTP probe: GET Path with Host Host must answer 2xx or 3xx.
+type Health struct {
+	Path     string `yaml:"path"`
+	Host     string `yaml:"host"`
+	Interval string `yaml:"interval"`
 }
 
 // Param is one value a member may set when creating a site.
@@ -120,6 +130,11 @@ func (t *Template) check() error {
 	}
 	if t.Web.Service == "" || t.Web.Port < 1 || t.Web.Port > 65535 {
 		return errors.New("web needs a service and a port between 1 and 65535")
+	}
+	if h := t.Web.Health; h != nil {
+		if d, err := time.ParseDuration(h.Interval); !strings.HasPrefix(h.Path, "/") || err != nil || d < time.Second {
+			return errors.New("web.health needs a path starting with / and an interval of at least 1s")
+		}
 	}
 	if err := t.Plan.Validate(); err != nil {
 		return err
