@@ -186,8 +186,14 @@ func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]by
 				svc.Labels[k] = escapeDollar(v)
 			}
 			if x.FrontNetwork != "" {
-				// Naming any network drops the implicit default: keep it.
+				// Naming any network drops the implicit default: keep it
+				// when other services need it to reach this one. A lone
+				// service needs only front, and the site comes up faster
+				// without a network of its own to create.
 				svc.Networks = []string{"default", x.FrontNetwork}
+				if len(services) == 1 {
+					svc.Networks = []string{x.FrontNetwork}
+				}
 			}
 		}
 		doc.Services[s] = svc
