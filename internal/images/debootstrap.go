@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -34,17 +33,11 @@ func (b *Builder) debootstrap(ctx context.Context, d *Debootstrap, root string) 
 	// mounted in the tree (proc, sys, bound /dev nodes) before we remove it.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
-	tail := &tailBuffer{max: 4 << 10}
-	var out io.Writer = tail
-	if b.Output != nil {
-		out = io.MultiWriter(tail, b.Output)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
+	if err := b.runCmd(cmd); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("debootstrap: %w", ctx.Err())
 		}
-		return fmt.Errorf("debootstrap: %w\n%s", err, tail.String())
+		return err
 	}
 	r, err := os.OpenRoot(root)
 	if err != nil {

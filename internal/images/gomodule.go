@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -75,7 +77,7 @@ func (g *GoModule) validate(bad func(string, ...any)) {
 func (g *GoModule) goMod() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "module darse.build/%s\n\ngo 1.24\n\nrequire %s %s\n", filepath.Base(g.Module), g.Module, g.Version)
-	for _, old := range sortedKeys(g.Replace) {
+	for _, old := range slices.Sorted(maps.Keys(g.Replace)) {
 		p, v, _ := strings.Cut(g.Replace[old], "@")
 		fmt.Fprintf(&b, "\nreplace %s => %s %s\n", old, p, v)
 	}
@@ -84,19 +86,6 @@ func (g *GoModule) goMod() string {
 		fmt.Fprintf(&b, "\nexclude %s %s\n", p, v)
 	}
 	return b.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 // buildGoModule compiles the binary (or reuses the cached one built from
@@ -167,12 +156,17 @@ func copyPath(src, dst string, mode os.FileMode) error {
 	return out.Close()
 }
 
-// run runs a build tool in dir, its output going to b.Output or kept for
-// the error message.
+// run runs a build tool in dir with extra environment.
 func (b *Builder) run(ctx context.Context, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	return b.runCmd(cmd)
+}
+
+// runCmd runs cmd, its output going to b.Output as it happens; the tail is
+// kept for the error message.
+func (b *Builder) runCmd(cmd *exec.Cmd) error {
 	tail := &tailBuffer{max: 4 << 10}
 	var out io.Writer = tail
 	if b.Output != nil {
@@ -180,7 +174,7 @@ func (b *Builder) run(ctx context.Context, dir string, env []string, name string
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail.String())
+		return fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail.String())
 	}
 	return nil
 }
