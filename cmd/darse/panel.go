@@ -20,6 +20,12 @@ import (
 	"github.com/darse/darse/internal/panel"
 )
 
+// siteFiles is what operations do with sites' files.
+type siteFiles struct {
+	content.Archiver
+	content.Installer
+}
+
 func newPanelCmd(a *app) *cobra.Command {
 	var (
 		listen    string
@@ -45,7 +51,11 @@ func newPanelCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runner := ops.New(st, h, content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")}, a.log)
+			files := siteFiles{
+				Archiver:  content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")},
+				Installer: content.Installer{UsersDir: a.cfg.UsersDir(), Limits: content.DefaultLimits},
+			}
+			runner := ops.New(st, h, files, a.log)
 			// Settle what a crash left running before taking anything new.
 			if err := runner.Recover(ctx); err != nil {
 				return fmt.Errorf("recover interrupted operations: %w", err)
@@ -60,6 +70,7 @@ func newPanelCmd(a *app) *cobra.Command {
 				TrustedProxies: trusted,
 				TemplatesDir:   a.cfg.TemplatesDir(),
 				PlatformDomain: a.cfg.Domain,
+				UploadsDir:     filepath.Join(a.srv, "conf", "uploads"),
 			}, st, h, runner, eng, web, a.log)
 			if err != nil {
 				return err

@@ -5,8 +5,10 @@ package main
 // on loopback, and a SIGKILL in the middle of a site creation.
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +29,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/darse/darse/internal/netns"
 	"github.com/darse/darse/internal/store"
 	"github.com/darse/darse/internal/testenv"
 )
@@ -412,6 +416,42 @@ func TestPanelInBrowser(t *testing.T) {
 	get(t, name+"_web_1", "/", 200)
 	screenshot(t, ctx, "site")
 
+	// Content: an archive reaching out of data/ is refused whole, next to
+	// the field; a good one is served after the swap.
+	dir := t.TempDir()
+	evil := filepath.Join(dir, "evil.tar.gz")
+	good := filepath.Join(dir, "site.tar.gz")
+	page := fmt.Sprintf("<h1>uploaded to %s</h1>\n", name)
+	writeTarGz(t, evil, map[string]string{"index.html": "pwned", "../../evil": "x"})
+	writeTarGz(t, good, map[string]string{"index.html": page, "css/site.css": "h1{color:teal}"})
+	run("refused upload",
+		chromedp.SetUploadFiles(css("#archive"), []string{evil}),
+		chromedp.Submit(css("#archive")),
+		chromedp.WaitVisible(css("#content .field-error")),
+	)
+	if msg := text("#content .field-error"); !strings.Contains(msg, "goes outside data/") {
+		t.Fatalf("refused upload says %q", msg)
+	}
+	screenshot(t, ctx, "site-upload-refused")
+	if body := get(t, name+"_web_1", "/", 200); strings.Contains(body, "pwned") {
+		t.Fatal("refused upload is served")
+	}
+	run("upload",
+		chromedp.SetUploadFiles(css("#archive"), []string{good}),
+		chromedp.Submit(css("#archive")),
+		chromedp.WaitVisible(css(`.page-head[data-live-site="`+name+`"]`)),
+	)
+	deadline = time.Now().Add(60 * time.Second)
+	for served(name+"_web_1", "/") != page {
+		if time.Now().After(deadline) {
+			fail("uploaded content never served", nil)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if css := get(t, name+"_web_1", "/css/site.css", 200); css != "h1{color:teal}" {
+		t.Fatalf("uploaded css = %q", css)
+	}
+
 	run("dashboard", chromedp.Click(css("a.back")), chromedp.WaitVisible(css(".site-card .state-running")))
 	screenshot(t, ctx, "dashboard")
 
@@ -441,4 +481,37 @@ func TestPanelInBrowser(t *testing.T) {
 	screenshot(t, ctx, "admin-members")
 	run("admin operations", chromedp.Navigate(p.url+"/admin/ops"), chromedp.WaitVisible(css(".opstate-done")))
 	screenshot(t, ctx, "admin-ops")
+}
+
+func writeTarGz(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	zw.Close()
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// served is what the container answers on path now, "" while it restarts.
+func served(container, path string) string {
+	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Pid}}", container).Output()
+	if err != nil {
+		return ""
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	if pid == 0 {
+		return ""
+	}
+	code, body, err := netns.Get(pid, "http://127.0.0.1:8080"+path, "")
+	if err != nil || code != http.StatusOK {
+		return ""
+	}
+	return body
 }

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
+	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
@@ -27,6 +29,7 @@ const (
 	Stop    = "stop"
 	Restart = "restart"
 	Remove  = "remove"
+	Content = "content"
 )
 
 // Hosting is what operations are carried out with (*hosting.Hosting).
@@ -36,13 +39,19 @@ type Hosting interface {
 	Stop(ctx context.Context, name string) (reconcile.Plan, error)
 	Restart(ctx context.Context, name string) (reconcile.Plan, error)
 	Remove(ctx context.Context, name string, purge bool) error
+	Status(ctx context.Context, name string) (*hosting.Status, error)
 	Facts(ctx context.Context, name string) (hosting.CreateFacts, error)
 	RecoverCreate(ctx context.Context, name string, before hosting.CreateFacts) error
 }
 
-// Archiver keeps a final archive of a site's data/ before it is deleted.
-type Archiver interface {
+// Files moves sites' files (package content).
+type Files interface {
+	// ArchiveData keeps a final archive of a site's data/ before it is deleted.
 	ArchiveData(ctx context.Context, name string) (string, error)
+	// Install swaps an uploaded archive's content in as data/.
+	Install(ctx context.Context, name, archive, displayName, mode string) (content.Summary, error)
+	// Cleanup drops the data/ folders Install set aside.
+	Cleanup(name string) error
 }
 
 // CreateArgs are a create operation's arguments. Before is filled in by
@@ -53,6 +62,15 @@ type CreateArgs struct {
 	Owner    string               `json:"owner"`
 	Set      map[string]string    `json:"set,omitempty"`
 	Before   *hosting.CreateFacts `json:"before,omitempty"`
+}
+
+// ContentArgs are a content operation's arguments: an upload already
+// checked and saved; the worker installs it, restarts the site and
+// deletes the file.
+type ContentArgs struct {
+	Archive  string `json:"archive"`  // path of the saved upload
+	Filename string `json:"filename"` // as the member named it
+	Mode     string `json:"mode"`     // content.Replace or content.Merge
 }
 
 // RemoveArgs are a remove operation's arguments.
@@ -67,22 +85,22 @@ type RemoveArgs struct {
 // Runner records operations and runs them with a few workers. Operations
 // on one site run one at a time, in the order they were asked.
 type Runner struct {
-	store    *store.Store
-	hosting  Hosting
-	archiver Archiver
-	log      *slog.Logger
-	workers  int
-	poll     time.Duration
-	settle   time.Duration // wait before resuming a dead worker's operations
-	wake     chan struct{}
+	store   *store.Store
+	hosting Hosting
+	files   Files
+	log     *slog.Logger
+	workers int
+	poll    time.Duration
+	settle  time.Duration // wait before resuming a dead worker's operations
+	wake    chan struct{}
 
 	mu      sync.Mutex
 	waiters map[int64][]chan struct{}
 }
 
-// New returns a Runner; archiver may be nil (no archive is then possible).
-func New(st *store.Store, h Hosting, archiver Archiver, log *slog.Logger) *Runner {
-	return &Runner{store: st, hosting: h, archiver: archiver, log: log, workers: 2, poll: 2 * time.Second, settle: 3 * time.Second,
+// New returns a Runner; files may be nil (no archive nor upload is then possible).
+func New(st *store.Store, h Hosting, files Files, log *slog.Logger) *Runner {
+	return &Runner{store: st, hosting: h, files: files, log: log, workers: 2, poll: 2 * time.Second, settle: 3 * time.Second,
 		wake: make(chan struct{}, 1), waiters: map[int64][]chan struct{}{}}
 }
 
@@ -252,8 +270,42 @@ func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
 			}
 		}
 		return r.remove(ctx, op, a, false)
+	case Content:
+		var a ContentArgs
+		if err := json.Unmarshal(op.Args, &a); err != nil {
+			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
+		}
+		return r.install(ctx, op, a)
 	}
 	return fmt.Errorf("operation %d: unknown kind %q", op.ID, op.Kind)
+}
+
+// install swaps the upload in, restarts what runs so that it serves the
+// new data/, and forgets the upload. Run again after a crash, it does the
+// same; once the upload file is gone, it was all done.
+func (r *Runner) install(ctx context.Context, op *store.Operation, a ContentArgs) error {
+	if r.files == nil {
+		return errors.New("uploads are not possible here")
+	}
+	if _, err := os.Stat(a.Archive); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := r.files.Install(ctx, op.Site, a.Archive, a.Filename, a.Mode); err != nil {
+		return err
+	}
+	st, err := r.hosting.Status(ctx, op.Site)
+	if err != nil {
+		return err
+	}
+	if st.State != hosting.StateStopped {
+		if _, err := r.hosting.Restart(ctx, op.Site); err != nil {
+			return fmt.Errorf("new content in place, but the site did not restart: %w", err)
+		}
+	}
+	if err := r.files.Cleanup(op.Site); err != nil {
+		r.log.Warn("remove the previous data/", "site", op.Site, "err", err)
+	}
+	return os.Remove(a.Archive)
 }
 
 // remove archives data/ if asked (once: the path is recorded) and removes
@@ -261,10 +313,10 @@ func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
 // got to its last step.
 func (r *Runner) remove(ctx context.Context, op *store.Operation, a RemoveArgs, resumed bool) error {
 	if a.Archive && a.Path == "" {
-		if r.archiver == nil {
+		if r.files == nil {
 			return errors.New("no archive can be kept here; remove with purge or without archive")
 		}
-		p, err := r.archiver.ArchiveData(ctx, op.Site)
+		p, err := r.files.ArchiveData(ctx, op.Site)
 		if err != nil {
 			return fmt.Errorf("keep a final archive of data/: %w", err)
 		}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
@@ -65,6 +67,9 @@ func (f *fakeHosting) Remove(ctx context.Context, name string, purge bool) error
 	}
 	delete(f.sites, name)
 	return nil
+}
+func (f *fakeHosting) Status(ctx context.Context, name string) (*hosting.Status, error) {
+	return &hosting.Status{Name: name, State: hosting.StateRunning}, nil
 }
 func (f *fakeHosting) Facts(ctx context.Context, name string) (hosting.CreateFacts, error) {
 	f.mu.Lock()
@@ -196,5 +201,60 @@ func TestRecover(t *testing.T) {
 	}
 	if op, _ := st.GetOp(ctx, queued); op.State != store.OpQueued {
 		t.Errorf("queued op touched by recovery: %+v", op)
+	}
+}
+
+type fakeFiles struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeFiles) ArchiveData(ctx context.Context, name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "archive "+name)
+	return "/archives/" + name + ".tar.gz", nil
+}
+func (f *fakeFiles) Install(ctx context.Context, name, archive, display, mode string) (content.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "install "+name+" "+mode)
+	return content.Summary{}, nil
+}
+func (f *fakeFiles) Cleanup(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "cleanup "+name)
+	return nil
+}
+
+func TestContentAndArchive(t *testing.T) {
+	r, h, _ := newRunner(t)
+	files := &fakeFiles{}
+	r.files = files
+	run(t, r)
+	ctx := context.Background()
+	upload := filepath.Join(t.TempDir(), "upload")
+	os.WriteFile(upload, []byte("archive"), 0o600)
+	id, _ := r.Submit(ctx, Content, "blog", "alice", ContentArgs{Archive: upload, Filename: "site.zip", Mode: content.Merge})
+	if op := wait(t, r, id); op.State != store.OpDone {
+		t.Fatalf("content op: %+v", op)
+	}
+	if _, err := os.Stat(upload); !os.IsNotExist(err) {
+		t.Error("upload kept after install")
+	}
+	// Again (as after a crash past the end): nothing more happens.
+	id, _ = r.Submit(ctx, Content, "blog", "alice", ContentArgs{Archive: upload, Filename: "site.zip", Mode: content.Merge})
+	wait(t, r, id)
+	h.sites["blog"] = true
+	id, _ = r.Submit(ctx, Remove, "blog", "alice", RemoveArgs{Archive: true, Purge: true})
+	if op := wait(t, r, id); op.State != store.OpDone || !strings.Contains(string(op.Args), "/archives/blog.tar.gz") {
+		t.Fatalf("remove with archive: %+v %s", op, op.Args)
+	}
+	if got := strings.Join(files.calls, ","); got != "install blog merge,cleanup blog,archive blog" {
+		t.Fatalf("files calls: %s", got)
+	}
+	if got := strings.Join(h.calls, ","); got != "restart blog,remove blog" {
+		t.Fatalf("hosting calls: %s", got)
 	}
 }

@@ -31,6 +31,13 @@ type notFoundMsg string
 func (e notFoundMsg) Error() string        { return string(e) }
 func (e notFoundMsg) Is(target error) bool { return target == errNotFound }
 
+// tooLarge is a request body over its limit.
+type tooLarge struct{ limit int64 }
+
+func (e tooLarge) Error() string {
+	return fmt.Sprintf("this upload is larger than %d MiB, the limit", e.limit>>20)
+}
+
 // rateLimited is a refused login attempt.
 type rateLimited struct{ wait time.Duration }
 
@@ -46,7 +53,10 @@ func (e rateLimited) Error() string {
 func status(err error) int {
 	var fe *site.FieldError
 	var rl rateLimited
+	var tl tooLarge
 	switch {
+	case errors.As(err, &tl):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, errCSRF):

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/darse/darse/internal/auth"
+	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/site"
@@ -58,6 +59,12 @@ type Config struct {
 	// address and per member name; the next attempt gets 429.
 	LoginFailures int
 	LoginWindow   time.Duration
+	// UploadsDir keeps uploaded archives until their operation installs
+	// them; UploadMax bounds an upload's size (default 64 MiB), and
+	// ContentLimits what it may unpack to.
+	UploadsDir    string
+	UploadMax     int64
+	ContentLimits content.Limits
 	Now           func() time.Time
 }
 
@@ -92,6 +99,12 @@ func New(cfg Config, st *store.Store, sites Sites, ops Operations, containers Co
 	if cfg.LoginWindow == 0 {
 		cfg.LoginWindow = 5 * time.Minute
 	}
+	if cfg.UploadMax == 0 {
+		cfg.UploadMax = 64 << 20
+	}
+	if cfg.ContentLimits == (content.Limits{}) {
+		cfg.ContentLimits = content.DefaultLimits
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -125,7 +138,7 @@ func (s *Server) routes() (http.Handler, error) {
 	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(s.recover, s.secureHeaders, s.loadSession)
+	r.Use(s.recover, s.limitBody, s.secureHeaders, s.loadSession)
 	r.StaticFS("/static", http.FS(s.static))
 	r.GET("/favicon.ico", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })

@@ -1,10 +1,14 @@
 package panel
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"io/fs"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -22,6 +26,7 @@ import (
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/auth"
 	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/reconcile"
@@ -81,9 +86,14 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hcfg := hosting.Config{Srv: srv, Domain: "example.org"}
 	h := hosting.New(hcfg, st, nullEngine{}, log)
-	runner := ops.New(st, h, nil, log)
+	files := struct {
+		content.Archiver
+		content.Installer
+	}{content.Archiver{UsersDir: hcfg.UsersDir(), ArchiveDir: filepath.Join(srv, "archives")}, content.Installer{UsersDir: hcfg.UsersDir()}}
+	runner := ops.New(st, h, files, log)
 	web, _ := fs.Sub(darse.Web, "web")
-	cfg := Config{TemplatesDir: hcfg.TemplatesDir(), PlatformDomain: "example.org", HashParams: cheap}
+	cfg := Config{TemplatesDir: hcfg.TemplatesDir(), PlatformDomain: "example.org", HashParams: cheap,
+		UploadsDir: filepath.Join(srv, "conf", "uploads"), UploadMax: 1 << 20}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -620,4 +630,103 @@ func TestAdminMembers(t *testing.T) {
 	if p := root.submit("/admin/members", "/admin/members/carol/grant-admin", nil); p.code != http.StatusSeeOther {
 		t.Fatalf("grant admin: %d", p.code)
 	}
+}
+
+func tarGz(t *testing.T, files map[string]string, symlinks map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	for name, target := range symlinks {
+		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target})
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func (b *browser) upload(site, filename string, archive []byte, mode string) page {
+	b.f.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("csrf", b.token("/sites/"+site))
+	mw.WriteField("mode", mode)
+	w, _ := mw.CreateFormFile("archive", filename)
+	w.Write(archive)
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.f.http.URL+"/sites/"+site+"/content", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return b.do(req)
+}
+
+func TestUpload(t *testing.T) {
+	f := newFixture(t)
+	f.runWorkers()
+	f.user("alice", "alice's long password", false, 3)
+	f.user("bob", "bob's long password!", false, 3)
+	b := f.browser()
+	b.mustLogin("alice", "alice's long password")
+	p := b.submit("/sites/new", "/sites", url.Values{"name": {"blog"}, "template": {"static"}})
+	waitOp(t, b, p.h.Get("Location"), "done")
+	data := filepath.Join(f.srv, "users", "blog", "data")
+	before, _ := os.ReadFile(filepath.Join(data, "index.html"))
+
+	for name, archive := range map[string][]byte{
+		"dotdot.tar.gz":  tarGz(t, map[string]string{"index.html": "pwned", "../evil": "x"}, nil),
+		"abs.tar.gz":     tarGz(t, map[string]string{"index.html": "pwned", "/etc/cron.d/evil": "x"}, nil),
+		"symlink.tar.gz": tarGz(t, map[string]string{"index.html": "pwned"}, map[string]string{"root": "/"}),
+		"garbage.zip":    []byte("this is not an archive"),
+	} {
+		p := b.upload("blog", name, archive, "replace")
+		if p.code != http.StatusUnprocessableEntity || !strings.Contains(p.body, `archive &#34;`+name+`&#34;`) && !strings.Contains(p.body, "nothing was changed") {
+			t.Errorf("%s: %d\n%s", name, p.code, p.body)
+		}
+		if !strings.Contains(p.body, `class="field-error"`) {
+			t.Errorf("%s: the reason is not next to the field", name)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(data, "index.html")); !bytes.Equal(before, after) {
+		t.Fatal("a refused upload changed data/")
+	}
+	if list, _ := f.store.ListOps(context.Background(), store.OpFilter{Site: "blog"}); len(list) != 1 {
+		t.Fatalf("refused uploads recorded operations: %d", len(list))
+	}
+	if p := b.upload("blog", "big.tar.gz", bytes.Repeat([]byte("x"), 2<<20), "replace"); p.code != http.StatusRequestEntityTooLarge || !strings.Contains(p.body, "larger than 1 MiB") {
+		t.Errorf("too large: %d", p.code)
+	}
+	// Another member's site: 404, nothing saved.
+	bob := f.browser()
+	bob.mustLogin("bob", "bob's long password!")
+	req := tarGz(t, map[string]string{"index.html": "bob was here"}, nil)
+	if p := bob.uploadWithToken("blog", req, bob.token("/sites")); p.code != http.StatusNotFound {
+		t.Errorf("bob uploading to alice's site: %d", p.code)
+	}
+	// A good one replaces data/ through an operation.
+	if p := b.upload("blog", "site.tar.gz", tarGz(t, map[string]string{"index.html": "<h1>new</h1>", "css/a.css": "a{}"}, nil), "replace"); p.code != http.StatusSeeOther {
+		t.Fatalf("good upload: %d\n%s", p.code, p.body)
+	}
+	list, _ := f.store.ListOps(context.Background(), store.OpFilter{Site: "blog", Limit: 1})
+	waitOp(t, b, "/ops/"+itoa(int(list[0].ID)), "done")
+	if got, _ := os.ReadFile(filepath.Join(data, "index.html")); string(got) != "<h1>new</h1>" {
+		t.Fatalf("data/index.html = %q", got)
+	}
+	if ups, _ := os.ReadDir(filepath.Join(f.srv, "conf", "uploads")); len(ups) != 0 {
+		t.Errorf("uploads kept: %v", ups)
+	}
+}
+
+func (b *browser) uploadWithToken(site string, archive []byte, token string) page {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("csrf", token)
+	w, _ := mw.CreateFormFile("archive", "x.tar.gz")
+	w.Write(archive)
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.f.http.URL+"/sites/"+site+"/content", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return b.do(req)
 }

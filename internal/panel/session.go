@@ -110,6 +110,13 @@ func (s *Server) anonToken(pre string) string {
 func (s *Server) checkCSRF(c *gin.Context) {
 	got := c.GetHeader("X-CSRF-Token")
 	if got == "" {
+		if err := parseForm(c.Request); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.fail(c, tooLarge{tooBig.Limit})
+				return
+			}
+		}
 		got = c.PostForm("csrf")
 	}
 	var want string
@@ -123,6 +130,15 @@ func (s *Server) checkCSRF(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// parseForm reads the body as the form it is, reporting what went wrong
+// (gin's PostForm would swallow a body over the limit as an empty form).
+func parseForm(r *http.Request) error {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return r.ParseMultipartForm(8 << 20)
+	}
+	return r.ParseForm()
 }
 
 func (s *Server) setCookie(c *gin.Context, name, value string, maxAge int) {

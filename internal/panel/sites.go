@@ -239,13 +239,19 @@ func (s *Server) checkSite(c *gin.Context) error {
 }
 
 func (s *Server) sitePage(c *gin.Context) error {
-	ctx := c.Request.Context()
 	st, err := s.ownSite(c)
 	if err != nil {
 		return err
 	}
-	v := siteView{Page: s.page(c, st.Name), Site: s.card(ctx, st)}
+	return s.renderSite(c, st, http.StatusOK, nil)
+}
+
+// renderSite shows the site's page, with errors next to its forms' fields.
+func (s *Server) renderSite(c *gin.Context, st *store.Site, code int, errs FieldErrors) error {
+	ctx := c.Request.Context()
+	v := siteView{Page: s.page(c, st.Name), Site: s.card(ctx, st), Errors: errs, UploadMax: s.cfg.UploadMax >> 20}
 	v.Page.Nav = "sites"
+	var err error
 	if v.Ops, err = s.store.ListOps(ctx, store.OpFilter{Site: st.Name, Limit: 8}); err != nil {
 		return err
 	}
@@ -255,7 +261,7 @@ func (s *Server) sitePage(c *gin.Context) error {
 			break
 		}
 	}
-	s.render(c, http.StatusOK, "site", v)
+	s.render(c, code, "site", v)
 	return nil
 }
 
@@ -297,6 +303,9 @@ var siteActions = map[string]string{"start": ops.Up, "stop": ops.Stop, "restart"
 
 func (s *Server) siteAction(c *gin.Context) error {
 	ctx := c.Request.Context()
+	if c.Param("action") == "content" {
+		return s.upload(c)
+	}
 	kind, ok := siteActions[c.Param("action")]
 	if !ok {
 		return errNotFound
@@ -380,7 +389,7 @@ func (s *Server) opPage(c *gin.Context) error {
 }
 
 func opTitle(op *store.Operation) string {
-	verb := map[string]string{ops.Create: "Creating", ops.Up: "Starting", ops.Stop: "Stopping", ops.Restart: "Restarting", ops.Remove: "Deleting"}[op.Kind]
+	verb := map[string]string{ops.Create: "Creating", ops.Up: "Starting", ops.Stop: "Stopping", ops.Restart: "Restarting", ops.Remove: "Deleting", ops.Content: "Uploading content to"}[op.Kind]
 	if verb == "" {
 		verb = op.Kind
 	}

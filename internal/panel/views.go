@@ -124,8 +124,10 @@ type newSiteView struct {
 
 type siteView struct {
 	Page
-	Site siteCard
-	Ops  []*store.Operation
+	Site      siteCard
+	Ops       []*store.Operation
+	Errors    FieldErrors
+	UploadMax int64 // MiB
 }
 
 type deleteView struct {
@@ -266,6 +268,8 @@ func opVerb(kind string) string {
 		return "Restart"
 	case "remove":
 		return "Delete"
+	case "content":
+		return "Upload"
 	}
 	return kind
 }
