@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/darse/darse/internal/firewall"
+	"github.com/darse/darse/internal/nft"
+)
+
+// newFwCmd is the operators' view of the firewall watcher (darse-fw): the
+// ruleset it would apply, computed the same way, touching nothing.
+func newFwCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "fw", Short: "The firewall watcher's nftables ruleset (darse-fw)"}
+	var (
+		table, input, allow, label, stateFile, forward string
+	)
+	render := &cobra.Command{
+		Use:   "render",
+		Short: "Print the ruleset darse-fw would apply now, in nft syntax, without applying it",
+		Long: `Print the ruleset darse-fw would apply for the running containers: an nft
+script (loadable with nft -f) preceded by comments listing every exposure
+and every refused or limited one with the reason. Nothing is changed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			o := firewall.Options{Table: table, Srv: a.srv, Input: firewall.InputPolicy(input)}
+			if o.Input != firewall.InputAccept && o.Input != firewall.InputDrop {
+				return fmt.Errorf("--input %q: want accept or drop", input)
+			}
+			for _, f := range strings.Split(allow, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				p, err := firewall.ParsePort(f)
+				if err != nil {
+					return fmt.Errorf("--input-allow: %w", err)
+				}
+				o.InputAllow = append(o.InputAllow, p)
+			}
+			switch forward {
+			case "auto":
+				// Reading Docker's chain needs CAP_NET_ADMIN; without it the
+				// IPv4 caveat is just not computed.
+				if drops, err := nft.New().ForwardDrops(ctx); err == nil {
+					o.DockerForwardDrop = drops
+				}
+			case "drop":
+				o.DockerForwardDrop = true
+			case "accept":
+			default:
+				return fmt.Errorf("--docker-forward %q: want auto, drop or accept", forward)
+			}
+			var st firewall.State
+			if stateFile != "" {
+				b, err := os.ReadFile(stateFile)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(b, &st); err != nil {
+					return fmt.Errorf("%s: %w", stateFile, err)
+				}
+			} else {
+				e, err := a.Engine(ctx)
+				if err != nil {
+					return err
+				}
+				if st, err = e.Firewall(label).Snapshot(ctx); err != nil {
+					return err
+				}
+			}
+			_, err := fmt.Fprint(cmd.OutOrStdout(), firewall.Build(st, o).Text())
+			return err
+		},
+	}
+	render.Flags().StringVar(&table, "table", envOr("DARSE_FW_TABLE", firewall.DefaultTable), "nftables inet table (env DARSE_FW_TABLE)")
+	render.Flags().StringVar(&input, "input", envOr("DARSE_FW_INPUT", string(firewall.InputAccept)), "host input policy: accept or drop (env DARSE_FW_INPUT)")
+	render.Flags().StringVar(&allow, "input-allow", envOr("DARSE_FW_INPUT_ALLOW", portList(firewall.DefaultInputAllow)), "ports left open by --input drop (env DARSE_FW_INPUT_ALLOW)")
+	render.Flags().StringVar(&label, "label", envOr("DARSE_FW_LABEL", ""), "only containers and networks with this label, KEY or KEY=VALUE (env DARSE_FW_LABEL)")
+	render.Flags().StringVar(&stateFile, "state", "", "render from this JSON state (as `darse fw state` prints) instead of the engine")
+	render.Flags().StringVar(&forward, "docker-forward", "auto", "Docker's IPv4 FORWARD policy: auto (read it), drop or accept")
+
+	state := &cobra.Command{
+		Use:   "state",
+		Short: "Print, as JSON, the containers and networks the ruleset is computed from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := a.Engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := e.Firewall(label).Snapshot(cmd.Context())
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		},
+	}
+	state.Flags().StringVar(&label, "label", envOr("DARSE_FW_LABEL", ""), "only containers and networks with this label (env DARSE_FW_LABEL)")
+	cmd.AddCommand(render, state)
+	return cmd
+}
+
+func portList(ps []firewall.Port) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
