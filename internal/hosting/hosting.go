@@ -202,6 +202,9 @@ func (h *Hosting) render(t *template.Template, spec site.Spec, aliases []string)
 	if err != nil {
 		return nil, err
 	}
+	if tl, err = h.withExposures(spec.Name, tl); err != nil { // members' port forwards (forwards.go)
+		return nil, err
+	}
 	return render.Site(t, spec, render.Extras{DarseLabels: dl, WebLabels: tl, FrontNetwork: h.cfg.FrontNetwork})
 }
 
