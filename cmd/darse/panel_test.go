@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/darse/darse/internal/netns"
 	"github.com/darse/darse/internal/store"
@@ -451,6 +454,47 @@ func TestPanelInBrowser(t *testing.T) {
 	if css := get(t, name+"_web_1", "/css/site.css", 200); css != "h1{color:teal}" {
 		t.Fatalf("uploaded css = %q", css)
 	}
+
+	// An SSH key (its fingerprint shown) and a port forward (a host port
+	// allocated, the exposure rendered for the firewall watcher).
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	sshPub, _ := ssh.NewPublicKey(edPub)
+	run("add an SSH key",
+		chromedp.SendKeys(css("#key"), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))+" alice@laptop"),
+		chromedp.Submit(css("#key")),
+		chromedp.WaitVisible(css("#keys .keylist form")),
+	)
+	if got := text("#keys .keylist"); !strings.Contains(got, ssh.FingerprintSHA256(sshPub)) {
+		t.Fatalf("keys list %q lacks the fingerprint", got)
+	}
+	run("forward a port",
+		chromedp.SendKeys(css("#port"), "8080"),
+		chromedp.Submit(css("#port")),
+		chromedp.WaitVisible(css("#forwards")),
+	)
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(text("#forwards .keylist"), "→ web:8080") {
+		if time.Now().After(deadline) {
+			fail("forward never listed", nil)
+		}
+		time.Sleep(300 * time.Millisecond)
+		run("reload", chromedp.Reload())
+	}
+	override, _ := os.ReadFile(filepath.Join(e.srv, "users", name, "docker-compose.override.yml"))
+	if !strings.Contains(string(override), `port: "8080"`) || !strings.Contains(string(override), "darse.expose.fwd4") {
+		t.Fatalf("forward not rendered as an exposure:\n%s", override)
+	}
+	idle := func() bool {
+		busy, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(".alert-info") !== null`))
+		return err == nil && !busy
+	}
+	for deadline = time.Now().Add(30 * time.Second); !idle(); time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("forward operation never done", nil)
+		}
+		run("reload", chromedp.Navigate(p.url+"/sites/"+name), chromedp.WaitVisible(css("#forwards")))
+	}
+	screenshot(t, ctx, "site-complete")
 
 	run("dashboard", chromedp.Click(css("a.back")), chromedp.WaitVisible(css(".site-card .state-running")))
 	screenshot(t, ctx, "dashboard")

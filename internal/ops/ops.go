@@ -30,6 +30,9 @@ const (
 	Restart = "restart"
 	Remove  = "remove"
 	Content = "content"
+	// Forward and Unforward add and remove a port forward.
+	Forward   = "forward"
+	Unforward = "unforward"
 )
 
 // Hosting is what operations are carried out with (*hosting.Hosting).
@@ -39,6 +42,8 @@ type Hosting interface {
 	Stop(ctx context.Context, name string) (reconcile.Plan, error)
 	Restart(ctx context.Context, name string) (reconcile.Plan, error)
 	Remove(ctx context.Context, name string, purge bool) error
+	AddForward(ctx context.Context, name string, port int, proto string) (*store.Forward, reconcile.Plan, error)
+	RemoveForward(ctx context.Context, name string, hostPort int) (reconcile.Plan, error)
 	Status(ctx context.Context, name string) (*hosting.Status, error)
 	Facts(ctx context.Context, name string) (hosting.CreateFacts, error)
 	RecoverCreate(ctx context.Context, name string, before hosting.CreateFacts) error
@@ -71,6 +76,13 @@ type ContentArgs struct {
 	Archive  string `json:"archive"`  // path of the saved upload
 	Filename string `json:"filename"` // as the member named it
 	Mode     string `json:"mode"`     // content.Replace or content.Merge
+}
+
+// ForwardArgs are the arguments of forward and unforward operations.
+type ForwardArgs struct {
+	Port     int    `json:"port,omitempty"`      // container port (forward)
+	Proto    string `json:"proto,omitempty"`     // tcp or udp (forward)
+	HostPort int    `json:"host_port,omitempty"` // allocated (forward) or to remove (unforward)
 }
 
 // RemoveArgs are a remove operation's arguments.
@@ -276,6 +288,24 @@ func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
 			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
 		}
 		return r.install(ctx, op, a)
+	case Forward, Unforward:
+		var a ForwardArgs
+		if err := json.Unmarshal(op.Args, &a); err != nil {
+			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
+		}
+		if op.Kind == Unforward {
+			_, err := r.hosting.RemoveForward(ctx, op.Site, a.HostPort)
+			return err
+		}
+		f, _, err := r.hosting.AddForward(ctx, op.Site, a.Port, a.Proto)
+		if f != nil {
+			a.HostPort = f.HostPort
+			b, _ := json.Marshal(a)
+			if serr := r.store.SetOpArgs(ctx, op.ID, b); serr != nil && err == nil {
+				err = serr
+			}
+		}
+		return err
 	}
 	return fmt.Errorf("operation %d: unknown kind %q", op.ID, op.Kind)
 }
@@ -341,7 +371,8 @@ func (r *Runner) remove(ctx context.Context, op *store.Operation, a RemoveArgs, 
 //     up) or undone (row, rendered files and new folder removed), never
 //     left half-made;
 //   - up, stop and restart are idempotent and run again;
-//   - a remove runs again (its archive, if already written, is kept).
+//   - a remove runs again (its archive, if already written, is kept);
+//   - content, forward and unforward run again: they end the same.
 //
 // Only one process may run operations: a running row means its worker died.
 func (r *Runner) Recover(ctx context.Context) error {
@@ -387,6 +418,14 @@ func (r *Runner) resume(ctx context.Context, op *store.Operation) error {
 			}
 		}
 		return r.remove(ctx, op, a, true)
+	case Unforward:
+		// Already gone means the removal got through before the crash.
+		if err := r.execute(ctx, op); err != nil && !errors.Is(err, hosting.ErrInput) {
+			return err
+		}
+		return nil
 	}
+	// up, stop, restart, content and forward (AddForward returns the
+	// forward already made) are safe to repeat.
 	return r.execute(ctx, op)
 }

@@ -71,6 +71,12 @@ func (f *fakeHosting) Remove(ctx context.Context, name string, purge bool) error
 func (f *fakeHosting) Status(ctx context.Context, name string) (*hosting.Status, error) {
 	return &hosting.Status{Name: name, State: hosting.StateRunning}, nil
 }
+func (f *fakeHosting) AddForward(ctx context.Context, name string, port int, proto string) (*store.Forward, reconcile.Plan, error) {
+	return &store.Forward{Site: name, ContainerPort: port, Proto: proto, HostPort: 40000}, nil, f.call("forward", name)
+}
+func (f *fakeHosting) RemoveForward(ctx context.Context, name string, hostPort int) (reconcile.Plan, error) {
+	return nil, f.call("unforward", name)
+}
 func (f *fakeHosting) Facts(ctx context.Context, name string) (hosting.CreateFacts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

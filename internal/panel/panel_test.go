@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"html"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -22,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/auth"
@@ -729,4 +733,80 @@ func (b *browser) uploadWithToken(site string, archive []byte, token string) pag
 	req, _ := http.NewRequest(http.MethodPost, b.f.http.URL+"/sites/"+site+"/content", &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	return b.do(req)
+}
+
+func TestKeysAndForwards(t *testing.T) {
+	f := newFixture(t)
+	f.runWorkers()
+	f.user("alice", "alice's long password", false, 3)
+	f.user("bob", "bob's long password!", false, 3)
+	a := f.browser()
+	a.mustLogin("alice", "alice's long password")
+	waitOp(t, a, a.submit("/sites/new", "/sites", url.Values{"name": {"blog"}, "template": {"static"}}).h.Get("Location"), "done")
+
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pk, _ := ssh.NewPublicKey(edPub)
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
+	fp := ssh.FingerprintSHA256(pk)
+
+	if p := a.submit("/sites/blog", "/sites/blog/key-add", url.Values{"key": {`command="/bin/sh" ` + key}}); p.code != 422 || !strings.Contains(p.body, "options such as command=") {
+		t.Fatalf("key with command=: %d", p.code)
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/key-add", url.Values{"key": {key + " a\n" + key + " b"}}); p.code != 422 || !strings.Contains(p.body, "more than one key") {
+		t.Fatalf("two keys: %d", p.code)
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/key-add", url.Values{"key": {key + " alice@laptop"}}); p.code != http.StatusSeeOther {
+		t.Fatalf("add key: %d", p.code)
+	}
+	if p := a.get("/sites/blog"); !strings.Contains(html.UnescapeString(p.body), fp) || !strings.Contains(p.body, "alice@laptop") {
+		t.Fatal("site page does not show the key's fingerprint")
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/key-add", url.Values{"key": {key}}); p.code != 422 || !strings.Contains(p.body, "already authorized") {
+		t.Fatalf("same key twice: %d", p.code)
+	}
+
+	// Bob can neither add nor remove keys or forwards on alice's site.
+	b := f.browser()
+	b.mustLogin("bob", "bob's long password!")
+	for action, form := range map[string]url.Values{
+		"key-add": {"key": {key}}, "key-remove": {"fingerprint": {fp}},
+		"forward-add": {"port": {"22"}}, "forward-remove": {"host_port": {"40000"}},
+	} {
+		if p := b.submit("/sites", "/sites/blog/"+action, form); p.code != http.StatusNotFound {
+			t.Errorf("bob %s on alice's site: %d", action, p.code)
+		}
+	}
+
+	if p := a.submit("/sites/blog", "/sites/blog/forward-add", url.Values{"port": {"99999"}}); p.code != 422 || !strings.Contains(p.body, "from 1 to 65535") {
+		t.Fatalf("bad port: %d", p.code)
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/forward-add", url.Values{"port": {"22"}, "proto": {"tcp"}}); p.code != http.StatusSeeOther {
+		t.Fatalf("forward: %d", p.code)
+	}
+	list, _ := f.store.ListOps(context.Background(), store.OpFilter{Site: "blog", Limit: 1})
+	waitOp(t, a, "/ops/"+itoa(int(list[0].ID)), "done")
+	if p := a.get("/sites/blog"); !strings.Contains(p.body, "<strong class=\"mono\">40000</strong>") {
+		t.Fatalf("forward not shown:\n%s", p.body)
+	}
+	override, _ := os.ReadFile(filepath.Join(f.srv, "users", "blog", "docker-compose.override.yml"))
+	if !strings.Contains(string(override), "darse.expose.fwd40000.port: \"22\"") {
+		t.Fatalf("forward not rendered:\n%s", override)
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/forward-add", url.Values{"port": {"22"}}); p.code != 422 || !strings.Contains(p.body, "already forwarded, on host port 40000") {
+		t.Fatalf("same forward twice: %d", p.code)
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/forward-remove", url.Values{"host_port": {"40000"}}); p.code != http.StatusSeeOther {
+		t.Fatalf("remove forward: %d", p.code)
+	}
+	list, _ = f.store.ListOps(context.Background(), store.OpFilter{Site: "blog", Limit: 1})
+	waitOp(t, a, "/ops/"+itoa(int(list[0].ID)), "done")
+	if fs, _ := f.store.ListForwards(context.Background(), "blog"); len(fs) != 0 {
+		t.Fatalf("forward kept: %+v", fs)
+	}
+	if p := a.submit("/sites/blog", "/sites/blog/key-remove", url.Values{"fingerprint": {fp}}); p.code != http.StatusSeeOther {
+		t.Fatalf("remove key: %d", p.code)
+	}
+	if ks, _ := f.store.ListKeys(context.Background(), "blog"); len(ks) != 0 {
+		t.Fatal("key kept")
+	}
 }

@@ -255,6 +255,12 @@ func (s *Server) renderSite(c *gin.Context, st *store.Site, code int, errs Field
 	if v.Ops, err = s.store.ListOps(ctx, store.OpFilter{Site: st.Name, Limit: 8}); err != nil {
 		return err
 	}
+	if v.Keys, err = s.store.ListKeys(ctx, st.Name); err != nil {
+		return err
+	}
+	if v.Forwards, err = s.store.ListForwards(ctx, st.Name); err != nil {
+		return err
+	}
 	for _, op := range v.Ops {
 		if op.State == store.OpQueued || op.State == store.OpRunning {
 			v.Site.Pending = op
@@ -303,8 +309,17 @@ var siteActions = map[string]string{"start": ops.Up, "stop": ops.Stop, "restart"
 
 func (s *Server) siteAction(c *gin.Context) error {
 	ctx := c.Request.Context()
-	if c.Param("action") == "content" {
+	switch c.Param("action") {
+	case "content":
 		return s.upload(c)
+	case "key-add":
+		return s.addKey(c)
+	case "key-remove":
+		return s.removeKey(c)
+	case "forward-add":
+		return s.addForward(c)
+	case "forward-remove":
+		return s.removeForward(c)
 	}
 	kind, ok := siteActions[c.Param("action")]
 	if !ok {
@@ -389,7 +404,8 @@ func (s *Server) opPage(c *gin.Context) error {
 }
 
 func opTitle(op *store.Operation) string {
-	verb := map[string]string{ops.Create: "Creating", ops.Up: "Starting", ops.Stop: "Stopping", ops.Restart: "Restarting", ops.Remove: "Deleting", ops.Content: "Uploading content to"}[op.Kind]
+	verb := map[string]string{ops.Create: "Creating", ops.Up: "Starting", ops.Stop: "Stopping", ops.Restart: "Restarting", ops.Remove: "Deleting", ops.Content: "Uploading content to",
+		ops.Forward: "Forwarding a port of", ops.Unforward: "Removing a port forward of"}[op.Kind]
 	if verb == "" {
 		verb = op.Kind
 	}

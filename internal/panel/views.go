@@ -128,6 +128,8 @@ type siteView struct {
 	Ops       []*store.Operation
 	Errors    FieldErrors
 	UploadMax int64 // MiB
+	Keys      []*store.SSHKey
+	Forwards  []*store.Forward
 }
 
 type deleteView struct {
@@ -270,6 +272,10 @@ func opVerb(kind string) string {
 		return "Delete"
 	case "content":
 		return "Upload"
+	case "forward":
+		return "Forward a port"
+	case "unforward":
+		return "Remove a forward"
 	}
 	return kind
 }

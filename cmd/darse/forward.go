@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/darse/darse/internal/site"
+)
+
+func newForwardCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "forward", Short: "Port forwards: a site's container port on a host port of 40000-50000"}
+	var udp bool
+	add := &cobra.Command{
+		Use:   "add SITE PORT [--udp]",
+		Short: "Forward a container port of the site's web service; the host port is allocated",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			port, err := strconv.Atoi(args[1])
+			if err != nil {
+				return &site.FieldError{Field: "port", Value: args[1], Rule: "must be a port number from 1 to 65535"}
+			}
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			proto := "tcp"
+			if udp {
+				proto = "udp"
+			}
+			f, plan, err := h.AddForward(cmd.Context(), args[0], port, proto)
+			if f != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d -> %s:%d/%s\n", args[0], f.HostPort, f.Service, f.ContainerPort, f.Proto)
+			}
+			printPlan(cmd.OutOrStdout(), args[0], plan)
+			return err
+		},
+	}
+	add.Flags().BoolVar(&udp, "udp", false, "forward UDP instead of TCP")
+	cmd.AddCommand(add, &cobra.Command{
+		Use:   "ls [SITE]",
+		Short: "List the forwards of a site, or of every site",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := a.Store(cmd.Context())
+			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			fs, err := st.ListForwards(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SITE\tHOST PORT\tSERVICE\tPORT\tPROTO")
+			for _, f := range fs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", f.Site, f.HostPort, f.Service, f.ContainerPort, f.Proto)
+			}
+			return tw.Flush()
+		},
+	}, &cobra.Command{
+		Use:   "rm SITE HOSTPORT",
+		Short: "Stop forwarding a host port",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hp, err := strconv.Atoi(args[1])
+			if err != nil {
+				return &site.FieldError{Field: "host port", Value: args[1], Rule: "must be a number"}
+			}
+			h, err := a.Hosting(cmd.Context())
+			if err != nil {
+				return err
+			}
+			plan, err := h.RemoveForward(cmd.Context(), args[0], hp)
+			printPlan(cmd.OutOrStdout(), args[0], plan)
+			if err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d no longer forwarded\n", args[0], hp)
+			}
+			return err
+		},
+	})
+	return cmd
+}
