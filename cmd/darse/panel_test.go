@@ -417,7 +417,16 @@ func TestPanelInBrowser(t *testing.T) {
 	}
 	// The panel's word is the engine's: the container answers.
 	get(t, name+"_web_1", "/", 200)
+	// Live CPU and memory fill in.
+	for deadline = time.Now().Add(30 * time.Second); !strings.HasSuffix(text(`[data-cpu="web"]`), "%"); time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("no CPU figure", nil)
+		}
+	}
 	screenshot(t, ctx, "site")
+	run("logs", chromedp.Click(css(`a[href="/sites/`+name+`/logs"]`)), chromedp.WaitVisible(css("pre.logs")))
+	screenshot(t, ctx, "logs")
+	run("back to the site", chromedp.Click(css("a.back")), chromedp.WaitVisible(css("#content")))
 
 	// Content: an archive reaching out of data/ is refused whole, next to
 	// the field; a good one is served after the swap.

@@ -56,12 +56,12 @@ func projectKind(c engine.ContainerInfo) string {
 func (s *Server) adminContainers(c *gin.Context) error {
 	v := adminContainersView{Page: s.page(c, "Containers")}
 	v.Page.Nav = "admin"
-	if s.containers == nil {
+	if s.engine == nil {
 		v.Problem = "This panel has no connection to the Docker engine."
 		s.render(c, http.StatusOK, "admin_containers", v)
 		return nil
 	}
-	cs, err := s.containers.Containers(c.Request.Context())
+	cs, err := s.engine.Containers(c.Request.Context())
 	if err != nil {
 		return err
 	}

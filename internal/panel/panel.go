@@ -38,9 +38,12 @@ type Operations interface {
 	SubmitCreate(ctx context.Context, user string, req hosting.CreateRequest, quota int) (int64, error)
 }
 
-// Containers lists every container on the engine (*engine.Engine).
-type Containers interface {
+// Engine is what the panel reads from the Docker engine (*engine.Engine):
+// every container, a container's last log lines, its resource use.
+type Engine interface {
 	Containers(ctx context.Context) ([]engine.ContainerInfo, error)
+	Logs(ctx context.Context, id string, tail int) (string, error)
+	Usage(ctx context.Context, id string) (engine.Usage, error)
 }
 
 // Config is the panel's own configuration.
@@ -70,23 +73,23 @@ type Config struct {
 
 // Server is the panel.
 type Server struct {
-	cfg        Config
-	store      *store.Store
-	sites      Sites
-	ops        Operations
-	containers Containers
-	log        *slog.Logger
-	views      map[string]*template.Template
-	static     fs.FS
-	limiter    *auth.Limiter
-	anonKey    []byte // signs the CSRF token of forms shown before login
-	dummyHash  string // verified when the member does not exist, to keep timing flat
-	handler    http.Handler
+	cfg       Config
+	store     *store.Store
+	sites     Sites
+	ops       Operations
+	engine    Engine
+	log       *slog.Logger
+	views     map[string]*template.Template
+	static    fs.FS
+	limiter   *auth.Limiter
+	anonKey   []byte // signs the CSRF token of forms shown before login
+	dummyHash string // verified when the member does not exist, to keep timing flat
+	handler   http.Handler
 }
 
 // New builds the panel over the store. web holds templates/ and static/.
-// containers may be nil (the admin containers page then says so).
-func New(cfg Config, st *store.Store, sites Sites, ops Operations, containers Containers, web fs.FS, log *slog.Logger) (*Server, error) {
+// eng may be nil: the pages that read the engine directly then say so.
+func New(cfg Config, st *store.Store, sites Sites, ops Operations, eng Engine, web fs.FS, log *slog.Logger) (*Server, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
@@ -108,7 +111,7 @@ func New(cfg Config, st *store.Store, sites Sites, ops Operations, containers Co
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, store: st, sites: sites, ops: ops, containers: containers, log: log,
+	s := &Server{cfg: cfg, store: st, sites: sites, ops: ops, engine: eng, log: log,
 		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32)}
 	s.limiter.Now = cfg.Now
 	if _, err := rand.Read(s.anonKey); err != nil {
@@ -158,6 +161,8 @@ func (s *Server) routes() (http.Handler, error) {
 	m.GET("/sites/:site", s.handle(s.sitePage))
 	m.GET("/sites/:site/status", s.handle(s.siteStatus))
 	m.GET("/sites/:site/delete", s.handle(s.deletePage))
+	m.GET("/sites/:site/logs", s.handle(s.logsPage))
+	m.GET("/sites/:site/usage", s.handle(s.siteUsage))
 	m.GET("/ops/:id", s.handle(s.opPage))
 	m.GET("/account", s.handle(s.accountPage))
 	mp := m.Group("/", s.checkCSRF)

@@ -432,7 +432,7 @@ func TestOwnership(t *testing.T) {
 	root.mustLogin("root", "root's long password")
 
 	opPath := "/ops/" + itoa(int(id))
-	for _, path := range []string{"/sites/alices", "/sites/alices/status", "/sites/alices/delete", opPath, "/admin", "/admin/members", "/admin/containers", "/admin/ops"} {
+	for _, path := range []string{"/sites/alices", "/sites/alices/status", "/sites/alices/delete", "/sites/alices/logs", "/sites/alices/usage", opPath, "/admin", "/admin/members", "/admin/containers", "/admin/ops"} {
 		if p := b.get(path); p.code != http.StatusNotFound {
 			t.Errorf("bob GET %s: %d, want 404", path, p.code)
 		}
@@ -452,7 +452,7 @@ func TestOwnership(t *testing.T) {
 	if p := b.get("/sites"); strings.Contains(p.body, "alices") {
 		t.Error("bob's dashboard lists alice's site")
 	}
-	for _, path := range []string{"/sites/alices", "/sites/alices/status", opPath} {
+	for _, path := range []string{"/sites/alices", "/sites/alices/status", "/sites/alices/logs", opPath} {
 		if p := a.get(path); p.code != http.StatusOK {
 			t.Errorf("alice GET %s: %d", path, p.code)
 		}

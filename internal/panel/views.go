@@ -175,6 +175,30 @@ type opStatus struct {
 	Next  string `json:"next,omitempty"`
 }
 
+type logsView struct {
+	Page
+	Site      string
+	Services  []string
+	Service   string
+	Container string
+	Tail      int
+	Text      string
+	Problem   string
+}
+
+type logsJSON struct {
+	Service string `json:"service"`
+	Text    string `json:"text"`
+	Problem string `json:"problem,omitempty"`
+}
+
+type serviceUsage struct {
+	Service    string `json:"service"`
+	CPU        string `json:"cpu"`
+	Memory     string `json:"memory"`
+	MemPercent int    `json:"mem_percent"`
+}
+
 type adminSitesView struct {
 	Page
 	Sites  []siteCard
@@ -321,7 +345,7 @@ func parseViews(web fs.FS) (map[string]*template.Template, error) {
 		views[name] = t
 	}
 	for _, need := range []string{"error", "login", "setup", "account", "dashboard", "new", "site", "delete", "op",
-		"admin_sites", "admin_containers", "admin_members", "admin_ops"} {
+		"admin_sites", "admin_containers", "admin_members", "admin_ops", "logs"} {
 		if views[need] == nil {
 			return nil, fmt.Errorf("panel view %s is missing", need)
 		}

@@ -69,6 +69,36 @@
   }
   if (live.length && live.length <= 50) setInterval(poll, 3000);
 
+  // CPU and memory of the site's services.
+  var usage = document.querySelector("[data-usage]");
+  function sample() {
+    fetch(usage.dataset.usage, json).then(function (r) { return r.ok ? r.json() : []; }).then(function (list) {
+      list.forEach(function (u) {
+        var cpu = usage.querySelector("[data-cpu='" + u.service + "']");
+        var mem = usage.querySelector("[data-mem='" + u.service + "']");
+        if (cpu) cpu.textContent = u.cpu;
+        if (mem) { mem.textContent = u.memory; mem.title = u.mem_percent + "% of the plan's memory"; mem.classList.toggle("hot", u.mem_percent >= 90); }
+      });
+    }).catch(function () {}).then(function () { setTimeout(sample, 5000); });
+  }
+  if (usage) sample();
+
+  // Logs: follow the newest lines while the box is ticked.
+  var logs = document.querySelector("[data-logs]");
+  if (logs) {
+    var follow = document.querySelector("[data-follow]");
+    logs.scrollTop = logs.scrollHeight;
+    setInterval(function () {
+      if (follow && !follow.checked) return;
+      fetch(logs.dataset.logs, json).then(function (r) { return r.json(); }).then(function (res) {
+        if (res.text === undefined || res.text === logs.textContent) return;
+        var atBottom = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 20;
+        logs.textContent = res.text || "(nothing logged yet)";
+        if (atBottom) logs.scrollTop = logs.scrollHeight;
+      }).catch(function () {});
+    }, 2000);
+  }
+
   // Operation page: follow it to the end.
   var op = document.querySelector("[data-op]");
   if (op && (op.dataset.opState === "queued" || op.dataset.opState === "running")) {
