@@ -58,6 +58,7 @@ need_go() {
 build_darse() {
 	mkdir -p bin
 	CGO_ENABLED=0 go build -o bin/darse ./cmd/darse
+	CGO_ENABLED=0 go build -o bin/darse-fw ./cmd/darse-fw
 }
 
 prepare_host() {

@@ -35,9 +35,13 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			darseBin = filepath.Join(dir, "darse")
-			if out, err := exec.Command("go", "build", "-o", darseBin, ".").CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build darse: %v\n%s", err, out)
-				return 1
+			for pkg, out := range map[string]string{".": darseBin, "../darse-fw": filepath.Join(dir, "darse-fw")} {
+				cmd := exec.Command("go", "build", "-o", out, pkg)
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+				if b, err := cmd.CombinedOutput(); err != nil {
+					fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+					return 1
+				}
 			}
 		}
 		return m.Run()

@@ -150,8 +150,23 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Containers) != 1 || st.Containers[0].State != "running" || st.Error != "" {
+	if len(st.Containers) != 2 || st.Error != "" {
 		t.Fatalf("platform status = %+v", st)
+	}
+	for _, c := range st.Containers {
+		if c.State != "running" {
+			t.Errorf("front door container %s is %s", c.Name, c.State)
+		}
+	}
+	// The firewall watcher, running from the darse image, owns its table.
+	table := fmt.Sprintf("darse-t%d", os.Getpid())
+	deadline := time.Now().Add(10 * time.Second)
+	for exec.Command("nft", "list", "table", "inet", table).Run() != nil {
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("docker", "logs", "--tail", "30", st.Containers[0].Name).CombinedOutput()
+			t.Fatalf("firewall watcher did not create table inet %s:\n%s", table, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	found := false
 	for _, r := range st.Routers {
@@ -192,7 +207,7 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 
 	// A stopped site is no longer routed, and never to another site.
 	f.ok("site", "stop", b)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		code, body, _, err := request(v4, hostB)
 		if err == nil && body == pageA {
@@ -309,8 +324,12 @@ func newFrontWithHTTPS(t *testing.T, httpsPort int, extra string) *front {
 	testenv.NeedEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
 	f := &front{http: freePort(t), https: httpsPort, api: freePort(t), domain: "test.example.org"}
 	project := fmt.Sprintf("front-t%d", os.Getpid())
-	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\n%s",
-		f.domain, project, f.http, f.https, f.api, extra))
+	// The test's firewall watcher keeps a table of its own and looks only
+	// at containers labelled for it (none): the host's rules stay as they are.
+	table := fmt.Sprintf("darse-t%d", os.Getpid())
+	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.test=%s\n%s",
+		f.domain, project, f.http, f.https, f.api, table, table, extra))
+	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := exec.Command("docker", "logs", "--tail", "80", project+"_traefik_1").CombinedOutput()

@@ -64,7 +64,16 @@ func (a *app) Platform(ctx context.Context) (*platform.Platform, error) {
 		return nil, err
 	}
 	a.cfg = cfg.Hosting(a.srv)
-	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Log: a.log}, nil
+	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Binaries: binaries(), Log: a.log}, nil
+}
+
+// binaries are darse and darse-fw, side by side (bin/ in the repository).
+func binaries() []string {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return []string{self, filepath.Join(filepath.Dir(self), "darse-fw")}
 }
 
 // Hosting gives the site manager, with the shipped templates installed.

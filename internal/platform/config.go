@@ -39,6 +39,20 @@ type Config struct {
 	// ACME, when set, makes every site HTTPS with a certificate from this
 	// CA, and redirects HTTP to HTTPS. Without it sites are plain HTTP.
 	ACME *ACME `yaml:"acme,omitempty"`
+	// Firewall configures the firewall watcher running in the front door.
+	Firewall Firewall `yaml:"firewall"`
+}
+
+// Firewall configures darse-fw.
+type Firewall struct {
+	// Input is the host's input policy: "accept", or "drop" (everything
+	// but SSH, 80, 443 and what containers expose).
+	Input string `yaml:"input"`
+	// Table is the nftables inet table darse-fw owns.
+	Table string `yaml:"table"`
+	// Label, when set, limits the watcher to containers carrying it
+	// (KEY or KEY=VALUE): for a second platform on one engine, e.g. a test's.
+	Label string `yaml:"label"`
 }
 
 // Front holds Traefik's listening addresses. ":80" listens on every IPv4
@@ -70,7 +84,8 @@ const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 // Default is the configuration used when darse.yml does not exist: a
 // local machine, sites at NAME.localhost over plain HTTP.
 func Default() Config {
-	return Config{Domain: "localhost", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"}}
+	return Config{Domain: "localhost", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
+		Firewall: Firewall{Input: "accept", Table: "darse"}}
 }
 
 // Load reads <srv>/conf/darse.yml, filling what it leaves out from Default.
@@ -116,6 +131,15 @@ func (c Config) Validate() error {
 	}
 	if host, _, _ := net.SplitHostPort(c.Front.API); host == "" || !net.ParseIP(host).IsLoopback() {
 		return &site.FieldError{Field: "front.api", Value: c.Front.API, Rule: "must be on a loopback address: Traefik's API is not for the outside"}
+	}
+	if c.Firewall.Input != "accept" && c.Firewall.Input != "drop" {
+		return &site.FieldError{Field: "firewall.input", Value: c.Firewall.Input, Rule: "must be accept or drop"}
+	}
+	if !site.IsDNSLabel(c.Firewall.Table) {
+		return &site.FieldError{Field: "firewall.table", Value: c.Firewall.Table, Rule: "must be lowercase letters, digits and dashes"}
+	}
+	if l := c.Firewall.Label; l != "" && strings.ContainsAny(l, " \n\"'`$") {
+		return &site.FieldError{Field: "firewall.label", Value: l, Rule: "must be KEY or KEY=VALUE without spaces or quotes"}
 	}
 	if c.ACME != nil {
 		u, err := url.Parse(c.ACME.CA)

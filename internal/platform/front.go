@@ -16,6 +16,7 @@ import (
 
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/images"
 	"github.com/darse/darse/internal/labels"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/render"
@@ -30,9 +31,12 @@ type Platform struct {
 	Config Config
 	Engine interface {
 		reconcile.Engine
-		ContainerPID(ctx context.Context, name string) (int, error)
+		images.Engine
 	}
-	Log *slog.Logger
+	// Binaries are darse's own static binaries (darse, darse-fw) put in
+	// the image the firewall watcher runs from.
+	Binaries []string
+	Log      *slog.Logger
 }
 
 // Dir is the front door's folder.
@@ -48,8 +52,9 @@ type traefikData struct {
 }
 
 // RenderFront computes the front door's files: the publishable compose
-// file, .env and Traefik's static configuration.
-func (p *Platform) RenderFront() (render.Files, error) {
+// file, .env and Traefik's static configuration. image is the darse image
+// the firewall watcher runs from.
+func (p *Platform) RenderFront(image string) (render.Files, error) {
 	files := render.Files{}
 	root := "core/front"
 	err := fs.WalkDir(darse.Core, root, func(path string, d fs.DirEntry, err error) error {
@@ -81,7 +86,14 @@ func (p *Platform) RenderFront() (render.Files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render front door: %w", err)
 	}
-	env := "# Rendered by darse platform up from conf/darse.yml.\nCOMPOSE_PROJECT_NAME=" + p.Config.Front.Project + "\n"
+	fw := p.Config.Firewall
+	env := "# Rendered by darse platform up from conf/darse.yml.\n" +
+		"COMPOSE_PROJECT_NAME=" + p.Config.Front.Project + "\n" +
+		"DARSE_IMAGE=" + image + "\n" +
+		"DARSE_SRV=" + p.Srv + "\n" +
+		"DARSE_FW_TABLE=" + fw.Table + "\n" +
+		"DARSE_FW_INPUT=" + fw.Input + "\n" +
+		"DARSE_FW_LABEL=" + fw.Label + "\n"
 	if a := p.Config.ACME; a != nil && a.CACertificates != "" {
 		pem, err := os.ReadFile(a.CACertificates)
 		if err != nil {
@@ -99,7 +111,11 @@ func (p *Platform) RenderFront() (render.Files, error) {
 // Up renders the front door, ensures the shared front network and
 // converges the project. It returns the steps it took.
 func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
-	files, err := p.RenderFront()
+	image, err := (&images.Builder{Engine: p.Engine, Log: p.Log}).EnsureSelf(ctx, p.Binaries)
+	if err != nil {
+		return nil, err
+	}
+	files, err := p.RenderFront(image)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,8 @@ func TestLoadRefuses(t *testing.T) {
 		"front.http":           "front: {http: 'eighty'}\n",
 		"front.api":            "front: {api: '0.0.0.0:8081'}\n",
 		"front.project":        "front: {project: 'Front_1'}\n",
+		"firewall.input":       "firewall: {input: reject}\n",
+		"firewall.table":       "firewall: {table: 'My Table'}\n",
 		"acme.ca":              "acme: {ca: 'http://insecure.example/dir'}\n",
 		"acme.email":           "acme: {email: 'not an email'}\n",
 		"acme.ca_certificates": "acme: {ca_certificates: relative.pem}\n",
@@ -62,10 +64,10 @@ func TestRenderFrontGolden(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"http": Default(),
 		"acme": {Domain: "example.org", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
-			ACME: &ACME{CA: LetsEncrypt, Email: "ops@example.org"}},
+			ACME: &ACME{CA: LetsEncrypt, Email: "ops@example.org"}, Firewall: Firewall{Input: "drop", Table: "darse"}},
 	} {
-		p := &Platform{Config: cfg}
-		files, err := p.RenderFront()
+		p := &Platform{Srv: "/srv", Config: cfg}
+		files, err := p.RenderFront("darse/darse:0123456789abcdef")
 		if err != nil {
 			t.Fatal(err)
 		}
