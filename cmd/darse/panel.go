@@ -69,6 +69,7 @@ func newPanelCmd(a *app) *cobra.Command {
 				SecureCookies:  secure,
 				TrustedProxies: trusted,
 				TemplatesDir:   a.cfg.TemplatesDir(),
+				UsersDir:       a.cfg.UsersDir(),
 				PlatformDomain: a.cfg.Domain,
 				UploadsDir:     filepath.Join(a.srv, "conf", "uploads"),
 			}, st, h, runner, eng, web, a.log)

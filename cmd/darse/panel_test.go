@@ -522,7 +522,7 @@ func TestPanelInBrowser(t *testing.T) {
 		chromedp.Submit(css("#password")),
 		chromedp.WaitVisible(css(`a[href="/admin"]`)),
 		chromedp.Navigate(p.url+"/admin"),
-		chromedp.WaitVisible(css(`tr[data-live-site="`+name+`"]`)),
+		chromedp.WaitVisible(css(`tr[data-site-row="`+name+`"]`)),
 	)
 	screenshot(t, ctx, "admin-sites")
 	run("admin containers", chromedp.Navigate(p.url+"/admin/containers"), chromedp.WaitVisible(css(`td[title]`)))

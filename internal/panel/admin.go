@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,29 +13,103 @@ import (
 
 	"github.com/darse/darse/internal/auth"
 	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
+// adminPageSize rows of the site list are shown at a time.
+const adminPageSize = 50
+
+// adminSites lists every site from two reads, whatever their number: the
+// store's rows and the engine's containers (one call), grouped by compose
+// project. Drift is read for the rows shown only.
 func (s *Server) adminSites(c *gin.Context) error {
 	ctx := c.Request.Context()
-	all, err := s.sites.List(ctx)
+	all, err := s.store.ListSiteSummaries(ctx)
 	if err != nil {
 		return err
 	}
+	byProject := map[string][]engine.ContainerInfo{}
+	engineOK := s.engine != nil
+	if engineOK {
+		cs, err := s.allContainers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, ct := range cs {
+			byProject[ct.Project] = append(byProject[ct.Project], ct)
+		}
+	}
 	q := strings.ToLower(strings.TrimSpace(c.Query("q")))
-	v := adminSitesView{Page: s.page(c, "All sites"), Query: q, Counts: map[string]int{}, Total: len(all)}
+	state := c.Query("state")
+	v := adminSitesView{Page: s.page(c, "All sites"), Query: q, State: state, Counts: map[string]int{}, Total: len(all)}
 	v.Page.Nav = "admin"
+	var rows []siteCard
 	for _, st := range all {
-		v.Counts[st.State]++
+		card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, State: "unknown"}
+		if engineOK {
+			card.Services, card.State = summarize(byProject[st.Name])
+		}
+		v.Counts[card.State]++
 		if q != "" && !strings.Contains(st.Name, q) && !strings.Contains(st.Owner, q) && !strings.Contains(st.Domain, q) {
 			continue
 		}
-		v.Sites = append(v.Sites, siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain,
-			Aliases: st.Aliases, State: st.State, Services: st.Services, Drift: st.Drift, Problem: st.Error})
+		if state != "" && card.State != state {
+			continue
+		}
+		rows = append(rows, card)
 	}
+	v.Matching = len(rows)
+	v.Pages = (len(rows) + adminPageSize - 1) / adminPageSize
+	v.PageNum, _ = strconv.Atoi(c.DefaultQuery("page", "1"))
+	if v.PageNum < 1 || v.PageNum > v.Pages {
+		v.PageNum = 1
+	}
+	from := (v.PageNum - 1) * adminPageSize
+	rows = rows[from:min(from+adminPageSize, len(rows))]
+	names := make([]string, len(rows))
+	for i := range rows {
+		names[i] = rows[i].Name
+	}
+	manifests, err := s.store.Manifests(ctx, names)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		drift, err := render.Drift(filepath.Join(s.cfg.UsersDir, rows[i].Name), manifests[rows[i].Name])
+		if err != nil {
+			rows[i].Problem = err.Error()
+		}
+		rows[i].Drift = drift
+	}
+	v.Sites = rows
 	s.render(c, http.StatusOK, "admin_sites", v)
 	return nil
+}
+
+// summarize gives a site's services and state from its containers alone:
+// running, stopped, partial (some running) or unhealthy.
+func summarize(cs []engine.ContainerInfo) ([]hosting.ServiceStatus, string) {
+	var out []hosting.ServiceStatus
+	running, unhealthy := 0, false
+	for _, ct := range cs {
+		out = append(out, hosting.ServiceStatus{Service: ct.Service, State: ct.State, Health: ct.Health, Image: ct.Image, ContainerID: ct.ID, Container: ct.Name})
+		if ct.State == "running" {
+			running++
+			unhealthy = unhealthy || ct.Health == "unhealthy"
+		}
+	}
+	switch {
+	case running == 0:
+		return out, hosting.StateStopped
+	case unhealthy:
+		return out, hosting.StateUnhealthy
+	case running < len(cs):
+		return out, hosting.StatePartial
+	}
+	return out, hosting.StateRunning
 }
 
 // projectKind tells the platform's own projects from the members' by
@@ -61,7 +136,7 @@ func (s *Server) adminContainers(c *gin.Context) error {
 		s.render(c, http.StatusOK, "admin_containers", v)
 		return nil
 	}
-	cs, err := s.engine.Containers(c.Request.Context())
+	cs, err := s.allContainers(c.Request.Context())
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -29,7 +30,6 @@ import (
 type Sites interface {
 	Spec(ctx context.Context, req hosting.CreateRequest) (site.Spec, *tmpl.Template, error)
 	Status(ctx context.Context, name string) (*hosting.Status, error)
-	List(ctx context.Context) ([]*hosting.Status, error)
 }
 
 // Operations records what members ask for (*ops.Runner).
@@ -56,6 +56,7 @@ type Config struct {
 	TrustedProxies []string
 	SessionTTL     time.Duration // default 12h
 	TemplatesDir   string        // where site templates are read from
+	UsersDir       string        // where site folders are (for drift)
 	PlatformDomain string
 	HashParams     auth.Params // password hashing cost; default auth.DefaultParams
 	// LoginFailures failed logins per LoginWindow are allowed per client
@@ -85,6 +86,30 @@ type Server struct {
 	anonKey   []byte // signs the CSRF token of forms shown before login
 	dummyHash string // verified when the member does not exist, to keep timing flat
 	handler   http.Handler
+
+	// The engine's container list, read at most every containersTTL: a
+	// list of hundreds takes the engine tens of milliseconds.
+	containersMu sync.Mutex
+	containersAt time.Time
+	containers   []engine.ContainerInfo
+}
+
+const containersTTL = 2 * time.Second
+
+// allContainers is the engine's list of every container, at most
+// containersTTL old; concurrent callers share one read.
+func (s *Server) allContainers(ctx context.Context) ([]engine.ContainerInfo, error) {
+	s.containersMu.Lock()
+	defer s.containersMu.Unlock()
+	if s.containers != nil && s.cfg.Now().Sub(s.containersAt) < containersTTL {
+		return s.containers, nil
+	}
+	cs, err := s.engine.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.containers, s.containersAt = cs, s.cfg.Now()
+	return cs, nil
 }
 
 // New builds the panel over the store. web holds templates/ and static/.

@@ -96,7 +96,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	}{content.Archiver{UsersDir: hcfg.UsersDir(), ArchiveDir: filepath.Join(srv, "archives")}, content.Installer{UsersDir: hcfg.UsersDir()}}
 	runner := ops.New(st, h, files, log)
 	web, _ := fs.Sub(darse.Web, "web")
-	cfg := Config{TemplatesDir: hcfg.TemplatesDir(), PlatformDomain: "example.org", HashParams: cheap,
+	cfg := Config{TemplatesDir: hcfg.TemplatesDir(), UsersDir: hcfg.UsersDir(), PlatformDomain: "example.org", HashParams: cheap,
 		UploadsDir: filepath.Join(srv, "conf", "uploads"), UploadMax: 1 << 20}
 	for _, o := range opts {
 		o(&cfg)

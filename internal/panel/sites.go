@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -91,11 +92,18 @@ func (s *Server) dashboard(c *gin.Context) error {
 	}
 	v := dashboardView{Page: s.page(c, "Your sites"), Quota: u.Quota, Used: len(owned) + len(pending)}
 	v.Page.Nav = "sites"
-	for _, st := range owned {
-		card := s.card(ctx, st)
-		card.Pending = busy[st.Name]
-		v.Sites = append(v.Sites, card)
+	cards := make([]siteCard, len(owned))
+	var wg sync.WaitGroup
+	for i, st := range owned { // each asks the engine: ask together
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cards[i] = s.card(ctx, st)
+			cards[i].Pending = busy[st.Name]
+		}()
 	}
+	wg.Wait()
+	v.Sites = append(v.Sites, cards...)
 	for _, op := range pending {
 		v.Sites = append(v.Sites, siteCard{Name: op.Site, State: "creating", Pending: op, Owner: u.Name})
 	}

@@ -201,10 +201,14 @@ type serviceUsage struct {
 
 type adminSitesView struct {
 	Page
-	Sites  []siteCard
-	Query  string
-	Counts map[string]int
-	Total  int
+	Sites    []siteCard
+	Query    string
+	State    string
+	Counts   map[string]int
+	Total    int
+	Matching int
+	PageNum  int
+	Pages    int
 }
 
 type projectGroup struct {
@@ -258,6 +262,7 @@ var funcs = template.FuncMap{
 	},
 	"param": func(set map[string]string, name string) string { return set[name] },
 	"split": strings.Fields,
+	"add":   func(a, b int) int { return a + b },
 	"took": func(op *store.Operation) string {
 		if op.StartedAt.IsZero() || op.FinishedAt.IsZero() {
 			return ""

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/darse/darse/internal/render"
 )
 
 func TestUsers(t *testing.T) {
@@ -238,5 +240,22 @@ func TestKeysAndForwards(t *testing.T) {
 	}
 	if fs, _ := s.ListForwards(ctx, "blog"); len(fs) != 0 {
 		t.Fatal("forwards survived their site")
+	}
+}
+
+func TestSummariesAndManifests(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	s.CreateSite(ctx, spec("blog", "blog.example.org"))
+	s.CreateSite(ctx, spec("shop", "shop.example.org"))
+	s.AddDomain(ctx, "shop", "www.shop.example.net")
+	s.SetRendered(ctx, "blog", render.Manifest{".env": "abc"})
+	sums, err := s.ListSiteSummaries(ctx)
+	if err != nil || len(sums) != 2 || sums[1].Domain != "shop.example.org" || len(sums[1].Aliases) != 1 || sums[0].Owner != "alice" {
+		t.Fatalf("summaries %+v, %v", sums, err)
+	}
+	ms, err := s.Manifests(ctx, []string{"blog", "shop", "none"})
+	if err != nil || ms["blog"][".env"] != "abc" || len(ms["shop"]) != 0 || len(ms) != 2 {
+		t.Fatalf("manifests %v, %v", ms, err)
 	}
 }
