@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -130,6 +131,10 @@ func newPanelCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", envOr("DARSE_PANEL_LISTEN", "127.0.0.1:8080"), "address to serve the panel on (env DARSE_PANEL_LISTEN)")
 	cmd.Flags().StringVar(&publicURL, "public-url", envOr("DARSE_PANEL_URL", ""), "the panel's address as members reach it, for the printed links (env DARSE_PANEL_URL)")
 	cmd.Flags().BoolVar(&secure, "secure-cookies", envOr("DARSE_PANEL_SECURE", "") == "1", "mark cookies Secure: set when the panel is reached over HTTPS (env DARSE_PANEL_SECURE=1)")
-	cmd.Flags().StringSliceVar(&trusted, "trusted-proxy", nil, "address or CIDR of a reverse proxy whose X-Forwarded-For is believed (the front door)")
+	var trustedDefault []string
+	if v := os.Getenv("DARSE_PANEL_TRUSTED_PROXY"); v != "" {
+		trustedDefault = strings.Split(v, ",")
+	}
+	cmd.Flags().StringSliceVar(&trusted, "trusted-proxy", trustedDefault, "address or CIDR of a reverse proxy whose X-Forwarded-For is believed, the front door (env DARSE_PANEL_TRUSTED_PROXY, comma-separated)")
 	return cmd
 }
