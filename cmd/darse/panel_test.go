@@ -363,13 +363,23 @@ func TestPanelInBrowser(t *testing.T) {
 			fail(what, err)
 		}
 	}
+	// text reads an element; the page's script may be reloading it just
+	// then (an operation ended), so a vanished node is read again.
 	text := func(sel css) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			fail("read "+string(sel), err)
+		var err error
+		for range 20 {
+			var s string
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			s, err = chromedp.Run(sctx, chromedp.Text(sel))
+			cancel()
+			if err == nil {
+				return s
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
-		return s
+		fail("read "+string(sel), err)
+		return ""
 	}
 	// The first run starts the browser for the context it is given: no timeout there.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
