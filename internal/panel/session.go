@@ -214,7 +214,11 @@ func (s *Server) loginPage(c *gin.Context) error {
 		c.Redirect(http.StatusSeeOther, localPath(c.Query("next"), "/sites"))
 		return nil
 	}
-	s.render(c, http.StatusOK, "login", loginView{Page: s.page(c, "Log in"), Next: localPath(c.Query("next"), "")})
+	v := loginView{Page: s.page(c, "Log in"), Next: localPath(c.Query("next"), "")}
+	if c.Query("bye") != "" {
+		v.Page.Flash = "You are logged out."
+	}
+	s.render(c, http.StatusOK, "login", v)
 	return nil
 }
 
