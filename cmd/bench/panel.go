@@ -53,7 +53,11 @@ func panelBench(ctx context.Context, o options) error {
 		if err := darse("", "site", "create", name, "--template", "static", "--owner", "alice"); err != nil {
 			return err
 		}
-		defer darse("", "site", "rm", name, "--purge")
+		defer func() {
+			if err := darse("", "site", "rm", name, "--purge"); err != nil {
+				fmt.Fprintln(os.Stderr, "bench panel: clean up:", err)
+			}
+		}()
 	}
 	// The others are rows: what the store and the pages must cope with.
 	st, err := store.Open(ctx, filepath.Join(srv, "conf", "darse.db"))

@@ -94,7 +94,7 @@ type Server struct {
 	containers   []engine.ContainerInfo
 }
 
-const containersTTL = 2 * time.Second
+const containersTTL = time.Second
 
 // allContainers is the engine's list of every container, at most
 // containersTTL old; concurrent callers share one read.

@@ -4,16 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/gin-gonic/gin"
+	"go.yaml.in/yaml/v4"
 
+	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 	tmpl "github.com/darse/darse/internal/template"
@@ -71,6 +76,83 @@ func (s *Server) card(ctx context.Context, st *store.Site) siteCard {
 	return card
 }
 
+// quickCards are cards read without asking the engine per site: states
+// come from the (cached) list of every container, matched with the
+// services each site's docker-compose.yml declares; drift from the folder.
+// The site page itself asks hosting for the full status.
+func (s *Server) quickCards(ctx context.Context, sites []*store.Site) ([]siteCard, error) {
+	byProject := map[string][]engine.ContainerInfo{}
+	if s.engine != nil {
+		cs, err := s.allContainers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, ct := range cs {
+			byProject[ct.Project] = append(byProject[ct.Project], ct)
+		}
+	}
+	cards := make([]siteCard, len(sites))
+	for i, st := range sites {
+		card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan}
+		dir := filepath.Join(s.cfg.UsersDir, st.Name)
+		declared, err := declaredServices(dir)
+		if err != nil {
+			card.Problem = err.Error()
+		}
+		if s.engine == nil {
+			card.State = "unknown"
+		} else {
+			card.Services, card.State = summarizeDeclared(declared, byProject[st.Name])
+		}
+		if card.Drift, err = render.Drift(dir, st.Rendered); err != nil && card.Problem == "" {
+			card.Problem = err.Error()
+		}
+		cards[i] = card
+	}
+	return cards, nil
+}
+
+// declaredServices reads the service names of a site's docker-compose.yml.
+func declaredServices(dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, render.ComposeFile))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", render.ComposeFile, err)
+	}
+	var f struct {
+		Services map[string]any `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("read %s: %w", render.ComposeFile, err)
+	}
+	names := make([]string, 0, len(f.Services))
+	for n := range f.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// summarizeDeclared is summarize, counting a declared service without a
+// container as not running.
+func summarizeDeclared(declared []string, cs []engine.ContainerInfo) ([]hosting.ServiceStatus, string) {
+	services, state := summarize(cs)
+	seen := map[string]bool{}
+	for _, ct := range cs {
+		seen[ct.Service] = true
+	}
+	missing := false
+	for _, d := range declared {
+		if !seen[d] {
+			missing = true
+			services = append(services, hosting.ServiceStatus{Service: d, State: "missing"})
+		}
+	}
+	if missing && (state == hosting.StateRunning || state == hosting.StateUnhealthy) {
+		state = hosting.StatePartial
+	}
+	return services, state
+}
+
 func (s *Server) dashboard(c *gin.Context) error {
 	ctx := c.Request.Context()
 	u := currentUser(c)
@@ -92,17 +174,13 @@ func (s *Server) dashboard(c *gin.Context) error {
 	}
 	v := dashboardView{Page: s.page(c, "Your sites"), Quota: u.Quota, Used: len(owned) + len(pending)}
 	v.Page.Nav = "sites"
-	cards := make([]siteCard, len(owned))
-	var wg sync.WaitGroup
-	for i, st := range owned { // each asks the engine: ask together
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cards[i] = s.card(ctx, st)
-			cards[i].Pending = busy[st.Name]
-		}()
+	cards, err := s.quickCards(ctx, owned)
+	if err != nil {
+		return err
 	}
-	wg.Wait()
+	for i := range cards {
+		cards[i].Pending = busy[cards[i].Name]
+	}
 	v.Sites = append(v.Sites, cards...)
 	for _, op := range pending {
 		v.Sites = append(v.Sites, siteCard{Name: op.Site, State: "creating", Pending: op, Owner: u.Name})
@@ -286,7 +364,11 @@ func (s *Server) siteStatus(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	card := s.card(ctx, st)
+	cards, err := s.quickCards(ctx, []*store.Site{st})
+	if err != nil {
+		return err
+	}
+	card := cards[0]
 	out := liveStatus{Site: st.Name, State: card.State, Label: stateLabel(card.State)}
 	list, err := s.store.ListOps(ctx, store.OpFilter{Site: st.Name, States: []string{store.OpQueued, store.OpRunning}, Limit: 1})
 	if err != nil {
