@@ -16,11 +16,12 @@ var Images embed.FS
 //go:embed all:templates
 var Templates embed.FS
 
-// Core holds the platform's infrastructure projects (core/front), rendered
-// into <srv>/core.
+// Projects holds the platform's own compose projects: core/front (Traefik,
+// the firewall watcher) and apps/panel, rendered into <srv>/core and
+// <srv>/apps by `darse platform up`.
 //
-//go:embed all:core
-var Core embed.FS
+//go:embed all:core all:apps
+var Projects embed.FS
 
 // Web holds the panel's views (web/templates) and static assets
 // (web/static), served by `darse panel` from the binary itself.

@@ -16,9 +16,14 @@ else
 fi
 ./bin/darse platform status
 domain=$(./bin/darse site status demo --json | sed -n 's/.*"domain": "\([^"]*\)".*/\1/p' | head -1)
+panel=$(./bin/darse platform status --json | sed -n 's/.*"panel_url": "\([^"]*\)".*/\1/p' | head -1)
 cat <<MSG
 
-darse is up: the front door (Traefik) and a demo site, whose files are in
+The panel: $panel
+  First admin: ./bin/darse user add NAME --admin   (asks for the password)
+  or open the one-time setup link it printed:  docker logs darse-panel_panel_1 2>&1 | grep -i setup
+
+darse is up: the front door (Traefik, the firewall watcher), the panel and a demo site, whose files are in
 $srv/users/demo/data/. The platform's configuration is $srv/conf/darse.yml
 (domain, listening addresses, ACME); without it sites answer at
 NAME.localhost over plain HTTP on port 80, IPv4 and IPv6:

@@ -150,8 +150,8 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Containers) != 2 || st.Error != "" {
-		t.Fatalf("platform status = %+v", st)
+	if len(st.Containers) != 3 || st.Error != "" {
+		t.Fatalf("platform status: want traefik, firewall and panel: %+v", st)
 	}
 	for _, c := range st.Containers {
 		if c.State != "running" {
@@ -174,6 +174,18 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("routers %+v lack site-%s", st.Routers, a)
+	}
+	// The panel is up behind the front door, at panel.<domain>.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		code, body, hdr, err := request(v4, "panel."+f.domain)
+		if err == nil && code == http.StatusSeeOther && hdr.Get("Location") == "/login" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("panel through the front door: %d %v %.200q", code, err, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// Isolation, from inside site A's container: B (on every address it
@@ -327,8 +339,8 @@ func newFrontWithHTTPS(t *testing.T, httpsPort int, extra string) *front {
 	// The test's firewall watcher keeps a table of its own and looks only
 	// at containers labelled for it (none): the host's rules stay as they are.
 	table := fmt.Sprintf("darse-t%d", os.Getpid())
-	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.test=%s\n%s",
-		f.domain, project, f.http, f.https, f.api, table, table, extra))
+	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.test=%s\npanel:\n  project: %s-panel\n%s",
+		f.domain, project, f.http, f.https, f.api, table, table, project, extra))
 	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -11,13 +11,13 @@ import (
 func newPlatformCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "platform",
-		Short: "Bring darse's own infrastructure (the Traefik front door) up or down",
+		Short: "Bring darse's own projects up or down: the front door (Traefik, firewall watcher) and the panel",
 		Long: "The platform's configuration is <srv>/conf/darse.yml (domain, listening\n" +
 			"addresses, ACME); without it sites answer at NAME.localhost over plain HTTP.",
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
-		Short: "Render <srv>/core/front from darse.yml and converge it",
+		Short: "Render <srv>/core/front and <srv>/apps/panel from darse.yml and converge them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.Platform(cmd.Context())
@@ -30,7 +30,7 @@ func newPlatformCmd(a *app) *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use:   "down",
-		Short: "Stop and remove the front door's containers (sites keep running, unrouted)",
+		Short: "Stop and remove the platform's containers (sites keep running, unrouted)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := a.Platform(cmd.Context())
@@ -60,8 +60,8 @@ func newPlatformCmd(a *app) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), st)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "domain:  %s\nhttp:    %s\nhttps:   %s (ACME: %v)\ndrift:   %s\n\n",
-				p.Config.Domain, p.Config.Front.HTTP, p.Config.Front.HTTPS, p.Config.ACME != nil, driftText(st.Drift))
+			fmt.Fprintf(w, "domain:  %s\nhttp:    %s\nhttps:   %s (ACME: %v)\npanel:   %s\ndrift:   %s\n\n",
+				p.Config.Domain, p.Config.Front.HTTP, p.Config.Front.HTTPS, p.Config.ACME != nil, st.PanelURL, driftText(st.Drift))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CONTAINER\tSTATE\tHEALTH\tIMAGE")
 			if len(st.Containers) == 0 {

@@ -313,3 +313,18 @@ func (e *Engine) ContainerPID(ctx context.Context, name string) (int, error) {
 	}
 	return res.Container.State.Pid, nil
 }
+
+// NetworkSubnets returns the subnets of a network, IPv4 and IPv6.
+func (e *Engine) NetworkSubnets(ctx context.Context, name string) ([]string, error) {
+	res, err := e.c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range res.Network.IPAM.Config {
+		if c.Subnet.IsValid() {
+			out = append(out, c.Subnet.String())
+		}
+	}
+	return out, nil
+}

@@ -41,6 +41,16 @@ type Config struct {
 	ACME *ACME `yaml:"acme,omitempty"`
 	// Firewall configures the firewall watcher running in the front door.
 	Firewall Firewall `yaml:"firewall"`
+	// Panel configures the members' web panel.
+	Panel Panel `yaml:"panel"`
+}
+
+// Panel configures apps/panel.
+type Panel struct {
+	// Host is where members reach the panel (default panel.<domain>).
+	Host string `yaml:"host"`
+	// Project is its compose project name (default "darse-panel").
+	Project string `yaml:"project"`
 }
 
 // Firewall configures darse-fw.
@@ -85,7 +95,7 @@ const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 // local machine, sites at NAME.localhost over plain HTTP.
 func Default() Config {
 	return Config{Domain: "localhost", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
-		Firewall: Firewall{Input: "accept", Table: "darse"}}
+		Firewall: Firewall{Input: "accept", Table: "darse"}, Panel: Panel{Project: "darse-panel"}}
 }
 
 // Load reads <srv>/conf/darse.yml, filling what it leaves out from Default.
@@ -132,6 +142,12 @@ func (c Config) Validate() error {
 	if host, _, _ := net.SplitHostPort(c.Front.API); host == "" || !net.ParseIP(host).IsLoopback() {
 		return &site.FieldError{Field: "front.api", Value: c.Front.API, Rule: "must be on a loopback address: Traefik's API is not for the outside"}
 	}
+	if err := site.ValidateDomain(c.PanelHost()); err != nil {
+		return &site.FieldError{Field: "panel.host", Value: c.PanelHost(), Rule: "must be a fully qualified domain name"}
+	}
+	if !site.IsDNSLabel(c.Panel.Project) || c.Panel.Project == c.Front.Project {
+		return &site.FieldError{Field: "panel.project", Value: c.Panel.Project, Rule: "must be a compose project name, not the front door's"}
+	}
 	if c.Firewall.Input != "accept" && c.Firewall.Input != "drop" {
 		return &site.FieldError{Field: "firewall.input", Value: c.Firewall.Input, Rule: "must be accept or drop"}
 	}
@@ -154,6 +170,27 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// PanelHost is where members reach the panel.
+func (c Config) PanelHost() string {
+	if c.Panel.Host != "" {
+		return c.Panel.Host
+	}
+	return "panel." + c.Domain
+}
+
+// PanelURL is the panel's address as members type it.
+func (c Config) PanelURL() string {
+	scheme, addr, def := "http", c.Front.HTTP, "80"
+	if c.ACME != nil {
+		scheme, addr, def = "https", c.Front.HTTPS, "443"
+	}
+	u := scheme + "://" + c.PanelHost()
+	if _, port, _ := net.SplitHostPort(addr); port != def {
+		u += ":" + port
+	}
+	return u
 }
 
 // Hosting is the sites' side of the configuration.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	texttemplate "text/template"
 	"time"
 
@@ -22,8 +23,11 @@ import (
 	"github.com/darse/darse/internal/render"
 )
 
-// FrontDir is the front door's project folder under <srv>.
-const FrontDir = "core/front"
+// The platform's projects, as folders under <srv> (and in the repository).
+const (
+	FrontDir = "core/front"
+	PanelDir = "apps/panel"
+)
 
 // Platform brings up and reports darse's own projects.
 type Platform struct {
@@ -32,15 +36,28 @@ type Platform struct {
 	Engine interface {
 		reconcile.Engine
 		images.Engine
+		NetworkSubnets(ctx context.Context, name string) ([]string, error)
 	}
 	// Binaries are darse's own static binaries (darse, darse-fw) put in
-	// the image the firewall watcher runs from.
+	// the image the firewall watcher and the panel run from.
 	Binaries []string
 	Log      *slog.Logger
 }
 
-// Dir is the front door's folder.
-func (p *Platform) Dir() string { return filepath.Join(p.Srv, filepath.FromSlash(FrontDir)) }
+// project is one of the platform's compose projects.
+type project struct {
+	dir  string // FrontDir or PanelDir
+	name string // compose project name
+}
+
+func (p *Platform) projects() []project {
+	return []project{{FrontDir, p.Config.Front.Project}, {PanelDir, p.Config.Panel.Project}}
+}
+
+// Dir is a project's folder under <srv>.
+func (p *Platform) Dir(project string) string {
+	return filepath.Join(p.Srv, filepath.FromSlash(project))
+}
 
 // traefikData is what conf/traefik.yml.tmpl sees.
 type traefikData struct {
@@ -51,21 +68,22 @@ type traefikData struct {
 	Network    string
 }
 
-// RenderFront computes the front door's files: the publishable compose
-// file, .env and Traefik's static configuration. image is the darse image
-// the firewall watcher runs from.
-func (p *Platform) RenderFront(image string) (render.Files, error) {
+// shipped reads a project's files from the binary, rendering *.tmpl files
+// with data.
+func shipped(dir string, data any) (render.Files, error) {
 	files := render.Files{}
-	root := "core/front"
-	err := fs.WalkDir(darse.Core, root, func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(darse.Projects, dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := darse.Core.ReadFile(path)
+		b, err := darse.Projects.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		rel := path[len(root)+1:]
+		rel := path[len(dir)+1:]
+		if rel == "env.example" || filepath.Ext(rel) == ".md" {
+			return nil // documentation, not part of the project
+		}
 		if filepath.Ext(rel) == ".tmpl" {
 			rel = rel[:len(rel)-len(".tmpl")]
 			tpl, err := texttemplate.New(rel).Option("missingkey=error").Parse(string(b))
@@ -73,8 +91,6 @@ func (p *Platform) RenderFront(image string) (render.Files, error) {
 				return err
 			}
 			var buf bytes.Buffer
-			data := traefikData{Front: p.Config.Front, ACME: p.Config.ACME, Resolver: Resolver,
-				Constraint: labels.ProviderConstraint, Network: compose.FrontNetwork}
 			if err := tpl.Execute(&buf, data); err != nil {
 				return err
 			}
@@ -83,6 +99,15 @@ func (p *Platform) RenderFront(image string) (render.Files, error) {
 		files[rel] = b
 		return nil
 	})
+	return files, err
+}
+
+// RenderFront computes the front door's files: the publishable compose
+// file, .env and Traefik's static configuration. image is the darse image
+// the firewall watcher runs from.
+func (p *Platform) RenderFront(image string) (render.Files, error) {
+	files, err := shipped(FrontDir, traefikData{Front: p.Config.Front, ACME: p.Config.ACME, Resolver: Resolver,
+		Constraint: labels.ProviderConstraint, Network: compose.FrontNetwork})
 	if err != nil {
 		return nil, fmt.Errorf("render front door: %w", err)
 	}
@@ -108,32 +133,91 @@ func (p *Platform) RenderFront(image string) (render.Files, error) {
 	return files, nil
 }
 
-// Up renders the front door, ensures the shared front network and
-// converges the project. It returns the steps it took.
+// RenderPanel computes the panel's files: the publishable compose file,
+// .env, and the override routing the panel's host to it (typed labels, as
+// for sites: the router is "site-panel", a name no site can take).
+// trusted is the front network's subnets, whence Traefik connects.
+func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, error) {
+	files, err := shipped(PanelDir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("render panel: %w", err)
+	}
+	h := p.Config.Hosting(p.Srv)
+	tl, err := labels.Traefik(labels.Route{Site: "panel", Domains: []string{p.Config.PanelHost()}, Port: 8080,
+		EntryPoints: h.EntryPoints, CertResolver: h.CertResolver, Network: compose.FrontNetwork})
+	if err != nil {
+		return nil, fmt.Errorf("render panel: %w", err)
+	}
+	tl[labels.ManagedLabel] = labels.ManagedValue
+	override, err := render.Override("darse's panel: routing labels", map[string]render.ServiceOverride{"panel": {Labels: tl}})
+	if err != nil {
+		return nil, fmt.Errorf("render panel: %w", err)
+	}
+	files[render.OverrideFile] = override
+	secure := ""
+	if p.Config.ACME != nil {
+		secure = "1"
+	}
+	files[render.EnvFile] = []byte("# Rendered by darse platform up from conf/darse.yml.\n" +
+		"COMPOSE_PROJECT_NAME=" + p.Config.Panel.Project + "\n" +
+		"DARSE_IMAGE=" + image + "\n" +
+		"DARSE_SRV=" + p.Srv + "\n" +
+		"PANEL_URL=" + p.Config.PanelURL() + "\n" +
+		"PANEL_SECURE=" + secure + "\n" +
+		"PANEL_TRUSTED_PROXY=" + strings.Join(trusted, ",") + "\n")
+	return files, nil
+}
+
+// Up ensures the darse image and the shared front network, renders the
+// front door and the panel, and converges both. It returns the steps taken.
 func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	image, err := (&images.Builder{Engine: p.Engine, Log: p.Log}).EnsureSelf(ctx, p.Binaries)
 	if err != nil {
 		return nil, err
 	}
-	files, err := p.RenderFront(image)
-	if err != nil {
-		return nil, err
-	}
-	dir := p.Dir()
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-		return nil, err
-	}
-	prev := readManifest(dir)
-	if _, err := render.Write(dir, files, prev); err != nil {
-		return nil, fmt.Errorf("write front door: %w", err)
-	}
-	if err := writeManifest(dir, files.Manifest()); err != nil {
-		return nil, err
-	}
 	if err := p.Engine.CreateNetwork(ctx, compose.Front()); err != nil {
 		return nil, fmt.Errorf("front network: %w", err)
 	}
-	proj, err := compose.Load(ctx, dir, compose.PlatformPolicy)
+	subnets, err := p.Engine.NetworkSubnets(ctx, compose.FrontNetwork)
+	if err != nil {
+		return nil, fmt.Errorf("front network: %w", err)
+	}
+	front, err := p.RenderFront(image)
+	if err != nil {
+		return nil, err
+	}
+	panel, err := p.RenderPanel(image, subnets)
+	if err != nil {
+		return nil, err
+	}
+	var plan reconcile.Plan
+	for _, pr := range []struct {
+		dir   string
+		files render.Files
+	}{{FrontDir, front}, {PanelDir, panel}} {
+		steps, err := p.converge(ctx, pr.dir, pr.files)
+		plan = append(plan, steps...)
+		if err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
+}
+
+// converge writes a project's files (only the bytes that changed) and
+// brings it to its declared state.
+func (p *Platform) converge(ctx context.Context, dir string, files render.Files) (reconcile.Plan, error) {
+	folder := p.Dir(dir)
+	if err := os.MkdirAll(filepath.Join(folder, "data"), 0o700); err != nil {
+		return nil, err
+	}
+	if _, err := render.Write(folder, files, readManifest(folder)); err != nil {
+		return nil, fmt.Errorf("write %s: %w", dir, err)
+	}
+	if err := writeManifest(folder, files.Manifest()); err != nil {
+		return nil, err
+	}
+	proj, err := compose.Load(ctx, folder, compose.PlatformPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -145,19 +229,27 @@ func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	return plan, reconcile.Apply(ctx, p.Log, p.Engine, proj, plan)
 }
 
-// Down stops and removes the front door's containers; the front network
-// stays, since sites are attached to it.
+// Down stops and removes the platform's containers, panel first; the front
+// network stays, since sites are attached to it.
 func (p *Platform) Down(ctx context.Context) (reconcile.Plan, error) {
-	proj, err := compose.Load(ctx, p.Dir(), compose.PlatformPolicy)
-	if err != nil {
-		return nil, err
+	var plan reconcile.Plan
+	prs := p.projects()
+	for i := len(prs) - 1; i >= 0; i-- {
+		obs, err := p.Engine.Observe(ctx, prs[i].name)
+		if err != nil {
+			return plan, err
+		}
+		proj, err := compose.Load(ctx, p.Dir(prs[i].dir), compose.PlatformPolicy)
+		if err != nil {
+			proj = nil // folder gone: remove what carries the project's labels
+		}
+		steps := reconcile.Down(proj, obs, false)
+		plan = append(plan, steps...)
+		if err := reconcile.Apply(ctx, p.Log, p.Engine, proj, steps); err != nil {
+			return plan, err
+		}
 	}
-	obs, err := p.Engine.Observe(ctx, proj.Name)
-	if err != nil {
-		return nil, err
-	}
-	plan := reconcile.Down(proj, obs, false)
-	return plan, reconcile.Apply(ctx, p.Log, p.Engine, proj, plan)
+	return plan, nil
 }
 
 // manifestFile records the front door's last render, to detect drift and
@@ -180,6 +272,7 @@ func writeManifest(dir string, m render.Manifest) error {
 
 // Status is the front door as it stands.
 type Status struct {
+	PanelURL   string                `json:"panel_url"`
 	Containers []reconcile.Container `json:"containers"`
 	Routers    []Router              `json:"routers"`
 	Drift      []string              `json:"drift"`
@@ -199,17 +292,22 @@ type Router struct {
 // Status reports the front door's containers, drift and the routers
 // Traefik serves (read from its API on the host's loopback).
 func (p *Platform) Status(ctx context.Context) (*Status, error) {
-	st := &Status{}
-	obs, err := p.Engine.Observe(ctx, p.Config.Front.Project)
-	if err != nil {
-		return nil, err
+	st := &Status{PanelURL: p.Config.PanelURL()}
+	st.Drift = []string{}
+	for _, pr := range p.projects() {
+		obs, err := p.Engine.Observe(ctx, pr.name)
+		if err != nil {
+			return nil, err
+		}
+		st.Containers = append(st.Containers, obs.Containers...)
+		drift, err := render.Drift(p.Dir(pr.dir), readManifest(p.Dir(pr.dir)))
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range drift {
+			st.Drift = append(st.Drift, pr.dir+"/"+d)
+		}
 	}
-	st.Containers = obs.Containers
-	drift, err := render.Drift(p.Dir(), readManifest(p.Dir()))
-	if err != nil {
-		return nil, err
-	}
-	st.Drift = append([]string{}, drift...)
 	routers, err := p.Routers(ctx)
 	if err != nil {
 		st.Error = err.Error()

@@ -64,14 +64,19 @@ func TestRenderFrontGolden(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"http": Default(),
 		"acme": {Domain: "example.org", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
-			ACME: &ACME{CA: LetsEncrypt, Email: "ops@example.org"}, Firewall: Firewall{Input: "drop", Table: "darse"}},
+			ACME: &ACME{CA: LetsEncrypt, Email: "ops@example.org"}, Firewall: Firewall{Input: "drop", Table: "darse"}, Panel: Panel{Project: "darse-panel"}},
 	} {
 		p := &Platform{Srv: "/srv", Config: cfg}
 		files, err := p.RenderFront("darse/darse:0123456789abcdef")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{"conf/traefik.yml", ".env"} {
+		panel, err := p.RenderPanel("darse/darse:0123456789abcdef", []string{"172.30.0.0/16"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["panel.env"], files["panel.override"] = panel[".env"], panel["docker-compose.override.yml"]
+		for _, f := range []string{"conf/traefik.yml", ".env", "panel.env", "panel.override"} {
 			golden := filepath.Join("testdata", name+"."+strings.NewReplacer("/", "_", ".", "").Replace(f)+".golden")
 			if *update {
 				os.WriteFile(golden, files[f], 0o644)

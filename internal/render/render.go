@@ -147,43 +147,75 @@ func serviceNames(compose []byte) ([]string, error) {
 	return names, nil
 }
 
+// ServiceOverride is what darse sets on one service in an override file.
+type ServiceOverride struct {
+	CPUs      float64           `yaml:"cpus,omitempty"`
+	MemLimit  string            `yaml:"mem_limit,omitempty"`
+	PidsLimit int               `yaml:"pids_limit,omitempty"`
+	Labels    map[string]string `yaml:"labels"`
+	Networks  []string          `yaml:"networks,omitempty"`
+}
+
+type externalNetwork struct {
+	External bool   `yaml:"external"`
+	Name     string `yaml:"name"`
+}
+
+// Override encodes a docker-compose.override.yml: a comment saying what it
+// holds, the services' overrides (label values escaped from compose's
+// interpolation) and the external networks they join.
+func Override(what string, services map[string]ServiceOverride, external ...string) ([]byte, error) {
+	doc := struct {
+		Services map[string]ServiceOverride `yaml:"services"`
+		Networks map[string]externalNetwork `yaml:"networks,omitempty"`
+	}{Services: map[string]ServiceOverride{}}
+	for name, svc := range services {
+		escaped := make(map[string]string, len(svc.Labels))
+		for k, v := range svc.Labels {
+			escaped[k] = escapeDollar(v)
+		}
+		svc.Labels = escaped
+		doc.Services[name] = svc
+	}
+	for _, n := range external {
+		if doc.Networks == nil {
+			doc.Networks = map[string]externalNetwork{}
+		}
+		doc.Networks[n] = externalNetwork{External: true, Name: n}
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Rendered by darse: %s.\n# Change it with darse; a hand edit here shows as drift.\n", what)
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // overrideFile holds what is specific to the site beyond .env values:
 // darse's labels, Traefik's labels on the web service, and the plan's
 // limits. The limits are literal because docker-compose 1.29 does not
 // convert an interpolated pids_limit to a number.
 func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]byte, error) {
-	type service struct {
-		CPUs      float64           `yaml:"cpus"`
-		MemLimit  string            `yaml:"mem_limit"`
-		PidsLimit int               `yaml:"pids_limit"`
-		Labels    map[string]string `yaml:"labels"`
-		Networks  []string          `yaml:"networks,omitempty"`
-	}
-	type network struct {
-		External bool   `yaml:"external"`
-		Name     string `yaml:"name"`
-	}
 	cpus, err := strconv.ParseFloat(spec.Plan.CPUs, 64)
 	if err != nil {
 		return nil, fmt.Errorf("plan cpus %q: %w", spec.Plan.CPUs, err)
 	}
-	doc := struct {
-		Services map[string]service `yaml:"services"`
-		Networks map[string]network `yaml:"networks,omitempty"`
-	}{Services: map[string]service{}}
-	if x.FrontNetwork != "" {
-		doc.Networks = map[string]network{x.FrontNetwork: {External: true, Name: x.FrontNetwork}}
-	}
+	overrides := map[string]ServiceOverride{}
 	found := false
 	for _, s := range services {
-		svc := service{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: map[string]string{}}
+		svc := ServiceOverride{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: map[string]string{}}
 		for k, v := range x.DarseLabels {
-			svc.Labels[k] = escapeDollar(v)
+			svc.Labels[k] = v
 		}
 		if s == web {
 			found = true
 			for k, v := range x.WebLabels {
-				svc.Labels[k] = escapeDollar(v)
+				svc.Labels[k] = v
 			}
 			if x.FrontNetwork != "" {
 				// Naming any network drops the implicit default: keep it
@@ -196,22 +228,16 @@ func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]by
 				}
 			}
 		}
-		doc.Services[s] = svc
+		overrides[s] = svc
 	}
 	if !found {
 		return nil, fmt.Errorf("web service %q is not in the template's %s", web, ComposeFile)
 	}
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# Rendered by darse for site %s: resource limits of its plan, ownership and\n# routing labels. Change the site with darse; a hand edit here shows as drift.\n", spec.Name)
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
+	var external []string
+	if x.FrontNetwork != "" {
+		external = []string{x.FrontNetwork}
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return Override("site "+spec.Name+": resource limits of its plan, ownership and routing labels", overrides, external...)
 }
 
 // escapeDollar keeps compose from interpolating a label value.
