@@ -101,11 +101,11 @@ func health(c container.Summary) string {
 }
 
 // CreateNetwork creates a bridge network with the project's labels, unless
-// one of that name exists: API 1.41 does not refuse duplicate names itself.
+// one of that name exists. API 1.41 does not refuse duplicate names, and a
+// create still in flight in the engine (its client killed) is not visible
+// yet: duplicates found before or after are removed, the oldest kept.
 func (e *Engine) CreateNetwork(ctx context.Context, n compose.Network) error {
-	if _, err := e.c.NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{}); err == nil {
-		return nil
-	} else if !errdefs.IsNotFound(err) {
+	if found, err := e.dedupeNetwork(ctx, n.Name); err != nil || found {
 		return err
 	}
 	opts := client.NetworkCreateOptions{Driver: "bridge", Internal: n.Internal, Labels: n.Labels, Options: n.Options}
@@ -122,11 +122,33 @@ func (e *Engine) CreateNetwork(ctx context.Context, n compose.Network) error {
 			opts.IPAM.Config = append(opts.IPAM.Config, network.IPAMConfig{Subnet: p})
 		}
 	}
-	_, err := e.c.NetworkCreate(ctx, n.Name, opts)
-	if errdefs.IsConflict(err) {
-		return nil // created meanwhile: converged
+	if _, err := e.c.NetworkCreate(ctx, n.Name, opts); err != nil && !errdefs.IsConflict(err) {
+		return err
 	}
+	_, err := e.dedupeNetwork(ctx, n.Name)
 	return err
+}
+
+// dedupeNetwork reports whether a network called name exists, removing
+// all but the oldest when there are several.
+func (e *Engine) dedupeNetwork(ctx context.Context, name string) (bool, error) {
+	res, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", name)})
+	if err != nil {
+		return false, err
+	}
+	var same []network.Summary
+	for _, n := range res.Items {
+		if n.Name == name { // the filter matches substrings
+			same = append(same, n)
+		}
+	}
+	sort.Slice(same, func(i, j int) bool { return same[i].Created.Before(same[j].Created) })
+	for _, dup := range same[min(1, len(same)):] {
+		if _, err := e.c.NetworkRemove(ctx, dup.ID, client.NetworkRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			return true, fmt.Errorf("remove duplicate network %s (%s): %w", name, dup.ID[:12], err)
+		}
+	}
+	return len(same) > 0, nil
 }
 
 // CreateVolume creates a named volume with the project's labels.

@@ -99,12 +99,22 @@ func (p Plan) String() string {
 // the project removed. A converged project plans nothing.
 func Up(p *compose.Project, obs Observed) Plan {
 	var plan Plan
-	have := set(obs.Networks)
+	seen := map[string]int{}
+	for _, n := range obs.Networks {
+		seen[n]++
+	}
 	for _, n := range p.Networks {
-		if !n.External && !have[n.Name] {
+		switch {
+		case n.External:
+		case seen[n.Name] == 0:
 			plan = append(plan, Step{Kind: CreateNetwork, Target: n.Name})
+		case seen[n.Name] > 1:
+			// The engine let a name be taken twice (a create still in
+			// flight when its client died): creating again keeps one.
+			plan = append(plan, Step{Kind: CreateNetwork, Target: n.Name, Reason: "duplicate names"})
 		}
 	}
+	have := map[string]bool{}
 	have = set(obs.Volumes)
 	for _, v := range p.Volumes {
 		if !v.External && !have[v.Name] {

@@ -46,6 +46,9 @@ func TestPlans(t *testing.T) {
 			Containers: []Container{running("php", "h-php"), running("web", "h-web"), running("cron", "x"),
 				{ID: "id-web2", Name: "blog_web_2", Service: "web", Hash: "h-web", State: "running"}},
 			Networks: []string{"blog_default"}, Volumes: []string{"blog_db"}})},
+		{"up-duplicate-network", Up(project(), Observed{
+			Containers: []Container{running("php", "h-php"), running("web", "h-web")},
+			Networks:   []string{"blog_default", "blog_default"}, Volumes: []string{"blog_db"}})},
 		{"stop", Stop(project(), converged)},
 		{"restart", Restart(project(), converged)},
 		{"down", Down(project(), converged, false)},
