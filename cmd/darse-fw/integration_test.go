@@ -322,8 +322,8 @@ func TestExposeDualStack(t *testing.T) {
 	ruled := make(chan time.Time, 1)
 	go func() {
 		for range 4000 {
-			out, _ := exec.Command("nft", "list", "chain", "inet", l.table, "expose").Output()
-			if strings.Contains(string(out), fmt.Sprintf("tcp dport %d dnat ip6 to", tcpPort)) {
+			out, _ := exec.Command("nft", "list", "map", "inet", l.table, "expose_tcp6_addr").Output()
+			if strings.Contains(string(out), fmt.Sprintf("%d : ", tcpPort)) {
 				ruled <- time.Now()
 				return
 			}

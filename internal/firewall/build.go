@@ -3,6 +3,7 @@ package firewall
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -290,7 +291,10 @@ func Build(s State, o Options) *Ruleset {
 			bridges[n.Name] = n.Bridge
 		}
 	}
-	var expose, inbound, hostInput []nft.Rule
+	var (
+		expose, hostInput []nft.Rule // exposures on one host address; host-network ones
+		lookups           = newLookups()
+	)
 	for _, cl := range accepted {
 		e := Exposure{ContainerID: cl.c.ID, Container: cl.c.Name, Name: cl.name, Protocol: cl.proto, Port: cl.port, HostPort: cl.hostP, HostIP: cl.hostIP}
 		comment := cl.c.Name + " " + cl.name
@@ -330,26 +334,105 @@ func Build(s State, o Options) *Ruleset {
 			} else {
 				e.To6 = to
 			}
-			var match []nft.Match
 			if cl.hostIP.IsValid() && !cl.hostIP.IsUnspecified() {
-				match = append(match, nft.DAddr{Prefix: netip.PrefixFrom(cl.hostIP, cl.hostIP.BitLen())})
+				expose = append(expose, nft.Rule{
+					Match:   []nft.Match{nft.DAddr{Prefix: netip.PrefixFrom(cl.hostIP, cl.hostIP.BitLen())}, nft.DPort{Proto: proto, Port: uint16(cl.hostP)}},
+					Action:  nft.DNAT{To: netip.AddrPortFrom(to, uint16(cl.port))},
+					Comment: comment,
+				})
 			} else {
-				match = append(match, nft.NFProto(f))
+				lookups.dnat(f, proto, cl.hostP, to, cl.port)
 			}
-			match = append(match, nft.DPort{Proto: proto, Port: uint16(cl.hostP)})
-			expose = append(expose, nft.Rule{Match: match, Action: nft.DNAT{To: netip.AddrPortFrom(to, uint16(cl.port))}, Comment: comment})
-			inbound = append(inbound, nft.Rule{
-				Match:   []nft.Match{nft.DAddr{Prefix: netip.PrefixFrom(to, to.BitLen())}, nft.DPort{Proto: proto, Port: uint16(cl.port)}, nft.CtDNAT{}},
-				Action:  nft.Accept,
-				Comment: comment,
-			})
+			lookups.inbound(f, proto, to, cl.port)
 		}
 		if opened {
 			r.Exposures = append(r.Exposures, e)
 		}
 	}
-	r.Table = table(o, s.Networks, expose, inbound, hostInput)
+	r.Table = table(o, s.Networks, expose, hostInput, lookups)
 	return r
+}
+
+// lookups gathers the exposures on every host address into maps, and the
+// translated destinations into sets, one per family and protocol: a
+// lookup each instead of a rule per exposure.
+type lookups struct {
+	dnats    map[lookupKey][]dnatTo
+	inbounds map[lookupKey]map[netip.AddrPort]bool
+}
+
+type lookupKey struct {
+	family nft.Family
+	proto  nft.Proto
+}
+
+type dnatTo struct {
+	hostPort int
+	to       netip.AddrPort
+}
+
+func newLookups() *lookups {
+	return &lookups{dnats: map[lookupKey][]dnatTo{}, inbounds: map[lookupKey]map[netip.AddrPort]bool{}}
+}
+
+func (l *lookups) dnat(f nft.Family, p nft.Proto, hostPort int, to netip.Addr, port int) {
+	k := lookupKey{f, p}
+	l.dnats[k] = append(l.dnats[k], dnatTo{hostPort, netip.AddrPortFrom(to, uint16(port))})
+}
+
+func (l *lookups) inbound(f nft.Family, p nft.Proto, to netip.Addr, port int) {
+	k := lookupKey{f, p}
+	if l.inbounds[k] == nil {
+		l.inbounds[k] = map[netip.AddrPort]bool{}
+	}
+	l.inbounds[k][netip.AddrPortFrom(to, uint16(port))] = true
+}
+
+// all lists the family/protocol pairs in a fixed order.
+func (lookupKey) all() []lookupKey {
+	return []lookupKey{{nft.IPv4, nft.TCP}, {nft.IPv4, nft.UDP}, {nft.IPv6, nft.TCP}, {nft.IPv6, nft.UDP}}
+}
+
+func (k lookupKey) name(what string) string {
+	n := 4
+	if k.family == nft.IPv6 {
+		n = 6
+	}
+	return fmt.Sprintf("%s_%s%d", what, k.proto, n)
+}
+
+// sets returns the maps and sets, and the rules looking them up: DNAT for
+// the expose chain, accept for the inbound chain.
+func (l *lookups) sets() (sets []*nft.Set, dnat, accept []nft.Rule) {
+	for _, k := range (lookupKey{}).all() {
+		if ds := l.dnats[k]; len(ds) > 0 {
+			slices.SortFunc(ds, func(a, b dnatTo) int { return cmp.Compare(a.hostPort, b.hostPort) })
+			addrs := &nft.Set{Name: k.name("expose") + "_addr", Key: []nft.Datatype{nft.InetService}, Data: k.family.AddrType()}
+			ports := &nft.Set{Name: k.name("expose") + "_port", Key: []nft.Datatype{nft.InetService}, Data: nft.InetService}
+			for _, d := range ds {
+				key := []nft.Value{nft.Port(d.hostPort)}
+				addrs.Elements = append(addrs.Elements, nft.Element{Key: key, Data: nft.Address(d.to.Addr())})
+				ports.Elements = append(ports.Elements, nft.Element{Key: key, Data: nft.Port(d.to.Port())})
+			}
+			sets = append(sets, addrs, ports)
+			dnat = append(dnat, nft.Rule{Match: []nft.Match{nft.NFProto(k.family)},
+				Action: nft.DNATMap{Family: k.family, Proto: k.proto, AddrMap: addrs.Name, PortMap: ports.Name}})
+		}
+	}
+	for _, k := range (lookupKey{}).all() {
+		in := l.inbounds[k]
+		if len(in) == 0 {
+			continue
+		}
+		dests := slices.SortedFunc(maps.Keys(in), func(a, b netip.AddrPort) int { return a.Compare(b) })
+		set := &nft.Set{Name: k.name("inbound"), Key: []nft.Datatype{k.family.AddrType(), nft.InetService}}
+		for _, d := range dests {
+			set.Elements = append(set.Elements, nft.Element{Key: []nft.Value{nft.Address(d.Addr()), nft.Port(d.Port())}})
+		}
+		sets = append(sets, set)
+		accept = append(accept, nft.Rule{Match: []nft.Match{nft.DAddrDPortIn{Family: k.family, Proto: k.proto, Set: set.Name}, nft.CtDNAT{}}, Action: nft.Accept})
+	}
+	return sets, dnat, accept
 }
 
 // publishedClaims turns Docker's host bindings into claims: one per
@@ -463,7 +546,9 @@ func addrMatch(ip netip.Addr, m ...nft.Match) []nft.Match {
 // through the host's address.
 var ula = netip.MustParsePrefix("fc00::/7")
 
-func table(o Options, networks []Network, expose, inbound, hostInput []nft.Rule) *nft.Table {
+func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *lookups) *nft.Table {
+	sets, dnat, inbound := l.sets()
+	expose = append(expose, dnat...)
 	nets := slices.Clone(networks)
 	slices.SortFunc(nets, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
 	var toBridge, sameBridge, masq []nft.Rule
@@ -479,7 +564,7 @@ func table(o Options, networks []Network, expose, inbound, hostInput []nft.Rule)
 			}
 		}
 	}
-	t := &nft.Table{Name: o.Table}
+	t := &nft.Table{Name: o.Table, Sets: sets}
 	t.Chains = append(t.Chains,
 		&nft.Chain{Name: "prerouting", Type: nft.NAT, Hook: nft.Prerouting, Priority: prioDNAT, Policy: nft.Accept, Rules: []nft.Rule{
 			{Match: []nft.Match{nft.LocalDAddr{}}, Action: nft.Jump{Chain: "expose"}},

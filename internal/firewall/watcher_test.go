@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -231,20 +232,35 @@ func startWatch(t *testing.T, eng *fakeEngine, kernel *fakeKernel, cfg Config) *
 	return wt
 }
 
-// waitExposed waits for an apply whose table exposes exactly ids.
-func (wt *watch) waitExposed(ids ...string) {
+// waitExposed waits for an apply whose table exposes exactly the host
+// ports given (over IPv4, which every test container has).
+func (wt *watch) waitExposed(ports ...int) {
 	wt.t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
 		case tbl := <-wt.kernel.applied:
-			if exposes(tbl, ids) {
+			if slices.Equal(exposedPorts(tbl), ports) {
 				return
 			}
 		case <-deadline:
-			wt.t.Fatalf("no apply exposing %v; current table:\n%s", ids, textOf(wt.kernel.current()))
+			wt.t.Fatalf("no apply exposing %v; current table:\n%s", ports, textOf(wt.kernel.current()))
 		}
 	}
+}
+
+// exposedPorts lists the host ports of the IPv4 TCP exposures of tbl.
+func exposedPorts(tbl *nft.Table) []int {
+	var ports []int
+	for _, s := range tbl.Sets {
+		if s.Name == "expose_tcp4_addr" {
+			for _, e := range s.Elements {
+				ports = append(ports, int(e.Key[0].(nft.Port)))
+			}
+		}
+	}
+	slices.Sort(ports)
+	return ports
 }
 
 // stats waits for the counters to settle (an apply is counted just
@@ -267,31 +283,19 @@ func textOf(t *nft.Table) string {
 	return t.Text()
 }
 
-// exposes reports whether tbl has DNAT rules for exactly the containers ids
-// (by their comments).
-func exposes(tbl *nft.Table, ids []string) bool {
-	text := tbl.Text()
-	for _, id := range ids {
-		if !strings.Contains(text, `comment "c`+id+` ssh"`) {
-			return false
-		}
-	}
-	return strings.Count(text, "dnat ip to") == len(ids)
-}
-
 func TestWatcherSyncsAtStartAndOnEvents(t *testing.T) {
 	eng, kernel := newFakeEngine(), newFakeKernel()
 	eng.start(exposing("1", 1, 40001))
 	wt := startWatch(t, eng, kernel, Config{})
-	wt.waitExposed("1")
+	wt.waitExposed(40001)
 
 	eng.start(exposing("2", 2, 40002))
 	eng.send(Event{Container: "2", Action: "start"})
-	wt.waitExposed("1", "2")
+	wt.waitExposed(40001, 40002)
 
 	eng.stop("1")
 	eng.send(Event{Container: "1", Action: "die"})
-	wt.waitExposed("2")
+	wt.waitExposed(40002)
 	if s := wt.stats(func(s Stats) bool { return s.Applies == 3 }); s.Applies != 3 || s.Failures != 0 || s.Events != 2 {
 		t.Errorf("stats %+v, want 3 applies, 2 events", s)
 	}
@@ -303,16 +307,16 @@ func TestWatcherDebouncesAndSkipsUnchanged(t *testing.T) {
 	eng, kernel := newFakeEngine(), newFakeKernel()
 	wt := startWatch(t, eng, kernel, Config{DebounceMin: 100 * time.Millisecond, DebounceMax: 3 * time.Second})
 	wt.waitExposed()
-	var ids []string
+	var ports []int
 	for i := 1; i <= 20; i++ {
 		id := string(rune('a' + i))
-		ids = append(ids, id)
+		ports = append(ports, 40000+i)
 		c := exposing("1", int64(i), 40000+i)
 		c.ID, c.Name = id, "c"+id
 		eng.start(c)
 		eng.send(Event{Container: id, Action: "start"})
 	}
-	wt.waitExposed(ids...)
+	wt.waitExposed(ports...)
 	if n := wt.stats(func(s Stats) bool { return s.Applies >= 2 }).Applies; n != 2 {
 		t.Errorf("%d applies for one burst, want 2 (start, burst)", n)
 	}
@@ -334,7 +338,7 @@ func TestWatcherRetriesFailedApply(t *testing.T) {
 	eng, kernel := newFakeEngine(), newFakeKernel()
 	eng.start(exposing("1", 1, 40001))
 	wt := startWatch(t, eng, kernel, Config{})
-	wt.waitExposed("1")
+	wt.waitExposed(40001)
 	before := kernel.current()
 
 	kernel.mu.Lock()
@@ -346,7 +350,7 @@ func TestWatcherRetriesFailedApply(t *testing.T) {
 	if kernel.current() != before {
 		t.Error("the table changed while applies fail")
 	}
-	wt.waitExposed("1", "2")
+	wt.waitExposed(40001, 40002)
 	if s := wt.stats(func(s Stats) bool { return s.Applies == 2 }); s.Failures != 3 || s.Applies != 2 {
 		t.Errorf("stats %+v, want 3 failures then 2 applies", s)
 	}
@@ -361,7 +365,7 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 	eng, kernel := newFakeEngine(), newFakeKernel()
 	eng.start(exposing("1", 1, 40001))
 	wt := startWatch(t, eng, kernel, Config{})
-	wt.waitExposed("1")
+	wt.waitExposed(40001)
 
 	eng.cut()
 	eng.stop("1")
@@ -373,7 +377,7 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no resubscription")
 	}
-	wt.waitExposed("2")
+	wt.waitExposed(40002)
 	if s := wt.stats(func(s Stats) bool { return s.Reconnects > 0 }); s.Reconnects == 0 {
 		t.Errorf("stats %+v: no reconnect counted", s)
 	}
@@ -394,7 +398,7 @@ func TestWatcherUsesKernelState(t *testing.T) {
 	kernel.mu.Lock()
 	kernel.table = &nft.Table{Name: "darse"} // someone emptied it
 	kernel.mu.Unlock()
-	wt.waitExposed("1")
+	wt.waitExposed(40001)
 }
 
 // Problems are logged when they appear, once, not on every sync.
@@ -405,7 +409,7 @@ func TestWatcherLogsProblemsOnce(t *testing.T) {
 	eng.start(bad)
 	eng.start(exposing("2", 2, 40002))
 	wt := startWatch(t, eng, kernel, Config{Resync: 20 * time.Millisecond})
-	wt.waitExposed("2")
+	wt.waitExposed(40002)
 	time.Sleep(100 * time.Millisecond)
 	logs := wt.logs.String()
 	if n := strings.Count(logs, "exposure refused"); n != 1 {
@@ -423,10 +427,10 @@ func TestWatcherTrustsStopEvents(t *testing.T) {
 	eng.start(exposing("1", 1, 40001))
 	eng.start(exposing("2", 2, 40002))
 	wt := startWatch(t, eng, kernel, Config{DebounceMin: 20 * time.Millisecond})
-	wt.waitExposed("1", "2")
+	wt.waitExposed(40001, 40002)
 	eng.send(Event{Container: "1", Action: "die", Stopped: true}) // the fake still lists it
 	eng.send(Event{Container: "1", Action: "disconnect"})
 	eng.send(Event{Container: "2", Action: "die", Stopped: true})
 	eng.send(Event{Container: "2", Action: "start"})
-	wt.waitExposed("2")
+	wt.waitExposed(40002)
 }

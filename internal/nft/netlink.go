@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,6 +20,7 @@ import (
 // for.
 type Conn struct {
 	opts []nftables.ConnOption
+	test bool // netlink is a test double: no socket options
 }
 
 // Option configures a Conn.
@@ -38,8 +41,28 @@ func New(opts ...Option) *Conn {
 	return c
 }
 
+// socketBuffer is the size asked for both socket buffers: a batch of
+// thousands of rules goes out in one sendmsg (EMSGSIZE past the send
+// buffer) and brings back one ack per message (ENOBUFS past the receive
+// buffer); the defaults (~200 KiB) fail around a hundred rules.
+const socketBuffer = 32 << 20
+
 func (c *Conn) dial() (*nftables.Conn, error) {
-	nc, err := nftables.New(c.opts...)
+	opts := c.opts
+	if !c.test {
+		opts = append(opts, nftables.WithSockOptions(func(nl *netlink.Conn) error {
+			// Acks without a copy of each request, and room for the batch
+			// and its acks (SO_*BUFFORCE, as CAP_NET_ADMIN allows).
+			if err := nl.SetOption(netlink.CapAcknowledge, true); err != nil {
+				return fmt.Errorf("netlink cap_ack: %w", err)
+			}
+			if err := nl.SetWriteBuffer(socketBuffer); err != nil {
+				return fmt.Errorf("netlink send buffer: %w", err)
+			}
+			return nl.SetReadBuffer(socketBuffer)
+		}))
+	}
+	nc, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
@@ -85,6 +108,34 @@ func queue(nc *nftables.Conn, t *Table) error {
 		}
 		names[c.Name] = true
 	}
+	sets := map[string]*setInfo{}
+	for i, s := range t.Sets {
+		if !isIdent(s.Name) || sets[s.Name] != nil {
+			return fmt.Errorf("bad or repeated set name %q", s.Name)
+		}
+		ns, err := s.nftSet(tbl, uint32(i+1))
+		if err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		sets[s.Name] = &setInfo{set: s, nft: ns}
+		if err := nc.AddSet(ns, nil); err != nil {
+			return fmt.Errorf("set %s: %w", s.Name, err)
+		}
+		elems := make([]nftables.SetElement, len(s.Elements))
+		for j, e := range s.Elements {
+			if elems[j], err = s.element(e); err != nil {
+				return fmt.Errorf("set %s element %s: %w", s.Name, e.text(), err)
+			}
+		}
+		// A netlink attribute holds at most 64 KiB: elements go in chunks.
+		for len(elems) > 0 {
+			n := min(len(elems), 256)
+			if err := nc.SetAddElements(ns, elems[:n]); err != nil {
+				return fmt.Errorf("set %s: %w", s.Name, err)
+			}
+			elems = elems[n:]
+		}
+	}
 	for _, c := range chains {
 		ch := &nftables.Chain{Name: c.Name, Table: tbl}
 		if c.Hook != "" {
@@ -105,7 +156,7 @@ func queue(nc *nftables.Conn, t *Table) error {
 	for _, c := range chains {
 		ch := &nftables.Chain{Name: c.Name, Table: tbl}
 		for i, r := range c.Rules {
-			b := &builder{chains: names}
+			b := &builder{chains: names, sets: sets}
 			if err := r.compile(b); err != nil {
 				return fmt.Errorf("chain %s rule %d (%s): %w", c.Name, i+1, r.text(), err)
 			}
@@ -227,6 +278,163 @@ type builder struct {
 	family Family // established by a match, 0 if none yet
 	proto  Proto
 	chains map[string]bool
+	sets   map[string]*setInfo
+}
+
+type setInfo struct {
+	set *Set
+	nft *nftables.Set
+}
+
+func (d Datatype) nft() (nftables.SetDatatype, error) {
+	switch d {
+	case IPv4Addr:
+		return nftables.TypeIPAddr, nil
+	case IPv6Addr:
+		return nftables.TypeIP6Addr, nil
+	case InetService:
+		return nftables.TypeInetService, nil
+	}
+	return nftables.SetDatatype{}, fmt.Errorf("unknown datatype %d", d)
+}
+
+// nftSet describes s for google/nftables. IDs are given here, unique in
+// the batch, rather than by the library's global counter.
+func (s *Set) nftSet(tbl *nftables.Table, id uint32) (*nftables.Set, error) {
+	if len(s.Key) == 0 {
+		return nil, errors.New("no key type")
+	}
+	keys := make([]nftables.SetDatatype, len(s.Key))
+	for i, k := range s.Key {
+		var err error
+		if keys[i], err = k.nft(); err != nil {
+			return nil, err
+		}
+	}
+	ns := &nftables.Set{Table: tbl, Name: s.Name, ID: id, KeyType: keys[0], KeyByteOrder: binaryutil.BigEndian}
+	if len(keys) > 1 {
+		kt, err := nftables.ConcatSetType(keys...)
+		if err != nil {
+			return nil, err
+		}
+		ns.KeyType, ns.Concatenation = kt, true
+	}
+	if s.Data != 0 {
+		dt, err := s.Data.nft()
+		if err != nil {
+			return nil, err
+		}
+		ns.IsMap, ns.DataType = true, dt
+	}
+	return ns, nil
+}
+
+// element encodes e: concatenated key parts are padded to 4 bytes each.
+func (s *Set) element(e Element) (nftables.SetElement, error) {
+	if len(e.Key) != len(s.Key) {
+		return nftables.SetElement{}, fmt.Errorf("%d key parts, want %d", len(e.Key), len(s.Key))
+	}
+	var key []byte
+	for i, v := range e.Key {
+		b := v.bytes()
+		if err := s.Key[i].check(b); err != nil {
+			return nftables.SetElement{}, err
+		}
+		if len(s.Key) > 1 {
+			b = append(b, make([]byte, (4-len(b)%4)%4)...)
+		}
+		key = append(key, b...)
+	}
+	el := nftables.SetElement{Key: key}
+	if (s.Data != 0) != (e.Data != nil) {
+		return nftables.SetElement{}, errors.New("map value missing or set with a value")
+	}
+	if e.Data != nil {
+		b := e.Data.bytes()
+		if err := s.Data.check(b); err != nil {
+			return nftables.SetElement{}, err
+		}
+		el.Val = b
+	}
+	return el, nil
+}
+
+func (d Datatype) check(b []byte) error {
+	want := map[Datatype]int{IPv4Addr: 4, IPv6Addr: 16, InetService: 2}[d]
+	if len(b) != want {
+		return fmt.Errorf("%d bytes for %s", len(b), d)
+	}
+	return nil
+}
+
+func (p Port) bytes() []byte    { return binaryutil.BigEndian.PutUint16(uint16(p)) }
+func (a Address) bytes() []byte { return netip.Addr(a).Unmap().AsSlice() }
+
+func (b *builder) set(name string, key []Datatype, data Datatype) (*setInfo, error) {
+	si := b.sets[name]
+	if si == nil {
+		return nil, fmt.Errorf("unknown set %q", name)
+	}
+	if !slices.Equal(si.set.Key, key) || si.set.Data != data {
+		return nil, fmt.Errorf("set %s is %s, not what the rule looks up", name, si.set.typeText())
+	}
+	return si, nil
+}
+
+func (m DAddrDPortIn) compile(b *builder) error {
+	si, err := b.set(m.Set, []Datatype{m.Family.AddrType(), InetService}, 0)
+	if err != nil {
+		return err
+	}
+	if m.Proto != TCP && m.Proto != UDP {
+		return fmt.Errorf("dport needs tcp or udp, not %s", m.Proto)
+	}
+	if err := b.needFamily(m.Family); err != nil {
+		return err
+	}
+	if err := b.needProto(m.Proto); err != nil {
+		return err
+	}
+	// The address fills 32-bit registers from reg 1 (8); the port goes in
+	// the next one (9 after an IPv4 address, 12 = reg 2 after IPv6).
+	off, n, portReg := uint32(16), uint32(4), uint32(9)
+	if m.Family == IPv6 {
+		off, n, portReg = 24, 16, 2
+	}
+	b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: si.nft.Name, SetID: si.nft.ID})
+	return nil
+}
+
+func (a DNATMap) compile(b *builder) error {
+	addrs, err := b.set(a.AddrMap, []Datatype{InetService}, a.Family.AddrType())
+	if err != nil {
+		return err
+	}
+	ports, err := b.set(a.PortMap, []Datatype{InetService}, InetService)
+	if err != nil {
+		return err
+	}
+	if a.Proto != TCP && a.Proto != UDP {
+		return fmt.Errorf("dport needs tcp or udp, not %s", a.Proto)
+	}
+	if b.family != a.Family {
+		return fmt.Errorf("dnat to %s in a rule not restricted to %s", a.Family, a.Family)
+	}
+	if err := b.needProto(a.Proto); err != nil {
+		return err
+	}
+	fam := uint32(unix.NFPROTO_IPV4)
+	if a.Family == IPv6 {
+		fam = unix.NFPROTO_IPV6
+	}
+	b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: addrs.nft.Name, SetID: addrs.nft.ID},
+		&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 2, DestRegister: 2, IsDestRegSet: true, SetName: ports.nft.Name, SetID: ports.nft.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
+	return nil
 }
 
 func (b *builder) add(e ...expr.Any) { b.exprs = append(b.exprs, e...) }

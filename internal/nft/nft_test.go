@@ -21,7 +21,31 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // every is a table using each match and action of the package once.
 func every(name string) *nft.Table {
-	return &nft.Table{Name: name, Chains: []*nft.Chain{
+	a4 := func(s string) nft.Address { return nft.Address(netip.MustParseAddr(s)) }
+	return &nft.Table{Name: name, Sets: []*nft.Set{
+		{Name: "tcp4addr", Key: []nft.Datatype{nft.InetService}, Data: nft.IPv4Addr, Elements: []nft.Element{
+			{Key: []nft.Value{nft.Port(40080)}, Data: a4("172.20.0.3")},
+			{Key: []nft.Value{nft.Port(40081)}, Data: a4("172.20.0.4")},
+		}},
+		{Name: "tcp4port", Key: []nft.Datatype{nft.InetService}, Data: nft.InetService, Elements: []nft.Element{
+			{Key: []nft.Value{nft.Port(40080)}, Data: nft.Port(80)},
+			{Key: []nft.Value{nft.Port(40081)}, Data: nft.Port(8080)},
+		}},
+		{Name: "udp6addr", Key: []nft.Datatype{nft.InetService}, Data: nft.IPv6Addr, Elements: []nft.Element{
+			{Key: []nft.Value{nft.Port(40053)}, Data: a4("fd42:1::3")},
+		}},
+		{Name: "udp6port", Key: []nft.Datatype{nft.InetService}, Data: nft.InetService, Elements: []nft.Element{
+			{Key: []nft.Value{nft.Port(40053)}, Data: nft.Port(53)},
+		}},
+		{Name: "in_tcp4", Key: []nft.Datatype{nft.IPv4Addr, nft.InetService}, Elements: []nft.Element{
+			{Key: []nft.Value{a4("172.20.0.3"), nft.Port(80)}},
+			{Key: []nft.Value{a4("172.20.0.4"), nft.Port(8080)}},
+		}},
+		{Name: "in_udp6", Key: []nft.Datatype{nft.IPv6Addr, nft.InetService}, Elements: []nft.Element{
+			{Key: []nft.Value{a4("fd42:1::3"), nft.Port(53)}},
+		}},
+		{Name: "empty", Key: []nft.Datatype{nft.IPv4Addr, nft.InetService}},
+	}, Chains: []*nft.Chain{
 		{Name: "prerouting", Type: nft.NAT, Hook: nft.Prerouting, Priority: -110, Policy: nft.Accept, Rules: []nft.Rule{
 			{Match: []nft.Match{nft.LocalDAddr{}}, Action: nft.Jump{Chain: "expose"}},
 		}},
@@ -37,6 +61,8 @@ func every(name string) *nft.Table {
 				Action: nft.DNAT{To: netip.MustParseAddrPort("172.20.0.2:53")}},
 			{Match: []nft.Match{nft.NFProto(nft.IPv6), nft.DPort{Proto: nft.TCP, Port: 40022}},
 				Action: nft.DNAT{To: netip.MustParseAddrPort("[fd42:1::2]:22")}},
+			{Match: []nft.Match{nft.NFProto(nft.IPv4)}, Action: nft.DNATMap{Family: nft.IPv4, Proto: nft.TCP, AddrMap: "tcp4addr", PortMap: "tcp4port"}},
+			{Match: []nft.Match{nft.NFProto(nft.IPv6)}, Action: nft.DNATMap{Family: nft.IPv6, Proto: nft.UDP, AddrMap: "udp6addr", PortMap: "udp6port"}},
 		}},
 		{Name: "forward", Type: nft.Filter, Hook: nft.Forward, Priority: -10, Policy: nft.Accept, Rules: []nft.Rule{
 			{Match: []nft.Match{nft.CtEstablished | nft.CtRelated}, Action: nft.Accept},
@@ -45,6 +71,9 @@ func every(name string) *nft.Table {
 		{Name: "inbound", Rules: []nft.Rule{
 			{Match: []nft.Match{nft.IIFName{Name: "br-0123456789ab"}, nft.OIFName{Name: "br-0123456789ab"}}, Action: nft.Accept},
 			{Match: []nft.Match{nft.DAddr{Prefix: netip.MustParsePrefix("172.20.0.2/32")}, nft.DPort{Proto: nft.TCP, Port: 22}, nft.CtDNAT{}}, Action: nft.Accept},
+			{Match: []nft.Match{nft.DAddrDPortIn{Family: nft.IPv4, Proto: nft.TCP, Set: "in_tcp4"}, nft.CtDNAT{}}, Action: nft.Accept},
+			{Match: []nft.Match{nft.DAddrDPortIn{Family: nft.IPv6, Proto: nft.UDP, Set: "in_udp6"}, nft.CtDNAT{}}, Action: nft.Accept},
+			{Match: []nft.Match{nft.DAddrDPortIn{Family: nft.IPv4, Proto: nft.UDP, Set: "empty"}}, Action: nft.Accept},
 			{Action: nft.Drop},
 		}},
 		{Name: "postrouting", Type: nft.NAT, Hook: nft.Postrouting, Priority: 90, Policy: nft.Accept, Rules: []nft.Rule{
@@ -90,6 +119,11 @@ func TestHashFollowsContent(t *testing.T) {
 		t.Fatal("equal tables hash differently")
 	}
 	b.Chains[2].Rules[0].Comment = "other"
+	if a.Hash() == b.Hash() {
+		t.Fatal("different tables hash the same")
+	}
+	b = every("darse")
+	b.Sets[0].Elements[0].Data = nft.Address(netip.MustParseAddr("172.20.0.9"))
 	if a.Hash() == b.Hash() {
 		t.Fatal("different tables hash the same")
 	}
@@ -143,6 +177,10 @@ func TestBatchTouchesOnlyItsTable(t *testing.T) {
 			kinds = append(kinds, "newtable")
 		case unix.NFT_MSG_DELTABLE:
 			kinds = append(kinds, "deltable")
+		case unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM:
+			if kinds[len(kinds)-1] != "newset" {
+				kinds = append(kinds, "newset")
+			}
 		case unix.NFT_MSG_NEWCHAIN:
 			if kinds[len(kinds)-1] != "newchain" {
 				kinds = append(kinds, "newchain")
@@ -156,7 +194,7 @@ func TestBatchTouchesOnlyItsTable(t *testing.T) {
 			t.Errorf("message %d: unexpected type %#x", i, typ)
 		}
 	}
-	if got, want := strings.Join(kinds, " "), "begin newtable deltable newtable newchain newrule end"; got != want {
+	if got, want := strings.Join(kinds, " "), "begin newtable deltable newtable newset newchain newrule end"; got != want {
 		t.Errorf("batch = %s, want %s", got, want)
 	}
 	want := 1 // the version rule
@@ -180,6 +218,12 @@ func TestApplyRefusesBadTables(t *testing.T) {
 			Match: []nft.Match{nft.DPort{Proto: nft.TCP, Port: 1}}, Action: nft.DNAT{To: netip.MustParseAddrPort("10.0.0.1:1")}}}}}},
 		"two families": {Name: "t", Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
 			Match: []nft.Match{nft.NFProto(nft.IPv4), nft.DAddr{Prefix: netip.MustParsePrefix("::1/128")}}, Action: nft.Accept}}}}},
+		"unknown set": {Name: "t", Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
+			Match: []nft.Match{nft.DAddrDPortIn{Family: nft.IPv4, Proto: nft.TCP, Set: "nope"}}, Action: nft.Accept}}}}},
+		"set type": {Name: "t", Sets: []*nft.Set{{Name: "s", Key: []nft.Datatype{nft.IPv6Addr, nft.InetService}}}, Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
+			Match: []nft.Match{nft.DAddrDPortIn{Family: nft.IPv4, Proto: nft.TCP, Set: "s"}}, Action: nft.Accept}}}}},
+		"element": {Name: "t", Sets: []*nft.Set{{Name: "s", Key: []nft.Datatype{nft.IPv4Addr, nft.InetService},
+			Elements: []nft.Element{{Key: []nft.Value{nft.Port(1), nft.Port(2)}}}}}},
 		"ifname": {Name: "t", Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
 			Match: []nft.Match{nft.IIFName{Name: "a-very-long-interface-name"}}, Action: nft.Accept}}}}},
 	} {
@@ -297,5 +341,29 @@ table ip nat {
 	}
 	if h, err := c.Applied(ctx, "darse"); h != "" || err != nil {
 		t.Errorf("Applied without a table = %q, %v", h, err)
+	}
+}
+
+// Thousands of rules in one batch: the kernel's acks must not overflow
+// the socket (ENOBUFS).
+func TestApplyLargeTable(t *testing.T) {
+	needNetns(t)
+	ns := firewalltest.Scratch(t)
+	tbl := &nft.Table{Name: "darse", Chains: []*nft.Chain{{Name: "many"}}}
+	for i := range 5000 {
+		tbl.Chains[0].Rules = append(tbl.Chains[0].Rules, nft.Rule{
+			Match:   []nft.Match{nft.DPort{Proto: nft.TCP, Port: uint16(10000 + i)}},
+			Action:  nft.Accept,
+			Comment: "a comment long enough to weigh on the acks of the batch",
+		})
+	}
+	c := nft.New(nft.WithNetNS(ns.FD()))
+	for range 2 {
+		if err := c.Apply(context.Background(), tbl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, err := c.Applied(context.Background(), "darse"); err != nil || h != tbl.Hash() {
+		t.Errorf("Applied = %q, %v", h, err)
 	}
 }

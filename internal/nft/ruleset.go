@@ -23,8 +23,61 @@ import (
 // whole on each apply.
 type Table struct {
 	Name   string
+	Sets   []*Set
 	Chains []*Chain
 }
+
+// Datatype is the type of a set key or map value.
+type Datatype int
+
+// The datatypes darse's sets use.
+const (
+	IPv4Addr Datatype = iota + 1
+	IPv6Addr
+	InetService
+)
+
+func (d Datatype) String() string {
+	switch d {
+	case IPv4Addr:
+		return "ipv4_addr"
+	case IPv6Addr:
+		return "ipv6_addr"
+	case InetService:
+		return "inet_service"
+	}
+	return "?"
+}
+
+// Set is a named set, or a map when Data is set. Rules look keys up in
+// it: one lookup replaces a rule per element, which keeps both the batch
+// and the packet path short with thousands of exposures.
+type Set struct {
+	Name string
+	// Key has one datatype, or several for a concatenation.
+	Key []Datatype
+	// Data is the map's value type; 0 for a plain set.
+	Data     Datatype
+	Elements []Element
+}
+
+// Element is a set element, with its map value when the set is a map.
+type Element struct {
+	Key  []Value
+	Data Value
+}
+
+// Value is a set key part or map value: Port or Address.
+type Value interface {
+	bytes() []byte
+	text() string
+}
+
+// Port is an inet_service value.
+type Port uint16
+
+// Address is an ipv4_addr or ipv6_addr value.
+type Address netip.Addr
 
 // Hook is the netfilter hook of a base chain; empty for a regular chain.
 type Hook string
@@ -81,6 +134,14 @@ func (f Family) String() string {
 		return "ipv6"
 	}
 	return "ipv4"
+}
+
+// AddrType is the datatype of the family's addresses.
+func (f Family) AddrType() Datatype {
+	if f == IPv6 {
+		return IPv6Addr
+	}
+	return IPv4Addr
 }
 
 // nftName is the payload protocol keyword: ip or ip6.
@@ -212,6 +273,23 @@ type DNAT struct{ To netip.AddrPort }
 // Masquerade rewrites the source to the output interface's address.
 type Masquerade struct{}
 
+// DAddrDPortIn matches when (destination address, destination port) is
+// in Set, a set of Family's address . inet_service.
+type DAddrDPortIn struct {
+	Family Family
+	Proto  Proto
+	Set    string
+}
+
+// DNATMap translates the destination through two maps keyed by the
+// destination port: AddrMap gives the address (of Family), PortMap the
+// port. A port in neither leaves the packet alone.
+type DNATMap struct {
+	Family           Family
+	Proto            Proto
+	AddrMap, PortMap string
+}
+
 // Text renders the table as an nft script that replaces it atomically:
 // nft -f loads it in one transaction.
 func (t *Table) Text() string {
@@ -239,14 +317,20 @@ func (t *Table) versionRule() Rule {
 func (t *Table) body(withVersion bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", t.Name)
-	for i, c := range t.Chains {
+	for i, s := range t.Sets {
 		if i > 0 {
+			b.WriteString("\n")
+		}
+		s.write(&b)
+	}
+	for i, c := range t.Chains {
+		if i > 0 || len(t.Sets) > 0 {
 			b.WriteString("\n")
 		}
 		c.write(&b)
 	}
 	if withVersion {
-		if len(t.Chains) > 0 {
+		if len(t.Chains)+len(t.Sets) > 0 {
 			b.WriteString("\n")
 		}
 		v := Chain{Name: versionChain, Rules: []Rule{t.versionRule()}}
@@ -255,6 +339,49 @@ func (t *Table) body(withVersion bool) string {
 	b.WriteString("}\n")
 	return b.String()
 }
+
+func (s *Set) typeText() string {
+	keys := make([]string, len(s.Key))
+	for i, k := range s.Key {
+		keys[i] = k.String()
+	}
+	t := strings.Join(keys, " . ")
+	if s.Data != 0 {
+		t += " : " + s.Data.String()
+	}
+	return t
+}
+
+func (s *Set) write(b *strings.Builder) {
+	kind := "set"
+	if s.Data != 0 {
+		kind = "map"
+	}
+	fmt.Fprintf(b, "\t%s %s {\n\t\ttype %s\n", kind, s.Name, s.typeText())
+	if len(s.Elements) > 0 {
+		elems := make([]string, len(s.Elements))
+		for i, e := range s.Elements {
+			elems[i] = e.text()
+		}
+		fmt.Fprintf(b, "\t\telements = { %s }\n", strings.Join(elems, ",\n\t\t\t     "))
+	}
+	b.WriteString("\t}\n")
+}
+
+func (e Element) text() string {
+	keys := make([]string, len(e.Key))
+	for i, k := range e.Key {
+		keys[i] = k.text()
+	}
+	t := strings.Join(keys, " . ")
+	if e.Data != nil {
+		t += " : " + e.Data.text()
+	}
+	return t
+}
+
+func (p Port) text() string    { return fmt.Sprint(uint16(p)) }
+func (a Address) text() string { return netip.Addr(a).String() }
 
 func (c *Chain) write(b *strings.Builder) {
 	fmt.Fprintf(b, "\tchain %s {\n", c.Name)
@@ -360,3 +487,11 @@ func (a DNAT) text() string {
 }
 
 func (Masquerade) text() string { return "masquerade" }
+
+func (m DAddrDPortIn) text() string {
+	return fmt.Sprintf("%s daddr . %s dport @%s", m.Family.nftName(), m.Proto, m.Set)
+}
+
+func (a DNATMap) text() string {
+	return fmt.Sprintf("dnat %s to %s dport map @%s : %s dport map @%s", a.Family.nftName(), a.Proto, a.AddrMap, a.Proto, a.PortMap)
+}
