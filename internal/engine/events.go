@@ -40,7 +40,7 @@ func (s *FirewallSource) Events(ctx context.Context) (<-chan firewall.Event, <-c
 			select {
 			case m := <-res.Messages:
 				ev, ok := fwEvent(m)
-				if !ok {
+				if !ok || !s.inScope(m) {
 					continue
 				}
 				select {
@@ -59,6 +59,15 @@ func (s *FirewallSource) Events(ctx context.Context) (<-chan firewall.Event, <-c
 		}
 	}()
 	return out, errc, nil
+}
+
+// inScope drops container events of containers outside the source's
+// label: their attributes carry the container's labels.
+func (s *FirewallSource) inScope(m events.Message) bool {
+	if s.label == "" || m.Type != events.ContainerEventType {
+		return true
+	}
+	return hasLabel(m.Actor.Attributes, s.label)
 }
 
 func fwEvent(m events.Message) (firewall.Event, bool) {

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,8 +58,9 @@ type forwardChecker interface {
 type Config struct {
 	Options Options
 	// DebounceMin is how long the watcher waits after an event for more
-	// (default 15ms); DebounceMax bounds the wait after the first event of
-	// a burst (default 150ms).
+	// (default 10ms); DebounceMax bounds the wait after the first event of
+	// a burst (default 50ms), so that a busy engine cannot hold a change
+	// back.
 	DebounceMin, DebounceMax time.Duration
 	// Resync is the period of the full resync (default 1m).
 	Resync time.Duration
@@ -107,8 +109,8 @@ func NewWatcher(src Source, fw Applier, cfg Config, log *slog.Logger) *Watcher {
 			*d = v
 		}
 	}
-	def(&cfg.DebounceMin, 15*time.Millisecond)
-	def(&cfg.DebounceMax, 150*time.Millisecond)
+	def(&cfg.DebounceMin, 10*time.Millisecond)
+	def(&cfg.DebounceMax, 50*time.Millisecond)
 	def(&cfg.Resync, time.Minute)
 	def(&cfg.RetryMin, 100*time.Millisecond)
 	def(&cfg.RetryMax, 10*time.Second)
@@ -277,22 +279,42 @@ func (w *Watcher) update(ctx context.Context, ids map[string]bool, nets bool) er
 		}
 		w.networks = ns
 	}
+	// Inspected side by side: under load each answer takes a while.
+	type result struct {
+		id  string
+		c   Container
+		ok  bool
+		err error
+	}
+	results := make(chan result, len(ids))
+	sem := make(chan struct{}, 8)
+	n := 0
 	for id, stopped := range ids {
 		if stopped {
 			delete(w.containers, id)
 			continue
 		}
-		c, ok, err := w.src.Container(ctx, id)
-		if err != nil {
-			return err
-		}
-		if ok {
-			w.containers[id] = c
-		} else {
-			delete(w.containers, id)
+		n++
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, ok, err := w.src.Container(ctx, id)
+			results <- result{id, c, ok, err}
+		}()
+	}
+	var first error
+	for range n {
+		r := <-results
+		switch {
+		case r.err != nil:
+			first = cmp.Or(first, r.err)
+		case r.ok:
+			w.containers[r.id] = r.c
+		default:
+			delete(w.containers, r.id)
 		}
 	}
-	return nil
+	return first
 }
 
 func (w *Watcher) state() State {
