@@ -37,6 +37,7 @@ type suite struct {
 var suites = []suite{
 	{"site", siteUp},
 	{"front", frontDoor},
+	{"fw", fwBench},
 	{"panel", panelBench},
 }
 
