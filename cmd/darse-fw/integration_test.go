@@ -412,6 +412,52 @@ func TestExposeDualStack(t *testing.T) {
 	l.unreachable(netip.AddrPortFrom(l.client.Host6, uint16(tcpPort)))
 }
 
+// The host's own connections to an exposed port are translated too
+// (output path), and a container's outgoing IPv6 from the network's
+// private prefix leaves with the host's address (masquerade), as IPv4
+// does through Docker's own rule.
+func TestLocalAndOutgoing(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.start()
+	port := hostPort()
+	name := l.run("web", exposeArgs("web", 8080, port, "tcp")...)
+	l.waitDesired(5 * time.Second)
+	for _, host := range []netip.Addr{l.client.Host4, l.client.Host6} {
+		to := netip.AddrPortFrom(host, uint16(port))
+		var got string
+		var err error
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got, err = dialLine(to); err == nil {
+				break
+			}
+		}
+		if err != nil || got != host.String() {
+			t.Errorf("from the host to %s: got %q, %v; want the container to see %s", to, got, err, host)
+		}
+	}
+	for _, c := range []struct{ listen, want netip.Addr }{{l.client.Addr4, l.client.Host4}, {l.client.Addr6, l.client.Host6}} {
+		at := netip.AddrPortFrom(c.listen, 9000)
+		l.client.ServeTCP(t, at)
+		got, err := firewalltest.Docker("exec", name, "/echo", "dial", at.String())
+		if err != nil || got != c.want.String() {
+			t.Errorf("from the container to %s: the client saw %q (%v), want the host's %s", at, got, err, c.want)
+		}
+	}
+}
+
+// dialLine connects from the host itself and reads one line.
+func dialLine(to netip.AddrPort) (string, error) {
+	c, err := net.DialTimeout("tcp", to.String(), 300*time.Millisecond)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
 // Ports an operator's compose project publishes are exposed by darse-fw
 // too: over IPv6 the container sees the client itself, not Docker's
 // userland proxy.

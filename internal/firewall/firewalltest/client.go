@@ -149,6 +149,34 @@ func (c *Client) UDP(to netip.AddrPort, timeout time.Duration) (string, error) {
 	return strings.TrimSpace(string(buf[:n])), err
 }
 
+// ServeTCP listens inside the client namespace on addr and answers every
+// connection with the peer's address, as the echo container does; it
+// stops when t ends.
+func (c *Client) ServeTCP(t testing.TB, addr netip.AddrPort) {
+	t.Helper()
+	var l net.Listener
+	err := c.Do(func() error {
+		var err error
+		l, err = net.Listen("tcp", addr.String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			ap, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+			fmt.Fprintf(conn, "%s\n", ap.Addr().Unmap())
+			conn.Close()
+		}
+	}()
+}
+
 // WaitTCP retries TCP until the peer answers or timeout passes, and
 // returns the answer and when it came.
 func (c *Client) WaitTCP(to netip.AddrPort, timeout time.Duration) (string, time.Time, error) {

@@ -4,21 +4,42 @@
 //
 //	echo tcp:8080 tcp:8081 udp:5353
 //
+//	echo dial ADDR:PORT
+//
+// connects out instead and prints the first line the peer sends: tests
+// see which source address a container's outgoing connection arrives from.
 // It is built statically and imported as an image by firewalltest.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 )
 
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: echo tcp:PORT|udp:PORT...")
 		os.Exit(2)
+	}
+	if os.Args[1] == "dial" && len(os.Args) == 3 {
+		c, err := net.DialTimeout("tcp", os.Args[2], 5*time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "echo:", err)
+			os.Exit(1)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "echo:", err)
+			os.Exit(1)
+		}
+		fmt.Print(line)
+		return
 	}
 	for _, a := range os.Args[1:] {
 		proto, port, _ := strings.Cut(a, ":")
