@@ -173,8 +173,8 @@ type claim struct {
 	hostIP netip.Addr
 }
 
-// covers reports whether the claim answers on every address of f, and
-// whether it answers on f at all.
+// family reports whether the claim answers on family f at all, and
+// whether on every address of f.
 func (c claim) family(f nft.Family) (any, all bool) {
 	ip := c.hostIP
 	switch {
