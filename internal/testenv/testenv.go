@@ -5,8 +5,10 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -48,4 +50,23 @@ func NeedEngine(t testing.TB, images ...string) {
 			skip(t, "image "+img+" is missing (darse images build)")
 		}
 	}
+}
+
+// Buffer collects a subprocess's output, written and read from several
+// goroutines, for failure messages.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
