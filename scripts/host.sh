@@ -48,6 +48,26 @@ start_engine() {
 	done
 }
 
+# IPv4 forwarding is on before dockerd first starts: when dockerd has to turn
+# it on itself, it also sets the `ip filter FORWARD` policy to drop, and then
+# an exposure of a port Docker does not publish is dropped however darse-fw
+# accepts it. darse-fw's own forward chain decides what may enter a container
+# network (see README, "Firewall").
+enable_forwarding() {
+	echo 'net.ipv4.ip_forward = 1' >/etc/sysctl.d/60-darse.conf
+	echo 1 >/proc/sys/net/ipv4/ip_forward
+}
+
+# A dockerd started before darse's setup may already have set the policy to
+# drop: it is set back to accept, since darse-fw's forward chain drops new
+# connections into container networks that no exposure allows.
+accept_forward_policy() {
+	if nft list chain ip filter FORWARD 2>/dev/null | grep -q 'policy drop'; then
+		echo "darse: Docker's ip filter FORWARD policy is drop; setting it to accept (darse-fw filters container networks)"
+		nft add chain ip filter FORWARD '{ policy accept; }'
+	fi
+}
+
 need_go() {
 	if ! command -v go >/dev/null 2>&1; then
 		echo "darse: Go 1.26 is needed to build darse (not found in PATH or /usr/local/go/bin)" >&2
@@ -64,8 +84,10 @@ build_darse() {
 prepare_host() {
 	need_root
 	need_go
+	enable_forwarding
 	install_packages
 	start_engine
+	accept_forward_policy
 	build_darse
 	./bin/darse images build
 }

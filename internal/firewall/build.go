@@ -329,7 +329,7 @@ func Build(s State, o Options) *Ruleset {
 			if f == nft.IPv4 {
 				e.To4 = to
 				if o.DockerForwardDrop && !dockerPublishes(cl.c, cl.proto, cl.port) {
-					warn(cl.c, cl.name, fmt.Sprintf("Docker's FORWARD chain drops forwarded IPv4 to container ports it does not publish: publish %d/%s too (compose ports: [\"127.0.0.1::%d/%s\"]) for IPv4 from outside the host", cl.port, cl.proto, cl.port, cl.proto))
+					warn(cl.c, cl.name, fmt.Sprintf("Docker's ip filter FORWARD policy is drop: IPv4 from outside the host cannot reach %d/%s, which Docker does not publish; turn IPv4 forwarding on before dockerd starts, or set that policy to accept (scripts/host.sh does both)", cl.port, cl.proto))
 				}
 			} else {
 				e.To6 = to
