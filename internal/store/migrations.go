@@ -76,4 +76,9 @@ var migrations = []string{
 		UNIQUE (site, service, container_port, proto)
 	);
 	CREATE INDEX sites_owner ON sites(owner);`,
+	// 3: operations carry a lease. The process running one refreshes
+	// heartbeat_at; another process settles it only once it has gone stale.
+	// Rows running at the upgrade count from their start.
+	`ALTER TABLE operations ADD COLUMN heartbeat_at TEXT NOT NULL DEFAULT '';
+	UPDATE operations SET heartbeat_at = started_at WHERE state = 'running';`,
 }

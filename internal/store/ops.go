@@ -37,18 +37,21 @@ type Operation struct {
 	CreatedAt  time.Time
 	StartedAt  time.Time // zero while queued
 	FinishedAt time.Time // zero until done or failed
+	// HeartbeatAt is refreshed by the process running the operation: once
+	// it is older than a lease, that process is taken to have died.
+	HeartbeatAt time.Time
 }
 
-const opColumns = `id, kind, site, user, args, state, error, created_at, started_at, finished_at`
+const opColumns = `id, kind, site, user, args, state, error, created_at, started_at, finished_at, heartbeat_at`
 
 func scanOp(r scanner) (*Operation, error) {
 	var o Operation
-	var args, c, st, f string
-	if err := r.Scan(&o.ID, &o.Kind, &o.Site, &o.User, &args, &o.State, &o.Error, &c, &st, &f); err != nil {
+	var args, c, st, f, hb string
+	if err := r.Scan(&o.ID, &o.Kind, &o.Site, &o.User, &args, &o.State, &o.Error, &c, &st, &f, &hb); err != nil {
 		return nil, err
 	}
 	o.Args = json.RawMessage(args)
-	o.CreatedAt, o.StartedAt, o.FinishedAt = parseTS(c), parseTS(st), parseTS(f)
+	o.CreatedAt, o.StartedAt, o.FinishedAt, o.HeartbeatAt = parseTS(c), parseTS(st), parseTS(f), parseTS(hb)
 	return &o, nil
 }
 
@@ -117,12 +120,13 @@ func (s *Store) EnqueueCreate(ctx context.Context, op Operation, owner string, q
 // operation to running and returns it; ErrNotFound when there is none.
 // Operations on one site thus run one at a time, in order.
 func (s *Store) ClaimOp(ctx context.Context) (*Operation, error) {
-	op, err := scanOp(s.db.QueryRowContext(ctx, `UPDATE operations SET state = 'running', started_at = ?
+	now := ts(time.Now())
+	op, err := scanOp(s.db.QueryRowContext(ctx, `UPDATE operations SET state = 'running', started_at = ?, heartbeat_at = ?
 		WHERE id = (SELECT q.id FROM operations q WHERE q.state = 'queued'
 			AND NOT EXISTS (SELECT 1 FROM operations r WHERE r.site = q.site AND r.state = 'running')
 			AND NOT EXISTS (SELECT 1 FROM operations e WHERE e.site = q.site AND e.state = 'queued' AND e.id < q.id)
 			ORDER BY q.id LIMIT 1)
-		RETURNING `+opColumns, ts(time.Now())))
+		RETURNING `+opColumns, now, now))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("queued operation: %w", ErrNotFound)
 	}
@@ -130,6 +134,90 @@ func (s *Store) ClaimOp(ctx context.Context) (*Operation, error) {
 		return nil, fmt.Errorf("claim operation: %w", err)
 	}
 	return op, nil
+}
+
+// ClaimOpID moves the queued operation id to running and returns it, under
+// ClaimOp's rule: no operation running on its site and none queued there
+// before it. ErrNotFound when it cannot be claimed now (not queued any
+// more, or waiting its turn).
+func (s *Store) ClaimOpID(ctx context.Context, id int64) (*Operation, error) {
+	now := ts(time.Now())
+	op, err := scanOp(s.db.QueryRowContext(ctx, `UPDATE operations SET state = 'running', started_at = ?, heartbeat_at = ?
+		WHERE id = ? AND state = 'queued'
+			AND NOT EXISTS (SELECT 1 FROM operations r WHERE r.site = operations.site AND r.state = 'running')
+			AND NOT EXISTS (SELECT 1 FROM operations e WHERE e.site = operations.site AND e.state = 'queued' AND e.id < operations.id)
+		RETURNING `+opColumns, now, now, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("claim operation %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim operation %d: %w", id, err)
+	}
+	return op, nil
+}
+
+// Heartbeat records that the process running operation id is alive;
+// ErrNotFound when the operation is not running.
+func (s *Store) Heartbeat(ctx context.Context, id int64) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET heartbeat_at = ? WHERE id = ? AND state = 'running'`, ts(time.Now()), id)
+	if err != nil {
+		return fmt.Errorf("heartbeat of operation %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("running operation %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// StaleOps returns the running operations whose last heartbeat is older
+// than before, oldest first: their process is presumed dead.
+func (s *Store) StaleOps(ctx context.Context, before time.Time) ([]*Operation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+opColumns+` FROM operations
+		WHERE state = 'running' AND heartbeat_at < ? ORDER BY id`, ts(before))
+	if err != nil {
+		return nil, fmt.Errorf("list stale operations: %w", err)
+	}
+	defer rows.Close()
+	var out []*Operation
+	for rows.Next() {
+		op, err := scanOp(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, op)
+	}
+	return out, rows.Err()
+}
+
+// TakeOverOp makes the caller the process running operation id, provided
+// it is still running with a heartbeat older than before: the heartbeat
+// is refreshed in the same statement, so of two processes settling the
+// same stale operation only one gets it. ErrNotFound otherwise.
+func (s *Store) TakeOverOp(ctx context.Context, id int64, before time.Time) (*Operation, error) {
+	op, err := scanOp(s.db.QueryRowContext(ctx, `UPDATE operations SET heartbeat_at = ?
+		WHERE id = ? AND state = 'running' AND heartbeat_at < ?
+		RETURNING `+opColumns, ts(time.Now()), id, ts(before)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stale operation %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take over operation %d: %w", id, err)
+	}
+	return op, nil
+}
+
+// CancelOp fails operation id with cause if it is still queued (its asker
+// gave up before it began); ErrNotFound when it is not queued any more.
+func (s *Store) CancelOp(ctx context.Context, id int64, cause error) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE operations SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state = 'queued'`,
+		cause.Error(), ts(time.Now()), id)
+	if err != nil {
+		return fmt.Errorf("cancel operation %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("queued operation %d: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // SetOpArgs replaces the arguments of an operation (a worker records what
