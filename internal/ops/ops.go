@@ -1,8 +1,10 @@
 // Package ops carries out the actions members and operators ask for as
 // durable operations: each is recorded in the store first (queued), then
-// a worker runs it through hosting (running → done | failed). After a
-// crash, Recover settles what was running so that the store and the site
-// folders agree before any new work starts.
+// a worker runs it through hosting (running → done | failed). The panel's
+// workers and a CLI run may carry out operations side by side: the process
+// running one keeps its heartbeat fresh, and an operation whose heartbeat
+// has gone stale (its process died) is settled by the next process to
+// look, so that the store and the site folders agree.
 package ops
 
 import (
@@ -94,16 +96,23 @@ type RemoveArgs struct {
 	Path    string `json:"archive_path,omitempty"` // set once written
 }
 
-// Runner records operations and runs them with a few workers. Operations
-// on one site run one at a time, in the order they were asked.
+// Runner records operations and runs them with a few workers (Run), or
+// one at a time for a caller that waits for it (RunOne). Operations on one
+// site run one at a time, in the order they were asked.
 type Runner struct {
+	// Plans, when set, is shown the plan of every up, stop, restart,
+	// forward and unforward this runner carries out (the CLI prints them).
+	Plans func(op *store.Operation, plan reconcile.Plan)
+
 	store   *store.Store
 	hosting Hosting
 	files   Files
 	log     *slog.Logger
 	workers int
-	poll    time.Duration
-	settle  time.Duration // wait before resuming a dead worker's operations
+	poll    time.Duration // idle workers and waiters look again this often
+	beat    time.Duration // a running operation's heartbeat is refreshed this often
+	lease   time.Duration // a heartbeat older than this: its process died
+	retry   time.Duration // RunOne tries again this often while its operation waits
 	wake    chan struct{}
 
 	mu      sync.Mutex
@@ -112,7 +121,8 @@ type Runner struct {
 
 // New returns a Runner; files may be nil (no archive nor upload is then possible).
 func New(st *store.Store, h Hosting, files Files, log *slog.Logger) *Runner {
-	return &Runner{store: st, hosting: h, files: files, log: log, workers: 2, poll: 2 * time.Second, settle: 3 * time.Second,
+	return &Runner{store: st, hosting: h, files: files, log: log, workers: 2, poll: 2 * time.Second,
+		beat: time.Second, lease: 5 * time.Second, retry: 200 * time.Millisecond,
 		wake: make(chan struct{}, 1), waiters: map[int64][]chan struct{}{}}
 }
 
@@ -161,21 +171,105 @@ func (r *Runner) notify() {
 // Wait blocks until the operation is done or failed (or ctx ends) and returns it.
 func (r *Runner) Wait(ctx context.Context, id int64) (*store.Operation, error) {
 	for {
-		ch := make(chan struct{})
-		r.mu.Lock()
-		r.waiters[id] = append(r.waiters[id], ch)
-		r.mu.Unlock()
+		ch := r.waiter(id)
 		op, err := r.store.GetOp(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if op.State == store.OpDone || op.State == store.OpFailed {
+		if finished(op) {
 			return op, nil
 		}
 		select {
 		case <-ch:
 		case <-time.After(r.poll):
 		case <-ctx.Done():
+			return op, ctx.Err()
+		}
+	}
+}
+
+// waiter returns a channel closed when this process finishes operation id.
+func (r *Runner) waiter(id int64) chan struct{} {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.waiters[id] = append(r.waiters[id], ch)
+	r.mu.Unlock()
+	return ch
+}
+
+// forget drops a waiter that is no longer waited on.
+func (r *Runner) forget(id int64, ch chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ws := r.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(r.waiters, id)
+	} else {
+		r.waiters[id] = ws
+	}
+}
+
+func finished(op *store.Operation) bool {
+	return op.State == store.OpDone || op.State == store.OpFailed
+}
+
+// ErrCancelled is the error of an operation given up by its asker before it began.
+var ErrCancelled = errors.New("cancelled before it began")
+
+// RunOne carries out the recorded operation id in this process and returns
+// it once done or failed: the CLI's way, which needs no panel. If another
+// process claimed it first, RunOne waits for that one to finish it; while
+// it is queued behind another operation of its site, RunOne tries again
+// every retry. Meanwhile, operations whose process died (stale heartbeat)
+// are settled here, so that a dead process cannot hold the site forever.
+// If ctx ends while the operation is still queued, it is cancelled
+// (failed with ErrCancelled); once begun, it runs to its end.
+func (r *Runner) RunOne(ctx context.Context, id int64) (*store.Operation, error) {
+	swept := time.Now()
+	ch := r.waiter(id)
+	defer func() { r.forget(id, ch) }()
+	for {
+		op, err := r.store.ClaimOpID(ctx, id)
+		if err == nil {
+			r.carryOut(context.WithoutCancel(ctx), op, r.execute)
+			return r.store.GetOp(context.WithoutCancel(ctx), id)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if op, err = r.store.GetOp(ctx, id); err != nil {
+			return nil, err
+		}
+		if finished(op) {
+			return op, nil
+		}
+		if time.Since(swept) >= r.lease {
+			swept = time.Now()
+			if err := r.settleStale(ctx); err != nil {
+				return op, err
+			}
+			continue
+		}
+		select {
+		case <-ch:
+			ch = r.waiter(id)
+		case <-time.After(r.retry):
+		case <-ctx.Done():
+			if op.State == store.OpQueued {
+				if err := r.store.CancelOp(context.WithoutCancel(ctx), id, ErrCancelled); err == nil {
+					r.log.Info("operation cancelled", "op", id, "kind", op.Kind, "site", op.Site)
+					r.finished(id)
+				}
+				if cur, err := r.store.GetOp(context.WithoutCancel(ctx), id); err == nil {
+					op = cur
+				}
+			}
 			return op, ctx.Err()
 		}
 	}
@@ -190,7 +284,9 @@ func (r *Runner) finished(id int64) {
 	delete(r.waiters, id)
 }
 
-// Run works through the queue until ctx ends. Call Recover first.
+// Run works through the queue until ctx ends. Call Recover first. Every
+// lease it also settles operations whose process died meanwhile (a CLI run
+// killed while the panel runs).
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i := 0; i < r.workers; i++ {
@@ -200,6 +296,22 @@ func (r *Runner) Run(ctx context.Context) {
 			r.work(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(r.lease)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := r.settleStale(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("settle interrupted operations", "err", err)
+			}
+		}
+	}()
 	wg.Wait()
 }
 
@@ -221,7 +333,7 @@ func (r *Runner) work(ctx context.Context) {
 			r.notify() // another worker may take the next one meanwhile
 			// Once begun, an operation runs to its end even if the panel
 			// is asked to stop: a SIGTERM waits for it, only SIGKILL cuts it.
-			r.finish(op, r.execute(context.WithoutCancel(ctx), op))
+			r.carryOut(context.WithoutCancel(ctx), op, r.execute)
 		}
 		select {
 		case <-ctx.Done():
@@ -230,6 +342,44 @@ func (r *Runner) work(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// carryOut runs do on an operation this process holds, keeping its
+// heartbeat fresh meanwhile, and records the outcome.
+func (r *Runner) carryOut(ctx context.Context, op *store.Operation, do func(context.Context, *store.Operation) error) {
+	stop := r.heartbeat(op.ID)
+	err := do(ctx, op)
+	stop()
+	r.finish(op, err)
+}
+
+// heartbeat refreshes operation id's heartbeat every beat until stopped.
+func (r *Runner) heartbeat(id int64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(r.beat)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := r.store.Heartbeat(ctx, id)
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, store.ErrNotFound):
+				// This process stalled past its lease and another one
+				// settled the operation: two may have acted on the site.
+				r.log.Error("operation settled by another process while still running here", "op", id)
+			case err != nil:
+				r.log.Warn("operation heartbeat", "op", id, "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // finish records the outcome even when ctx has ended: the work is done.
@@ -266,14 +416,14 @@ func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
 		_, err = r.hosting.Create(ctx, hosting.CreateRequest{Name: op.Site, Template: a.Template, Domain: a.Domain, Owner: a.Owner, Set: a.Set})
 		return err
 	case Up:
-		_, err := r.hosting.Up(ctx, op.Site)
-		return err
+		plan, err := r.hosting.Up(ctx, op.Site)
+		return r.showPlan(op, plan, err)
 	case Stop:
-		_, err := r.hosting.Stop(ctx, op.Site)
-		return err
+		plan, err := r.hosting.Stop(ctx, op.Site)
+		return r.showPlan(op, plan, err)
 	case Restart:
-		_, err := r.hosting.Restart(ctx, op.Site)
-		return err
+		plan, err := r.hosting.Restart(ctx, op.Site)
+		return r.showPlan(op, plan, err)
 	case Remove:
 		var a RemoveArgs
 		if len(op.Args) > 0 {
@@ -294,10 +444,10 @@ func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
 			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
 		}
 		if op.Kind == Unforward {
-			_, err := r.hosting.RemoveForward(ctx, op.Site, a.HostPort)
-			return err
+			plan, err := r.hosting.RemoveForward(ctx, op.Site, a.HostPort)
+			return r.showPlan(op, plan, err)
 		}
-		f, _, err := r.hosting.AddForward(ctx, op.Site, a.Port, a.Proto)
+		f, plan, err := r.hosting.AddForward(ctx, op.Site, a.Port, a.Proto)
 		if f != nil {
 			a.HostPort = f.HostPort
 			b, _ := json.Marshal(a)
@@ -305,9 +455,18 @@ func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
 				err = serr
 			}
 		}
-		return err
+		return r.showPlan(op, plan, err)
 	}
 	return fmt.Errorf("operation %d: unknown kind %q", op.ID, op.Kind)
+}
+
+// showPlan hands a plan to Plans: always on success (an empty plan: the
+// site was up to date), on failure only the steps it got to.
+func (r *Runner) showPlan(op *store.Operation, plan reconcile.Plan, err error) error {
+	if r.Plans != nil && (err == nil || len(plan) > 0) {
+		r.Plans(op, plan)
+	}
+	return err
 }
 
 // install swaps the upload in, restarts what runs so that it serves the
@@ -374,27 +533,64 @@ func (r *Runner) remove(ctx context.Context, op *store.Operation, a RemoveArgs, 
 //   - a remove runs again (its archive, if already written, is kept);
 //   - content, forward and unforward run again: they end the same.
 //
-// Only one process may run operations: a running row means its worker died.
+// A running row may belong to a live process (the panel, or a CLI run):
+// only rows whose heartbeat is older than the lease are settled. Recover
+// first waits until each running row has either shown a new heartbeat
+// (alive: left alone), finished, or gone stale — at most a lease. That
+// wait also lets a dead process's last request to the engine land (a
+// network being created is not yet visible, and a second one of the same
+// name would be made).
 func (r *Runner) Recover(ctx context.Context) error {
 	running, err := r.store.ListOps(ctx, store.OpFilter{States: []string{store.OpRunning}, Limit: 10000})
 	if err != nil {
 		return err
 	}
-	if len(running) > 0 {
-		// The dead worker's last request to the engine may still be under
-		// way inside dockerd (a network being created is not yet visible,
-		// and a second one of the same name would be made): let it land.
-		r.log.Warn("operations interrupted by a crash; settling them", "count", len(running), "after", r.settle)
+	undecided := map[int64]time.Time{}
+	for _, op := range running {
+		undecided[op.ID] = op.HeartbeatAt
+	}
+	for len(undecided) > 0 {
+		for id, beat := range undecided {
+			op, err := r.store.GetOp(ctx, id)
+			if err != nil {
+				return err
+			}
+			if op.State != store.OpRunning || !op.HeartbeatAt.Equal(beat) || time.Since(beat) > r.lease {
+				delete(undecided, id)
+			}
+		}
+		if len(undecided) == 0 {
+			break
+		}
 		select {
-		case <-time.After(r.settle):
+		case <-time.After(r.retry):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	for i := len(running) - 1; i >= 0; i-- {
-		op := running[i]
-		r.log.Warn("operation interrupted by a restart, settling it", "op", op.ID, "kind", op.Kind, "site", op.Site)
-		r.finish(op, r.resume(ctx, op))
+	return r.settleStale(ctx)
+}
+
+// settleStale settles, oldest first, the running operations whose
+// heartbeat is older than the lease. Each is taken over first (its
+// heartbeat refreshed in one statement), so two processes settling at
+// once never resume the same operation twice.
+func (r *Runner) settleStale(ctx context.Context) error {
+	cut := time.Now().Add(-r.lease)
+	stale, err := r.store.StaleOps(ctx, cut)
+	if err != nil {
+		return err
+	}
+	for _, op := range stale {
+		op, err := r.store.TakeOverOp(ctx, op.ID, cut)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // finished meanwhile, or another process settles it
+		}
+		if err != nil {
+			return err
+		}
+		r.log.Warn("operation interrupted: the process running it stopped; settling it", "op", op.ID, "kind", op.Kind, "site", op.Site, "user", op.User)
+		r.carryOut(context.WithoutCancel(ctx), op, r.resume)
 	}
 	return nil
 }

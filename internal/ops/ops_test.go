@@ -98,7 +98,9 @@ func newRunner(t *testing.T) (*Runner, *fakeHosting, *store.Store) {
 	h := &fakeHosting{fail: map[string]error{}, sites: map[string]bool{}}
 	r := New(st, h, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.poll = 20 * time.Millisecond
-	r.settle = 0
+	r.beat = 10 * time.Millisecond
+	r.lease = 150 * time.Millisecond
+	r.retry = 10 * time.Millisecond
 	return r, h, st
 }
 
@@ -262,5 +264,160 @@ func TestContentAndArchive(t *testing.T) {
 	}
 	if got := strings.Join(h.calls, ","); got != "restart blog,remove blog" {
 		t.Fatalf("hosting calls: %s", got)
+	}
+}
+
+// another is a second process's Runner on the same store, with its own hosting.
+func another(t *testing.T, r *Runner) (*Runner, *fakeHosting) {
+	h := &fakeHosting{fail: map[string]error{}, sites: map[string]bool{}}
+	o := New(r.store, h, nil, r.log)
+	o.poll, o.beat, o.lease, o.retry = r.poll, r.beat, r.lease, r.retry
+	return o, h
+}
+
+func (f *fakeHosting) called() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.calls, ",")
+}
+
+func TestRecoverLeavesLiveOperations(t *testing.T) {
+	r, h, st := newRunner(t)
+	ctx := context.Background()
+	h.delay = 4 * r.lease
+	// A live process (r) runs an up on "live"; a dead one left a stop on "dead".
+	live, _ := r.Submit(ctx, Up, "live", "cli:root", nil)
+	done := make(chan *store.Operation)
+	go func() {
+		op, err := r.RunOne(ctx, live)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- op
+	}()
+	dead, _ := r.Submit(ctx, Stop, "dead", "alice", nil)
+	for {
+		if op, _ := st.GetOp(ctx, live); op.State == store.OpRunning {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := st.ClaimOpID(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+
+	// The panel starts: it settles the dead process's stop only.
+	panel, ph := another(t, r)
+	start := time.Now()
+	if err := panel.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < r.lease {
+		t.Errorf("Recover settled after %v, before the lease (%v) ran out", took, r.lease)
+	}
+	if got := ph.called(); got != "stop dead" {
+		t.Fatalf("recovery calls %q, want only the dead process's stop", got)
+	}
+	if op, _ := st.GetOp(ctx, dead); op.State != store.OpDone {
+		t.Fatalf("dead process's op after recovery: %+v", op)
+	}
+	if op, _ := st.GetOp(ctx, live); op.State != store.OpRunning {
+		t.Fatalf("live process's op touched by recovery: %+v", op)
+	}
+	if op := <-done; op.State != store.OpDone || h.called() != "up live" {
+		t.Fatalf("live op = %+v, calls %q", op, h.called())
+	}
+}
+
+func TestRunOneWaitsForAnotherRunner(t *testing.T) {
+	r, h, st := newRunner(t)
+	ctx := context.Background()
+	h.delay = 3 * r.lease
+	run(t, r) // the panel
+	id, _ := r.Submit(ctx, Restart, "blog", "alice", nil)
+	for {
+		if op, _ := st.GetOp(ctx, id); op.State == store.OpRunning {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cli, ch := another(t, r)
+	op, err := cli.RunOne(ctx, id)
+	if err != nil || op.State != store.OpDone {
+		t.Fatalf("RunOne of an op another runner holds: %+v, %v", op, err)
+	}
+	if h.called() != "restart blog" || ch.called() != "" {
+		t.Fatalf("panel calls %q, CLI calls %q: the op ran once, in the panel", h.called(), ch.called())
+	}
+}
+
+func TestRunOneQueuedBehind(t *testing.T) {
+	r, h, st := newRunner(t)
+	ctx := context.Background()
+	var plans []int64
+	r.Plans = func(op *store.Operation, _ reconcile.Plan) { plans = append(plans, op.ID) }
+
+	// Behind an operation a live process runs: RunOne waits for its turn.
+	first, _ := r.Submit(ctx, Up, "blog", "alice", nil)
+	if _, err := st.ClaimOpID(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	stop := r.heartbeat(first)
+	second, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	done := make(chan *store.Operation)
+	go func() {
+		op, err := r.RunOne(ctx, second)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- op
+	}()
+	select {
+	case op := <-done:
+		t.Fatalf("RunOne did not wait for the running op: %+v", op)
+	case <-time.After(3 * r.lease):
+	}
+	stop()
+	st.FinishOp(ctx, first, nil)
+	if op := <-done; op.State != store.OpDone || h.called() != "stop blog" {
+		t.Fatalf("queued op = %+v, calls %q", op, h.called())
+	}
+	if len(plans) != 1 || plans[0] != second {
+		t.Fatalf("plans shown for %v, want [%d]", plans, second)
+	}
+
+	// Behind an operation whose process died: RunOne settles it, then runs its own.
+	h.calls = nil
+	dead, _ := r.Submit(ctx, Restart, "blog", "alice", nil)
+	if _, err := st.ClaimOpID(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := r.Submit(ctx, Up, "blog", "cli:root", nil)
+	op, err := r.RunOne(ctx, mine)
+	if err != nil || op.State != store.OpDone {
+		t.Fatalf("RunOne behind a dead op: %+v, %v", op, err)
+	}
+	if got := h.called(); got != "restart blog,up blog" {
+		t.Fatalf("calls %q", got)
+	}
+	if op, _ := st.GetOp(ctx, dead); op.State != store.OpDone {
+		t.Fatalf("dead op = %+v", op)
+	}
+
+	// Given up while still queued: cancelled, never run.
+	h.calls = nil
+	blocker, _ := r.Submit(ctx, Up, "blog", "alice", nil)
+	st.ClaimOpID(ctx, blocker)
+	stop = r.heartbeat(blocker)
+	defer stop()
+	late, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	cctx, cancel := context.WithTimeout(ctx, r.lease/2)
+	defer cancel()
+	op, err = r.RunOne(cctx, late)
+	if !errors.Is(err, context.DeadlineExceeded) || op.State != store.OpFailed || op.Error != ErrCancelled.Error() {
+		t.Fatalf("RunOne given up: %+v, %v", op, err)
+	}
+	if h.called() != "" {
+		t.Fatalf("cancelled op ran: %q", h.called())
 	}
 }
