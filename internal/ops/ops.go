@@ -555,7 +555,11 @@ func (r *Runner) Recover(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if op.State != store.OpRunning || !op.HeartbeatAt.Equal(beat) || time.Since(beat) > r.lease {
+			switch {
+			case op.State != store.OpRunning, time.Since(beat) > r.lease:
+				delete(undecided, id)
+			case !op.HeartbeatAt.Equal(beat):
+				r.log.Info("operation running in another process; left to it", "op", id, "kind", op.Kind, "site", op.Site, "user", op.User)
 				delete(undecided, id)
 			}
 		}
