@@ -20,6 +20,7 @@ import (
 
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/netns"
+	"github.com/darse/darse/internal/store"
 	"github.com/darse/darse/internal/testenv"
 )
 
@@ -368,5 +369,174 @@ func TestBadInputWritesNothing(t *testing.T) {
 	other := siteName("other")
 	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".test.example.org"); code == 0 || !strings.Contains(errs, "already used by site "+name) {
 		t.Errorf("duplicate domain: exit %d, %q", code, errs)
+	}
+}
+
+// opsOn returns the operations of one site, newest first.
+func (e *env) opsOn(name string) []store.Operation {
+	e.t.Helper()
+	var list []store.Operation
+	if err := json.Unmarshal([]byte(e.ok("op", "ls", "--site", name, "--json")), &list); err != nil {
+		e.t.Fatal(err)
+	}
+	return list
+}
+
+// TestCLIOperations: the CLI's actions on sites are operations, recorded
+// as the panel's are, and bad input records none.
+func TestCLIOperations(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	name := siteName("cliops")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "static")
+	if out := e.ok("site", "stop", name); !strings.Contains(out, "StopContainer "+name+"_web_1") {
+		t.Errorf("stop printed no plan: %q", out)
+	}
+	if _, errs, code := e.run("site", "create", name, "--template", "static"); code == 0 || !strings.Contains(errs, "already taken") {
+		t.Errorf("duplicate create: exit %d, %q", code, errs)
+	}
+	if _, errs, code := e.run("site", "restart", name+"-nope"); code == 0 || !strings.Contains(errs, "no such site") {
+		t.Errorf("restart of a missing site: exit %d, %q", code, errs)
+	}
+	list := e.opsOn(name)
+	var got []string
+	for _, op := range list {
+		got = append(got, op.Kind+" "+op.State)
+		if !strings.HasPrefix(op.User, "cli:") || op.StartedAt.IsZero() || op.FinishedAt.IsZero() || op.Error != "" {
+			t.Errorf("operation %+v", op)
+		}
+	}
+	if strings.Join(got, ",") != "stop done,create done" {
+		t.Fatalf("operations on %s: %v, want stop and create, done", name, got)
+	}
+	if len(e.opsOn(name+"-nope")) != 0 {
+		t.Error("an operation was recorded for a missing site")
+	}
+
+	// A failure is the operation's, and the exit status says so.
+	if err := os.WriteFile(filepath.Join(e.srv, "users", name, "docker-compose.yml"), []byte("services: {web: {image: x, privileged: true}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := e.run("site", "up", name)
+	if code == 0 || !strings.Contains(errs, "privileged") {
+		t.Fatalf("up of a refused folder: exit %d, %q", code, errs)
+	}
+	if op := e.opsOn(name)[0]; op.Kind != "up" || op.State != store.OpFailed || !strings.Contains(op.Error, "privileged") {
+		t.Fatalf("failed up recorded as %+v", op)
+	}
+}
+
+// TestCLIAlongsidePanel: a panel starting while a CLI run carries out an
+// operation leaves that operation to the CLI.
+func TestCLIAlongsidePanel(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-fpm:8.2-bookworm")
+	e := newEnv(t)
+	name := siteName("beside")
+	e.cleanup(name)
+	cli := exec.Command(darseBin, "site", "create", name, "--template", "php")
+	cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+	var out testenv.Buffer
+	cli.Stdout, cli.Stderr = &out, &out
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitRunning(name)
+	p := e.startPanel()
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("darse site create beside a starting panel: %v\n%s\npanel:\n%s", err, &out, p.log)
+	}
+	p.stop()
+	log := p.log.String()
+	if strings.Contains(log, "settling it") {
+		t.Fatalf("the panel settled the CLI's operation:\n%s", log)
+	}
+	if !strings.Contains(log, "running in another process") {
+		t.Logf("the create ended before the panel looked (nothing to check there):\n%s", log)
+	}
+	if op := e.opsOn(name)[0]; op.Kind != "create" || op.State != store.OpDone {
+		t.Fatalf("create = %+v", op)
+	}
+	if s := e.status(name); s.State != hosting.StateRunning {
+		t.Fatalf("site is %s", s.State)
+	}
+}
+
+// waitRunning waits until the newest operation on the site is no longer queued.
+func (e *env) waitRunning(name string) store.Operation {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if list := e.opsOn(name); len(list) > 0 && list[0].State != store.OpQueued {
+			return list[0]
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no operation on %s started", name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCLIKilledDuringCreate kills `darse site create` with SIGKILL at
+// several points of the creation; the next CLI run settles the operation
+// (done or failed) and the store and <srv>/users agree.
+func TestCLIKilledDuringCreate(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
+		name := siteName(fmt.Sprintf("ck%d", i))
+		e.cleanup(name)
+		cli := exec.Command(darseBin, "site", "create", name, "--template", "static")
+		cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if op := e.waitRunning(name); op.State != store.OpRunning {
+			t.Logf("create ended before the kill: %+v", op)
+		}
+		time.Sleep(delay)
+		cli.Process.Kill() // SIGKILL
+		cli.Wait()
+
+		// The next run settles it first (once its heartbeat is stale).
+		out, errs, code := e.run("site", "up", name)
+		var create store.Operation
+		for _, op := range e.opsOn(name) {
+			if op.Kind == "create" {
+				create = op
+			}
+		}
+		if create.State != store.OpDone && create.State != store.OpFailed {
+			t.Fatalf("interrupted create still %s after the next run (exit %d)\n%s%s", create.State, code, out, errs)
+		}
+
+		_, _, scode := e.run("site", "status", name)
+		stored := scode == 0
+		dir := filepath.Join(e.srv, "users", name)
+		_, statErr := os.Stat(dir)
+		folder := statErr == nil
+		_, composeErr := os.Stat(filepath.Join(dir, "docker-compose.yml"))
+		t.Logf("killed %v after start: create %s %q; row %v, folder %v; next up: exit %d %q", delay, create.State, create.Error, stored, folder, code, strings.TrimSpace(errs))
+		if stored != folder || (stored && composeErr != nil) {
+			t.Fatalf("store and <srv>/users disagree after recovery: row %v, folder %v, docker-compose.yml %v", stored, folder, composeErr)
+		}
+		if (create.State == store.OpDone) != stored {
+			t.Fatalf("create %s but site stored = %v", create.State, stored)
+		}
+		if stored {
+			if code != 0 {
+				t.Fatalf("up of the recovered site: exit %d %s", code, errs)
+			}
+			if s := e.status(name); s.State != hosting.StateRunning {
+				t.Fatalf("recovered site is %s", s.State)
+			}
+		} else {
+			if code == 0 || !strings.Contains(errs, "no such site") {
+				t.Fatalf("up of an undone site: exit %d %q", code, errs)
+			}
+			if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+name).Output(); len(bytes.TrimSpace(out)) != 0 {
+				t.Fatalf("undone creation left containers: %s", out)
+			}
+		}
 	}
 }

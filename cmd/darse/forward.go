@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
 )
 
 func newForwardCmd(a *app) *cobra.Command {
@@ -19,22 +23,38 @@ func newForwardCmd(a *app) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			port, err := strconv.Atoi(args[1])
-			if err != nil {
+			if err != nil || port < 1 || port > 65535 {
 				return &site.FieldError{Field: "port", Value: args[1], Rule: "must be a port number from 1 to 65535"}
 			}
-			h, err := a.Hosting(cmd.Context())
+			o, err := a.operations(cmd.Context())
 			if err != nil {
+				return err
+			}
+			if err := o.siteExists(cmd.Context(), args[0]); err != nil {
 				return err
 			}
 			proto := "tcp"
 			if udp {
 				proto = "udp"
 			}
-			f, plan, err := h.AddForward(cmd.Context(), args[0], port, proto)
-			if f != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d -> %s:%d/%s\n", args[0], f.HostPort, f.Service, f.ContainerPort, f.Proto)
+			op, err := o.submit(cmd.Context(), ops.Forward, args[0], ops.ForwardArgs{Port: port, Proto: proto})
+			// The host port allocated is in the operation's arguments,
+			// recorded as soon as the forward was stored.
+			var fa ops.ForwardArgs
+			if op != nil && json.Unmarshal(op.Args, &fa) == nil && fa.HostPort != 0 {
+				fs, lerr := o.store.ListForwards(cmd.Context(), args[0])
+				if lerr != nil && err == nil {
+					err = lerr
+				}
+				for _, f := range fs {
+					if f.HostPort == fa.HostPort {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d -> %s:%d/%s\n", args[0], f.HostPort, f.Service, f.ContainerPort, f.Proto)
+					}
+				}
 			}
-			printPlan(cmd.OutOrStdout(), args[0], plan)
+			if o.planned {
+				printPlan(cmd.OutOrStdout(), args[0], o.plan)
+			}
 			return err
 		},
 	}
@@ -72,12 +92,24 @@ func newForwardCmd(a *app) *cobra.Command {
 			if err != nil {
 				return &site.FieldError{Field: "host port", Value: args[1], Rule: "must be a number"}
 			}
-			h, err := a.Hosting(cmd.Context())
+			o, err := a.operations(cmd.Context())
 			if err != nil {
 				return err
 			}
-			plan, err := h.RemoveForward(cmd.Context(), args[0], hp)
-			printPlan(cmd.OutOrStdout(), args[0], plan)
+			if err := o.siteExists(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fs, err := o.store.ListForwards(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(fs, func(f *store.Forward) bool { return f.HostPort == hp }) {
+				return &site.FieldError{Field: "host port", Value: strconv.Itoa(hp), Rule: "is not forwarded for site " + args[0]}
+			}
+			_, err = o.submit(cmd.Context(), ops.Unforward, args[0], ops.ForwardArgs{HostPort: hp})
+			if o.planned {
+				printPlan(cmd.OutOrStdout(), args[0], o.plan)
+			}
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d no longer forwarded\n", args[0], hp)
 			}

@@ -1,19 +1,110 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/darse/darse/internal/content"
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
+// cliOps carries out the CLI's actions on sites as operations, recorded
+// and run in this process like the panel's, so that `darse op ls` shows
+// them and an interrupted one is settled by whoever looks next.
+type cliOps struct {
+	runner  *ops.Runner
+	hosting *hosting.Hosting
+	store   *store.Store
+	user    string
+	id      int64          // the operation this run recorded
+	plan    reconcile.Plan // its plan, once carried out
+	planned bool
+}
+
+// operations prepares a run: it first settles the operations whose
+// process died (only those: a live panel's are left alone).
+func (a *app) operations(ctx context.Context) (*cliOps, error) {
+	h, err := a.Hosting(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	files := siteFiles{
+		Archiver:  content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")},
+		Installer: content.Installer{UsersDir: a.cfg.UsersDir(), Limits: content.DefaultLimits},
+	}
+	c := &cliOps{runner: ops.New(st, h, files, a.log), hosting: h, store: st, user: cliUser()}
+	c.runner.Plans = func(op *store.Operation, plan reconcile.Plan) {
+		if op.ID == c.id {
+			c.plan, c.planned = plan, true
+		}
+	}
+	if err := c.runner.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recover interrupted operations: %w", err)
+	}
+	return c, nil
+}
+
+// cliUser names who asked in the operations log: cli:<OS user>.
+func cliUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli:" + strconv.Itoa(os.Getuid())
+}
+
+// siteExists answers a missing site at once, as hosting would, before
+// anything is recorded.
+func (c *cliOps) siteExists(ctx context.Context, name string) error {
+	_, err := c.store.GetSite(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return &site.FieldError{Field: "site", Value: name, Rule: "no such site"}
+	}
+	return err
+}
+
+// submit records an operation on an existing site and carries it out.
+func (c *cliOps) submit(ctx context.Context, kind, name string, args any) (*store.Operation, error) {
+	id, err := c.runner.Submit(ctx, kind, name, c.user, args)
+	if err != nil {
+		return nil, err
+	}
+	return c.run(ctx, id)
+}
+
+// run carries out the recorded operation id; a failed one is its error.
+func (c *cliOps) run(ctx context.Context, id int64) (*store.Operation, error) {
+	c.id = id
+	op, err := c.runner.RunOne(ctx, id)
+	if err != nil {
+		return op, fmt.Errorf("operation %d: %w", id, err)
+	}
+	if op.State == store.OpFailed {
+		return op, errors.New(op.Error)
+	}
+	return op, nil
+}
+
 func newOpCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "op", Short: "Operations: every action asked through the panel, as recorded"}
+	cmd := &cobra.Command{Use: "op", Short: "Operations: every action on sites asked through the panel or the CLI, as recorded"}
 	var f store.OpFilter
 	var state string
 	var asJSON bool

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,32 +12,36 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
 )
 
 func newSiteCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Create, run and remove hosted sites"}
 	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a), newSiteDomainCmd(a), newSiteRenderCmd(a))
-	for _, c := range []struct {
-		use, short string
-		run        func(*hosting.Hosting) func(context.Context, string) (reconcile.Plan, error)
-	}{
-		{"up", "Converge the site's folder on the engine: create, recreate or start what is needed", func(h *hosting.Hosting) func(context.Context, string) (reconcile.Plan, error) { return h.Up }},
-		{"stop", "Stop the site's containers", func(h *hosting.Hosting) func(context.Context, string) (reconcile.Plan, error) { return h.Stop }},
-		{"restart", "Restart the site's containers", func(h *hosting.Hosting) func(context.Context, string) (reconcile.Plan, error) { return h.Restart }},
+	for _, c := range []struct{ use, kind, short string }{
+		{"up", ops.Up, "Converge the site's folder on the engine: create, recreate or start what is needed"},
+		{"stop", ops.Stop, "Stop the site's containers"},
+		{"restart", ops.Restart, "Restart the site's containers"},
 	} {
 		cmd.AddCommand(&cobra.Command{
 			Use:   c.use + " NAME",
 			Short: c.short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				h, err := a.Hosting(cmd.Context())
+				o, err := a.operations(cmd.Context())
 				if err != nil {
 					return err
 				}
-				plan, err := c.run(h)(cmd.Context(), args[0])
-				printPlan(cmd.OutOrStdout(), args[0], plan)
+				if err := o.siteExists(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				_, err = o.submit(cmd.Context(), c.kind, args[0], nil)
+				if o.planned {
+					printPlan(cmd.OutOrStdout(), args[0], o.plan)
+				}
 				return err
 			},
 		})
@@ -77,12 +82,24 @@ func newSiteCreateCmd(a *app) *cobra.Command {
 			if req.Template == "" {
 				return &site.FieldError{Field: "--template", Value: "", Rule: "is required"}
 			}
-			h, err := a.Hosting(cmd.Context())
+			o, err := a.operations(cmd.Context())
 			if err != nil {
 				return err
 			}
-			spec, err := h.Create(cmd.Context(), req)
+			// Bad input is answered now, with nothing recorded.
+			spec, _, err := o.hosting.Spec(cmd.Context(), req)
 			if err != nil {
+				return err
+			}
+			// The CLI is the operator: no quota.
+			id, err := o.runner.SubmitCreate(cmd.Context(), o.user, req, -1)
+			if errors.Is(err, store.ErrPending) {
+				return &site.FieldError{Field: "site name", Value: req.Name, Rule: "is already being created"}
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := o.run(cmd.Context(), id); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: created from template %s at %s (folder %s)\n", spec.Name, spec.Template, spec.Domain, a.cfg.SiteDir(spec.Name))
@@ -188,11 +205,14 @@ func newSiteRmCmd(a *app) *cobra.Command {
 		Short: "Remove a site's containers, networks and rendered files; data/ is kept unless --purge",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := a.Hosting(cmd.Context())
+			o, err := a.operations(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if err := h.Remove(cmd.Context(), args[0], purge); err != nil {
+			if err := o.siteExists(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if _, err := o.submit(cmd.Context(), ops.Remove, args[0], ops.RemoveArgs{Purge: purge}); err != nil {
 				return err
 			}
 			kept := " (data/ kept)"
