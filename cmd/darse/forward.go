@@ -52,9 +52,7 @@ func newForwardCmd(a *app) *cobra.Command {
 					}
 				}
 			}
-			if o.planned {
-				printPlan(cmd.OutOrStdout(), args[0], o.plan)
-			}
+			o.printPlan(cmd.OutOrStdout(), args[0], op)
 			return err
 		},
 	}
@@ -106,10 +104,8 @@ func newForwardCmd(a *app) *cobra.Command {
 			if !slices.ContainsFunc(fs, func(f *store.Forward) bool { return f.HostPort == hp }) {
 				return &site.FieldError{Field: "host port", Value: strconv.Itoa(hp), Rule: "is not forwarded for site " + args[0]}
 			}
-			_, err = o.submit(cmd.Context(), ops.Unforward, args[0], ops.ForwardArgs{HostPort: hp})
-			if o.planned {
-				printPlan(cmd.OutOrStdout(), args[0], o.plan)
-			}
+			op, err := o.submit(cmd.Context(), ops.Unforward, args[0], ops.ForwardArgs{HostPort: hp})
+			o.printPlan(cmd.OutOrStdout(), args[0], op)
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d no longer forwarded\n", args[0], hp)
 			}

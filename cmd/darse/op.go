@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -101,6 +102,17 @@ func (c *cliOps) run(ctx context.Context, id int64) (*store.Operation, error) {
 		return op, errors.New(op.Error)
 	}
 	return op, nil
+}
+
+// printPlan prints the plan of the operation as carried out here; one
+// that another process (the panel) claimed first has none to show.
+func (c *cliOps) printPlan(w io.Writer, name string, op *store.Operation) {
+	switch {
+	case c.planned:
+		printPlan(w, name, c.plan)
+	case op != nil && op.State == store.OpDone:
+		fmt.Fprintf(w, "%s: done by another process (operation %d)\n", name, op.ID)
+	}
 }
 
 func newOpCmd(a *app) *cobra.Command {

@@ -38,10 +38,8 @@ func newSiteCmd(a *app) *cobra.Command {
 				if err := o.siteExists(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-				_, err = o.submit(cmd.Context(), c.kind, args[0], nil)
-				if o.planned {
-					printPlan(cmd.OutOrStdout(), args[0], o.plan)
-				}
+				op, err := o.submit(cmd.Context(), c.kind, args[0], nil)
+				o.printPlan(cmd.OutOrStdout(), args[0], op)
 				return err
 			},
 		})
