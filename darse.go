@@ -23,6 +23,13 @@ var Templates embed.FS
 //go:embed all:core all:apps
 var Projects embed.FS
 
+// Compose is the top-level docker-compose.yml, rendered into <srv> by
+// `darse platform up`: a one-shot service running `darse platform up`
+// from the darse image.
+//
+//go:embed docker-compose.yml
+var Compose []byte
+
 // Web holds the panel's views (web/templates) and static assets
 // (web/static), served by `darse panel` from the binary itself.
 //

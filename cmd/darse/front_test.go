@@ -150,8 +150,8 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Containers) != 3 || st.Error != "" {
-		t.Fatalf("platform status: want traefik, firewall and panel: %+v", st)
+	if len(st.Containers) != 4 || st.Error != "" {
+		t.Fatalf("platform status: want traefik, docker-proxy, firewall and panel: %+v", st)
 	}
 	for _, c := range st.Containers {
 		if c.State != "running" {
@@ -213,6 +213,16 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	}
 	if out, err := exec.Command("docker", "exec", webA, "bash", "-c", "ls -l /var/run/docker.sock /run/docker.sock").CombinedOutput(); err == nil {
 		t.Errorf("docker socket visible in %s: %s", webA, out)
+	}
+	// Traefik itself reads the engine through darse's read-only proxy.
+	for _, c := range st.Containers {
+		if !strings.HasSuffix(c.Name, "_traefik_1") {
+			continue
+		}
+		mounts, err := exec.Command("docker", "inspect", "-f", "{{range .Mounts}}{{.Source}} {{end}}", c.Name).Output()
+		if err != nil || strings.Contains(string(mounts), "docker.sock") {
+			t.Errorf("traefik's mounts: %s %v: want no engine socket", mounts, err)
+		}
 	}
 	// While the isolation holds, the front door still reaches both.
 	eventually(t, v4, hostB, 200, pageB)
@@ -375,4 +385,51 @@ func fetchRoot(t *testing.T, url, caPEM string) []byte {
 		t.Fatalf("pebble root: %q", b)
 	}
 	return b
+}
+
+// The top-level compose file darse platform up leaves in <srv> brings the
+// platform back up with plain docker-compose, through darse's own
+// reconciler running from the darse image.
+func TestTopLevelComposeBringsPlatformUp(t *testing.T) {
+	f := newFront(t, "")
+	env, err := os.ReadFile(filepath.Join(f.srv, ".env"))
+	if err != nil || !strings.Contains(string(env), "DARSE_IMAGE=darse/darse:") || !strings.Contains(string(env), "DARSE_SRV="+f.srv+"\n") {
+		t.Fatalf("%s/.env: %v %q", f.srv, err, env)
+	}
+	compose := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("docker-compose", args...)
+		cmd.Dir = f.srv
+		cmd.Env = append(os.Environ(), fmt.Sprintf("COMPOSE_PROJECT_NAME=darse-t%d", os.Getpid()))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker-compose %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { compose("down") })
+
+	f.ok("platform", "down")
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ping", f.api)); err == nil {
+		resp.Body.Close()
+		t.Fatal("traefik still answers after platform down")
+	}
+	compose("up")
+	f.waitAPI(t)
+	var st platform.Status
+	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Containers) != 4 || len(st.Drift) != 0 {
+		t.Fatalf("after docker-compose up in %s: want traefik, docker-proxy, firewall and panel, no drift: %+v", f.srv, st)
+	}
+	for _, c := range st.Containers {
+		if c.State != "running" {
+			t.Errorf("%s is %s after docker-compose up", c.Name, c.State)
+		}
+	}
+	// The same one-shot service answers other darse commands.
+	if out := compose("run", "--rm", "darse", "platform", "status"); !strings.Contains(out, "traefik") {
+		t.Errorf("docker-compose run darse platform status:\n%s", out)
+	}
 }

@@ -121,7 +121,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.PersistentFlags().StringVar(&a.srv, "srv", envOr("DARSE_SRV", "/srv"), "root of the platform's folders (env DARSE_SRV); its configuration is conf/darse.yml")
 	root.AddCommand(newSiteCmd(a), newImagesCmd(a), newTemplatesCmd(a), newPlatformCmd(a))
 	root.AddCommand(newUserCmd(a), newOpCmd(a), newPanelCmd(a), newKeyCmd(a), newForwardCmd(a))
-	root.AddCommand(newFwCmd(a))
+	root.AddCommand(newFwCmd(a), newDockerProxyCmd(a))
 	return root
 }
 

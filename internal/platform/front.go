@@ -168,11 +168,39 @@ func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, er
 	return files, nil
 }
 
+// TopProject is the compose project name of <srv>/docker-compose.yml.
+const TopProject = "darse"
+
+// RenderTop computes <srv>/docker-compose.yml, the one-shot service that
+// runs `darse platform up` from the darse image, and its .env.
+func (p *Platform) RenderTop(image string) render.Files {
+	return render.Files{
+		"docker-compose.yml": darse.Compose,
+		render.EnvFile: []byte("# Rendered by darse platform up.\n" +
+			"COMPOSE_PROJECT_NAME=" + TopProject + "\n" +
+			"DARSE_IMAGE=" + image + "\n" +
+			"DARSE_SRV=" + p.Srv + "\n"),
+	}
+}
+
+// writeTop writes <srv>/docker-compose.yml and its .env (only what changed).
+func (p *Platform) writeTop(image string) error {
+	files := p.RenderTop(image)
+	if _, err := render.Write(p.Srv, files, readManifest(p.Srv)); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Join(p.Srv, "docker-compose.yml"), err)
+	}
+	return writeManifest(p.Srv, files.Manifest())
+}
+
 // Up ensures the darse image and the shared front network, renders the
-// front door and the panel, and converges both. It returns the steps taken.
+// top-level compose file, the front door and the panel, and converges the
+// last two. It returns the steps taken.
 func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	image, err := (&images.Builder{Engine: p.Engine, Log: p.Log}).EnsureSelf(ctx, p.Binaries)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.writeTop(image); err != nil {
 		return nil, err
 	}
 	if err := p.Engine.CreateNetwork(ctx, compose.Front()); err != nil {
@@ -188,6 +216,10 @@ func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	}
 	panel, err := p.RenderPanel(image, subnets)
 	if err != nil {
+		return nil, err
+	}
+	// Where the docker-proxy service puts the socket Traefik reads.
+	if err := os.MkdirAll(filepath.Join(p.Dir(FrontDir), "data", "proxy"), 0o700); err != nil {
 		return nil, err
 	}
 	var plan reconcile.Plan
