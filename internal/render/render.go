@@ -65,6 +65,10 @@ func (f Files) Paths() []string {
 type Extras struct {
 	DarseLabels map[string]string // on every service
 	WebLabels   map[string]string // on the web service: Traefik's
+	// ServiceLabels are added to the service each is keyed by (the
+	// exposures of port forwards and SSH access); a service the template
+	// does not have is skipped.
+	ServiceLabels map[string]map[string]string
 	// FrontNetwork, when set, is the external network the web service
 	// joins (besides its project's default network) for Traefik to reach it.
 	FrontNetwork string
@@ -210,6 +214,9 @@ func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]by
 	for _, s := range services {
 		svc := ServiceOverride{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: map[string]string{}}
 		for k, v := range x.DarseLabels {
+			svc.Labels[k] = v
+		}
+		for k, v := range x.ServiceLabels[s] {
 			svc.Labels[k] = v
 		}
 		if s == web {

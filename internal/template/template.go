@@ -36,6 +36,7 @@ type Meta struct {
 	Title       string    `yaml:"title"`
 	Description string    `yaml:"description"`
 	Web         Web       `yaml:"web"`
+	SSH         *SSH      `yaml:"ssh"`
 	Plan        site.Plan `yaml:"plan"`
 	Params      []Param   `yaml:"params"`
 }
@@ -53,6 +54,19 @@ type Health struct {
 	Path     string `yaml:"path"`
 	Host     string `yaml:"host"`
 	Interval string `yaml:"interval"`
+}
+
+// SSH names the service giving members SFTP access to the site's files,
+// exposed on a host port of its own. Optional: a template without it has
+// no SSH access.
+type SSH struct {
+	Service string `yaml:"service"`
+	Port    int    `yaml:"port"` // container port sshd listens on
+	// User is the account members log in as; UID and GID are its ids: the
+	// owner of data/ and of the host key, as which the service runs.
+	User string `yaml:"user"`
+	UID  int    `yaml:"uid"`
+	GID  int    `yaml:"gid"`
 }
 
 // Param is one value a member may set when creating a site.
@@ -134,6 +148,11 @@ func (t *Template) check() error {
 	if h := t.Web.Health; h != nil {
 		if d, err := time.ParseDuration(h.Interval); !strings.HasPrefix(h.Path, "/") || err != nil || d < time.Second {
 			return errors.New("web.health needs a path starting with / and an interval of at least 1s")
+		}
+	}
+	if s := t.SSH; s != nil {
+		if s.Service == "" || s.Service == t.Web.Service || s.Port < 1 || s.Port > 65535 || s.User == "" || s.UID < 1 || s.GID < 1 {
+			return errors.New("ssh needs a service other than web, a port between 1 and 65535, a user and its uid and gid (not root)")
 		}
 	}
 	if err := t.Plan.Validate(); err != nil {
