@@ -8,8 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/darse/darse/internal/sshkey"
-	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/hosting"
 )
 
 func newKeyCmd(a *app) *cobra.Command {
@@ -32,23 +31,20 @@ func newKeyCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := sshkey.Parse(string(b))
+			h, err := a.Hosting(cmd.Context())
 			if err != nil {
 				return err
 			}
-			st, err := a.Store(cmd.Context())
+			k, err := h.AddKey(cmd.Context(), args[0], string(b))
 			if err != nil {
-				return err
-			}
-			if _, err := st.AddKey(cmd.Context(), store.SSHKey{Site: args[0], Fingerprint: k.Fingerprint, Key: k.Line, Comment: k.Comment}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: key %s added\n", args[0], k.Fingerprint)
-			return nil
+			return printAccess(cmd, h, args[0])
 		},
 	}, &cobra.Command{
 		Use:   "ls [SITE]",
-		Short: "List the keys of a site, or of every site",
+		Short: "List the keys of a site (and how to connect), or of every site",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := a.Store(cmd.Context())
@@ -58,6 +54,13 @@ func newKeyCmd(a *app) *cobra.Command {
 			name := ""
 			if len(args) == 1 {
 				name = args[0]
+				h, err := a.Hosting(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := printAccess(cmd, h, name); err != nil {
+					return err
+				}
 			}
 			keys, err := st.ListKeys(cmd.Context(), name)
 			if err != nil {
@@ -72,14 +75,14 @@ func newKeyCmd(a *app) *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use:   "rm SITE FINGERPRINT|ID",
-		Short: "Remove a key from a site",
+		Short: "Remove a key from a site (refused from the next login on)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.Store(cmd.Context())
+			h, err := a.Hosting(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if err := st.DeleteKey(cmd.Context(), args[0], args[1]); err != nil {
+			if err := h.RemoveKey(cmd.Context(), args[0], args[1]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: key %s removed\n", args[0], args[1])
@@ -87,4 +90,18 @@ func newKeyCmd(a *app) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// printAccess says how to reach the site's files with its keys.
+func printAccess(cmd *cobra.Command, h *hosting.Hosting, name string) error {
+	a, err := h.SSHAccess(cmd.Context(), name)
+	if err != nil || a == nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "%s: SFTP with its keys: %s\n", name, a.Command)
+	if a.HostKey != "" {
+		fmt.Fprintf(w, "%s: host key %s\n", name, a.HostKey)
+	}
+	return nil
 }

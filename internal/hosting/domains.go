@@ -34,7 +34,7 @@ func (h *Hosting) AddDomain(ctx context.Context, name, domain string) (reconcile
 	}
 	// Check the folder can be re-rendered before storing anything.
 	s.Aliases = append(s.Aliases, domain)
-	files, err := h.renderStored(s)
+	files, err := h.renderStored(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (h *Hosting) RemoveDomain(ctx context.Context, name, domain string) (reconc
 		return nil, inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: rule})
 	}
 	s.Aliases = append(s.Aliases[:i:i], s.Aliases[i+1:]...)
-	files, err := h.renderStored(s)
+	files, err := h.renderStored(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -98,17 +98,29 @@ func (h *Hosting) checkDrift(s *store.Site) error {
 	return nil
 }
 
-func (h *Hosting) renderStored(s *store.Site) (render.Files, error) {
+// renderStored renders the stored site with the template as it is now;
+// a site whose template offers SSH access gets its host port first.
+func (h *Hosting) renderStored(ctx context.Context, s *store.Site) (render.Files, error) {
 	t, err := template.Load(h.cfg.TemplatesDir(), s.Template)
 	if err != nil {
 		return nil, err
 	}
-	return h.render(t, s.Spec, s.Aliases)
+	if _, err := h.ensureSSHPort(ctx, s.Name, t); err != nil {
+		return nil, err
+	}
+	return h.render(ctx, t, s.Spec, s.Aliases)
 }
 
 // write puts a new render of the site in its folder and, when a file
 // changed, converges it.
 func (h *Hosting) write(ctx context.Context, s *store.Site, files render.Files) ([]string, reconcile.Plan, error) {
+	t, err := template.Load(h.cfg.TemplatesDir(), s.Template)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := prepareSSH(t, h.cfg.SiteDir(s.Name)); err != nil {
+		return nil, nil, fmt.Errorf("site %q: %w", s.Name, err)
+	}
 	changed, err := render.Write(h.cfg.SiteDir(s.Name), files, s.Rendered)
 	if err != nil {
 		return changed, nil, fmt.Errorf("write site %q: %w", s.Name, err)

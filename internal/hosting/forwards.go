@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 
 	"github.com/darse/darse/internal/labels"
@@ -48,7 +47,7 @@ func (h *Hosting) AddForward(ctx context.Context, name string, port int, proto s
 	}
 	for _, f := range existing {
 		if f.Service == t.Web.Service && f.ContainerPort == port && f.Proto == proto {
-			files, err := h.renderStored(s)
+			files, err := h.renderStored(ctx, s)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -63,7 +62,7 @@ func (h *Hosting) AddForward(ctx context.Context, name string, port int, proto s
 	if err != nil {
 		return nil, nil, err
 	}
-	files, err := h.renderStored(s)
+	files, err := h.renderStored(ctx, s)
 	if err != nil {
 		h.store.DeleteForward(context.WithoutCancel(ctx), name, f.HostPort)
 		return nil, nil, err
@@ -84,13 +83,16 @@ func (h *Hosting) RemoveForward(ctx context.Context, name string, hostPort int) 
 	if err := h.checkDrift(s); err != nil {
 		return nil, err
 	}
+	if err := h.refuseSSHForward(ctx, s, hostPort); err != nil {
+		return nil, err
+	}
 	if err := h.store.DeleteForward(ctx, name, hostPort); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, inputErr(&site.FieldError{Field: "host port", Value: strconv.Itoa(hostPort), Rule: "is not forwarded for site " + name})
 		}
 		return nil, err
 	}
-	files, err := h.renderStored(s)
+	files, err := h.renderStored(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -98,25 +100,29 @@ func (h *Hosting) RemoveForward(ctx context.Context, name string, hostPort int) 
 	return plan, err
 }
 
-// withExposures adds the site's port forwards to its web service's labels.
-func (h *Hosting) withExposures(name string, webLabels map[string]string) (map[string]string, error) {
-	// The render functions take no context; the store answers from disk.
-	fs, err := h.store.ListForwards(context.Background(), name)
+// exposures renders the site's forwards as darse.expose labels on the
+// service each forwards to: members' port forwards (fwd<hostport>) on the
+// web service, SSH access ("ssh") on the template's SSH service.
+func (h *Hosting) exposures(ctx context.Context, name string, t *template.Template) (map[string]map[string]string, error) {
+	fs, err := h.store.ListForwards(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if len(fs) == 0 {
-		return webLabels, nil
-	}
-	var xs []labels.Exposure
+	byService := map[string][]labels.Exposure{}
 	for _, f := range fs {
-		xs = append(xs, labels.Exposure{Name: fmt.Sprintf("fwd%d", f.HostPort), Protocol: labels.Protocol(f.Proto), Port: f.ContainerPort, HostPort: f.HostPort})
+		x := labels.Exposure{Name: fmt.Sprintf("fwd%d", f.HostPort), Protocol: labels.Protocol(f.Proto), Port: f.ContainerPort, HostPort: f.HostPort}
+		if isSSH(t, f) {
+			x.Name = sshExposure
+		}
+		byService[f.Service] = append(byService[f.Service], x)
 	}
-	xl, err := labels.Expose(xs)
-	if err != nil {
-		return nil, fmt.Errorf("site %q forwards: %w", name, err)
+	out := make(map[string]map[string]string, len(byService))
+	for svc, xs := range byService {
+		xl, err := labels.Expose(xs)
+		if err != nil {
+			return nil, fmt.Errorf("site %q forwards: %w", name, err)
+		}
+		out[svc] = xl
 	}
-	out := maps.Clone(webLabels)
-	maps.Copy(out, xl)
 	return out, nil
 }

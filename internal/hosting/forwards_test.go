@@ -19,19 +19,20 @@ func TestForwardsRenderedAsExposures(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(h.cfg.SiteDir("blog"), "docker-compose.override.yml"))
 		return string(b)
 	}
+	// The site's SSH access holds 40000 from its creation.
 	f, _, err := h.AddForward(ctx, "blog", 2222, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.HostPort != 40000 || f.Proto != "tcp" || f.Service != "web" {
+	if f.HostPort != 40001 || f.Proto != "tcp" || f.Service != "web" {
 		t.Fatalf("forward %+v", f)
 	}
-	for _, want := range []string{"darse.expose.fwd40000.port: \"2222\"", "darse.expose.fwd40000.hostport: \"40000\"", "darse.expose.fwd40000.protocol: tcp"} {
+	for _, want := range []string{"darse.expose.fwd40001.port: \"2222\"", "darse.expose.fwd40001.hostport: \"40001\"", "darse.expose.fwd40001.protocol: tcp"} {
 		if !strings.Contains(override(), want) {
 			t.Errorf("override lacks %s:\n%s", want, override())
 		}
 	}
-	if again, _, err := h.AddForward(ctx, "blog", 2222, "tcp"); err != nil || again.HostPort != 40000 {
+	if again, _, err := h.AddForward(ctx, "blog", 2222, "tcp"); err != nil || again.HostPort != 40001 {
 		t.Fatalf("same port twice: %+v, %v", again, err)
 	}
 	if _, _, err := h.AddForward(ctx, "blog", 70000, "tcp"); !errors.Is(err, ErrInput) {
@@ -43,13 +44,13 @@ func TestForwardsRenderedAsExposures(t *testing.T) {
 	if _, _, err := h.AddForward(ctx, "nope", 22, "tcp"); !errors.Is(err, ErrInput) {
 		t.Fatalf("unknown site: %v", err)
 	}
-	if _, err := h.RemoveForward(ctx, "blog", 40000); err != nil {
+	if _, err := h.RemoveForward(ctx, "blog", 40001); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(override(), "darse.expose") {
+	if strings.Contains(override(), "darse.expose.fwd") {
 		t.Fatalf("removed forward still rendered:\n%s", override())
 	}
-	if _, err := h.RemoveForward(ctx, "blog", 40000); !errors.Is(err, ErrInput) {
+	if _, err := h.RemoveForward(ctx, "blog", 40001); !errors.Is(err, ErrInput) {
 		t.Fatalf("second removal: %v", err)
 	}
 }

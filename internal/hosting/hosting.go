@@ -138,7 +138,7 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, err
 	if err != nil {
 		return spec, err
 	}
-	files, err := h.render(t, spec, nil)
+	files, err := h.render(ctx, t, spec, nil)
 	if err != nil {
 		return spec, err
 	}
@@ -162,11 +162,23 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, err
 		}
 		return cause
 	}
+	if t.SSH != nil {
+		// The SSH access's host port needs the site's row: render again with it.
+		if _, err := h.ensureSSHPort(ctx, spec.Name, t); err != nil {
+			return spec, undo(err)
+		}
+		if files, err = h.render(ctx, t, spec, nil); err != nil {
+			return spec, undo(err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return spec, undo(err)
 	}
 	if err := render.Seed(t, dir); err != nil {
 		return spec, undo(err)
+	}
+	if err := prepareSSH(t, dir); err != nil {
+		return spec, undo(fmt.Errorf("site %q: %w", spec.Name, err))
 	}
 	if _, err := render.Write(dir, files, nil); err != nil {
 		return spec, undo(fmt.Errorf("write site %q: %w", spec.Name, err))
@@ -181,7 +193,9 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, err
 	return spec, nil
 }
 
-func (h *Hosting) render(t *template.Template, spec site.Spec, aliases []string) (render.Files, error) {
+// render renders the site's files: the template's, the override with the
+// platform's labels and the site's exposures, and its authorized_keys.
+func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Spec, aliases []string) (render.Files, error) {
 	dl, err := labels.Darse(spec.Name, spec.Owner)
 	if err != nil {
 		return nil, err
@@ -202,18 +216,32 @@ func (h *Hosting) render(t *template.Template, spec site.Spec, aliases []string)
 	if err != nil {
 		return nil, err
 	}
-	if tl, err = h.withExposures(spec.Name, tl); err != nil { // members' port forwards (forwards.go)
+	xl, err := h.exposures(ctx, spec.Name, t) // port forwards and SSH access (forwards.go)
+	if err != nil {
 		return nil, err
 	}
-	return render.Site(t, spec, render.Extras{DarseLabels: dl, WebLabels: tl, FrontNetwork: h.cfg.FrontNetwork})
+	files, err := render.Site(t, spec, render.Extras{DarseLabels: dl, WebLabels: tl, ServiceLabels: xl, FrontNetwork: h.cfg.FrontNetwork})
+	if err != nil {
+		return nil, err
+	}
+	if t.SSH != nil {
+		keys, err := h.store.ListKeys(ctx, spec.Name)
+		if err != nil {
+			return nil, err
+		}
+		files[authorizedKeysFile] = AuthorizedKeys(spec.Name, keys)
+	}
+	return files, nil
 }
 
-// removeRendered deletes the files of a render, leaving data/ and anything else.
+// removeRendered deletes the files of a render and the SSH host key,
+// leaving data/ and anything else.
 func removeRendered(dir string, m render.Manifest) {
 	for p := range m {
 		os.Remove(filepath.Join(dir, filepath.FromSlash(p)))
 	}
 	os.Remove(filepath.Join(dir, render.ConfDir)) // only if now empty
+	removeSSH(dir)
 }
 
 func (h *Hosting) get(ctx context.Context, name string) (*store.Site, error) {

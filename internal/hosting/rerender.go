@@ -14,7 +14,7 @@ func (h *Hosting) Render(ctx context.Context, name string, force bool) (changed 
 	if err != nil {
 		return nil, nil, err
 	}
-	files, err := h.renderStored(s)
+	files, err := h.renderStored(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -28,6 +28,7 @@ type Status struct {
 	State    string          `json:"state"`
 	Services []ServiceStatus `json:"services"`
 	Drift    []string        `json:"drift"`
+	SSH      *SSHAccess      `json:"ssh,omitempty"`   // Status only, not List
 	Error    string          `json:"error,omitempty"` // why the folder could not be read
 }
 
@@ -49,7 +50,14 @@ func (h *Hosting) Status(ctx context.Context, name string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	return h.status(ctx, s)
+	st, err := h.status(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if st.SSH, err = h.sshAccess(ctx, s); err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // List reports every site.

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -17,21 +18,35 @@ import (
 // maxForwards bounds one site's forwards: the 10,001 host ports are shared.
 const maxForwards = 5
 
-// addKey authorizes a public key on the site. Keys live in the store only
-// (no engine work), so no operation is recorded.
+// keyring is what the key handlers call (*hosting.Hosting): the same
+// functions as `darse key`, which store the key and rewrite the site's
+// authorized_keys. Keys need no engine work, so no operation is recorded.
+type keyring interface {
+	AddKey(ctx context.Context, site, text string) (*sshkey.Key, error)
+	RemoveKey(ctx context.Context, site, idOrFingerprint string) error
+}
+
+func (s *Server) keyring() (keyring, error) {
+	kr, ok := s.sites.(keyring)
+	if !ok {
+		return nil, errors.New("panel: SSH keys need the hosting layer")
+	}
+	return kr, nil
+}
+
+// addKey authorizes a public key on the site.
 func (s *Server) addKey(c *gin.Context) error {
-	ctx := c.Request.Context()
 	st, err := s.ownSite(c)
 	if err != nil {
 		return err
 	}
-	k, err := sshkey.Parse(c.PostForm("key"))
+	kr, err := s.keyring()
 	if err != nil {
-		return s.renderSite(c, st, status(err), fieldErrors(err))
+		return err
 	}
-	_, err = s.store.AddKey(ctx, store.SSHKey{Site: st.Name, Fingerprint: k.Fingerprint, Key: k.Line, Comment: k.Comment})
-	if errors.Is(err, store.ErrKeyExists) {
-		err = &site.FieldError{Field: "key", Value: k.Fingerprint, Rule: "is already authorized on this site"}
+	k, err := kr.AddKey(c.Request.Context(), st.Name, c.PostForm("key"))
+	var fe *site.FieldError
+	if errors.As(err, &fe) {
 		return s.renderSite(c, st, status(err), fieldErrors(err))
 	}
 	if err != nil {
@@ -47,13 +62,26 @@ func (s *Server) removeKey(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteKey(c.Request.Context(), st.Name, c.PostForm("fingerprint")); err != nil {
+	kr, err := s.keyring()
+	if err != nil {
+		return err
+	}
+	if err := kr.RemoveKey(c.Request.Context(), st.Name, c.PostForm("fingerprint")); err != nil {
+		var fe *site.FieldError
+		if errors.As(err, &fe) && fe.Field == "key" {
+			return errNotFound
+		}
 		return err
 	}
 	s.log.Info("ssh key removed", "site", st.Name, "fingerprint", c.PostForm("fingerprint"), "user", currentUser(c).Name)
 	c.Redirect(http.StatusSeeOther, "/sites/"+st.Name+"#keys")
 	return nil
 }
+
+// sshService is the service of the SSH access in the shipped templates:
+// its forward is the site's SSH port, shown apart and not a member's
+// port forward.
+const sshService = "ssh"
 
 // addForward records the operation that allocates a host port and
 // renders the site with it.
@@ -75,9 +103,15 @@ func (s *Server) addForward(c *gin.Context) error {
 	if proto != "udp" {
 		proto = "tcp"
 	}
-	existing, err := s.store.ListForwards(ctx, st.Name)
+	all, err := s.store.ListForwards(ctx, st.Name)
 	if err != nil {
 		return err
+	}
+	var existing []*store.Forward
+	for _, f := range all {
+		if f.Service != sshService {
+			existing = append(existing, f)
+		}
 	}
 	for _, f := range existing {
 		if f.ContainerPort == port && f.Proto == proto {
@@ -110,7 +144,7 @@ func (s *Server) removeForward(c *gin.Context) error {
 	}
 	found := false
 	for _, f := range fs {
-		found = found || f.HostPort == hp
+		found = found || (f.HostPort == hp && f.Service != sshService)
 	}
 	if !found {
 		return errNotFound

@@ -770,7 +770,7 @@ func TestKeysAndForwards(t *testing.T) {
 	b.mustLogin("bob", "bob's long password!")
 	for action, form := range map[string]url.Values{
 		"key-add": {"key": {key}}, "key-remove": {"fingerprint": {fp}},
-		"forward-add": {"port": {"22"}}, "forward-remove": {"host_port": {"40000"}},
+		"forward-add": {"port": {"22"}}, "forward-remove": {"host_port": {"40001"}},
 	} {
 		if p := b.submit("/sites", "/sites/blog/"+action, form); p.code != http.StatusNotFound {
 			t.Errorf("bob %s on alice's site: %d", action, p.code)
@@ -785,23 +785,23 @@ func TestKeysAndForwards(t *testing.T) {
 	}
 	list, _ := f.store.ListOps(context.Background(), store.OpFilter{Site: "blog", Limit: 1})
 	waitOp(t, a, "/ops/"+itoa(int(list[0].ID)), "done")
-	if p := a.get("/sites/blog"); !strings.Contains(p.body, "<strong class=\"mono\">40000</strong>") {
-		t.Fatalf("forward not shown:\n%s", p.body)
+	if p := a.get("/sites/blog"); !strings.Contains(p.body, "<strong class=\"mono\">40001</strong>") || !strings.Contains(p.body, "sftp -P 40000 www-data@blog.") {
+		t.Fatalf("forward or SSH access not shown:\n%s", p.body)
 	}
 	override, _ := os.ReadFile(filepath.Join(f.srv, "users", "blog", "docker-compose.override.yml"))
-	if !strings.Contains(string(override), "darse.expose.fwd40000.port: \"22\"") {
+	if !strings.Contains(string(override), "darse.expose.fwd40001.port: \"22\"") {
 		t.Fatalf("forward not rendered:\n%s", override)
 	}
-	if p := a.submit("/sites/blog", "/sites/blog/forward-add", url.Values{"port": {"22"}}); p.code != 422 || !strings.Contains(p.body, "already forwarded, on host port 40000") {
+	if p := a.submit("/sites/blog", "/sites/blog/forward-add", url.Values{"port": {"22"}}); p.code != 422 || !strings.Contains(p.body, "already forwarded, on host port 40001") {
 		t.Fatalf("same forward twice: %d", p.code)
 	}
-	if p := a.submit("/sites/blog", "/sites/blog/forward-remove", url.Values{"host_port": {"40000"}}); p.code != http.StatusSeeOther {
+	if p := a.submit("/sites/blog", "/sites/blog/forward-remove", url.Values{"host_port": {"40001"}}); p.code != http.StatusSeeOther {
 		t.Fatalf("remove forward: %d", p.code)
 	}
 	list, _ = f.store.ListOps(context.Background(), store.OpFilter{Site: "blog", Limit: 1})
 	waitOp(t, a, "/ops/"+itoa(int(list[0].ID)), "done")
-	if fs, _ := f.store.ListForwards(context.Background(), "blog"); len(fs) != 0 {
-		t.Fatalf("forward kept: %+v", fs)
+	if fs, _ := f.store.ListForwards(context.Background(), "blog"); len(fs) != 1 || fs[0].Service != "ssh" {
+		t.Fatalf("forwards left: %+v (want the SSH access only)", fs)
 	}
 	if p := a.submit("/sites/blog", "/sites/blog/key-remove", url.Values{"fingerprint": {fp}}); p.code != http.StatusSeeOther {
 		t.Fatalf("remove key: %d", p.code)
