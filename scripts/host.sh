@@ -13,7 +13,7 @@ need_root() {
 
 install_packages() {
 	missing=""
-	for p in docker.io docker-compose debootstrap nftables iproute2 curl ca-certificates chromium; do
+	for p in docker.io docker-compose debootstrap nftables iproute2 curl ca-certificates chromium openssh-client; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 	done
 	if [ -n "$missing" ]; then
