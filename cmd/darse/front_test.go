@@ -192,11 +192,17 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	// has), Traefik's API and the Docker socket are out of reach.
 	sb := f.status(b)
 	var targets []string
-	for _, ad := range sb.Services[0].Addresses {
-		if ad.IPv6 != "" {
-			t.Errorf("site %s has an IPv6 address %s on %s: tenant networks are IPv4-only by design", b, ad.IPv6, ad.Network)
+	ports := map[string]string{"web": "8080", "ssh": "22"}
+	for _, svc := range sb.Services {
+		if ports[svc.Service] == "" {
+			t.Fatalf("site %s has an unexpected service %s", b, svc.Service)
 		}
-		targets = append(targets, ad.IPv4+"/8080")
+		for _, ad := range svc.Addresses {
+			if ad.IPv6 != "" {
+				t.Errorf("site %s has an IPv6 address %s on %s: tenant networks are IPv4-only by design", b, ad.IPv6, ad.Network)
+			}
+			targets = append(targets, ad.IPv4+"/"+ports[svc.Service])
+		}
 	}
 	gw, err := exec.Command("docker", "network", "inspect", "front", "-f", "{{(index .IPAM.Config 0).Gateway}}").Output()
 	if err != nil || len(strings.TrimSpace(string(gw))) == 0 {
