@@ -235,15 +235,21 @@ func (r *Runner) RunOne(ctx context.Context, id int64) (*store.Operation, error)
 	ch := r.waiter(id)
 	defer func() { r.forget(id, ch) }()
 	for {
+		if ctx.Err() != nil {
+			return r.giveUp(ctx, id)
+		}
 		op, err := r.store.ClaimOpID(ctx, id)
 		if err == nil {
 			r.carryOut(context.WithoutCancel(ctx), op, r.execute)
 			return r.store.GetOp(context.WithoutCancel(ctx), id)
 		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+		if errors.Is(err, store.ErrNotFound) {
+			op, err = r.store.GetOp(ctx, id)
 		}
-		if op, err = r.store.GetOp(ctx, id); err != nil {
+		if err != nil {
+			if ctx.Err() != nil {
+				return r.giveUp(ctx, id)
+			}
 			return nil, err
 		}
 		if finished(op) {
@@ -251,7 +257,7 @@ func (r *Runner) RunOne(ctx context.Context, id int64) (*store.Operation, error)
 		}
 		if time.Since(swept) >= r.lease {
 			swept = time.Now()
-			if err := r.settleStale(ctx); err != nil {
+			if err := r.settleStale(ctx); err != nil && ctx.Err() == nil {
 				return op, err
 			}
 			continue
@@ -261,18 +267,23 @@ func (r *Runner) RunOne(ctx context.Context, id int64) (*store.Operation, error)
 			ch = r.waiter(id)
 		case <-time.After(r.retry):
 		case <-ctx.Done():
-			if op.State == store.OpQueued {
-				if err := r.store.CancelOp(context.WithoutCancel(ctx), id, ErrCancelled); err == nil {
-					r.log.Info("operation cancelled", "op", id, "kind", op.Kind, "site", op.Site)
-					r.finished(id)
-				}
-				if cur, err := r.store.GetOp(context.WithoutCancel(ctx), id); err == nil {
-					op = cur
-				}
-			}
-			return op, ctx.Err()
 		}
 	}
+}
+
+// giveUp cancels operation id if it is still queued (once begun, it runs
+// to its end wherever it runs) and returns it as it stands, with ctx's error.
+func (r *Runner) giveUp(ctx context.Context, id int64) (*store.Operation, error) {
+	bg := context.WithoutCancel(ctx)
+	if err := r.store.CancelOp(bg, id, ErrCancelled); err == nil {
+		r.log.Info("operation cancelled", "op", id)
+		r.finished(id)
+	}
+	op, err := r.store.GetOp(bg, id)
+	if err != nil {
+		return nil, errors.Join(ctx.Err(), err)
+	}
+	return op, ctx.Err()
 }
 
 func (r *Runner) finished(id int64) {

@@ -125,6 +125,7 @@ func wait(t *testing.T, r *Runner, id int64) *store.Operation {
 func TestSubmitAndRun(t *testing.T) {
 	r, h, _ := newRunner(t)
 	h.delay = 10 * time.Millisecond
+	h.fail["bad"] = errors.New("engine said no")
 	ctx := context.Background()
 	run(t, r)
 	c, err := r.SubmitCreate(ctx, "alice", hosting.CreateRequest{Name: "blog", Template: "static", Owner: "alice"}, 3)
@@ -133,7 +134,6 @@ func TestSubmitAndRun(t *testing.T) {
 	}
 	s, _ := r.Submit(ctx, Stop, "blog", "alice", nil)
 	st, _ := r.Submit(ctx, Restart, "blog", "alice", nil)
-	h.fail["bad"] = errors.New("engine said no")
 	bad, _ := r.Submit(ctx, Up, "bad", "alice", nil)
 	for _, id := range []int64{c, s, st} {
 		if op := wait(t, r, id); op.State != store.OpDone || op.Error != "" {
@@ -419,5 +419,26 @@ func TestRunOneQueuedBehind(t *testing.T) {
 	}
 	if h.called() != "" {
 		t.Fatalf("cancelled op ran: %q", h.called())
+	}
+}
+
+// A running panel settles an operation whose process died after it started.
+func TestRunSettlesStaleOperations(t *testing.T) {
+	r, h, st := newRunner(t)
+	ctx := context.Background()
+	id, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	if _, err := st.ClaimOpID(ctx, id); err != nil { // by a CLI run that then died
+		t.Fatal(err)
+	}
+	start := time.Now()
+	run(t, r) // the panel, already past its Recover
+	if op := wait(t, r, id); op.State != store.OpDone {
+		t.Fatalf("op = %+v", op)
+	}
+	if took := time.Since(start); took < r.lease {
+		t.Errorf("settled after %v, within the lease (%v)", took, r.lease)
+	}
+	if got := h.called(); got != "stop blog" {
+		t.Fatalf("calls %q: the op ran once", got)
 	}
 }
