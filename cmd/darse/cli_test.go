@@ -415,7 +415,16 @@ func TestCLIOperations(t *testing.T) {
 	}
 
 	// A failure is the operation's, and the exit status says so.
-	if err := os.WriteFile(filepath.Join(e.srv, "users", name, "docker-compose.yml"), []byte("services: {web: {image: x, privileged: true}}\n"), 0o644); err != nil {
+	path := filepath.Join(e.srv, "users", name, "docker-compose.yml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := bytes.Replace(b, []byte("\n  web:\n"), []byte("\n  web:\n    privileged: true\n"), 1)
+	if bytes.Equal(refused, b) {
+		t.Fatalf("no web service in %s", path)
+	}
+	if err := os.WriteFile(path, refused, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, errs, code := e.run("site", "up", name)
