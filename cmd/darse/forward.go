@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/template"
 )
 
 func newForwardCmd(a *app) *cobra.Command {
@@ -101,8 +103,15 @@ func newForwardCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !slices.ContainsFunc(fs, func(f *store.Forward) bool { return f.HostPort == hp }) {
+			i := slices.IndexFunc(fs, func(f *store.Forward) bool { return f.HostPort == hp })
+			if i < 0 {
 				return &site.FieldError{Field: "host port", Value: strconv.Itoa(hp), Rule: "is not forwarded for site " + args[0]}
+			}
+			// Refused by hosting too; answered here before anything is recorded.
+			if ssh, err := sshForward(cmd.Context(), a, o, args[0], fs[i]); err != nil {
+				return err
+			} else if ssh {
+				return &site.FieldError{Field: "host port", Value: strconv.Itoa(hp), Rule: "is the site's SSH access, not a port forward"}
 			}
 			op, err := o.submit(cmd.Context(), ops.Unforward, args[0], ops.ForwardArgs{HostPort: hp})
 			o.printPlan(cmd.OutOrStdout(), args[0], op)
@@ -113,4 +122,17 @@ func newForwardCmd(a *app) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// sshForward reports whether f is the site's SSH access, as its template declares it.
+func sshForward(ctx context.Context, a *app, o *cliOps, name string, f *store.Forward) (bool, error) {
+	s, err := o.store.GetSite(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	t, err := template.Load(a.cfg.TemplatesDir(), s.Template)
+	if err != nil {
+		return false, err
+	}
+	return t.SSH != nil && f.Service == t.SSH.Service && f.ContainerPort == t.SSH.Port && f.Proto == "tcp", nil
 }
