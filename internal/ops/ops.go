@@ -255,6 +255,9 @@ func (r *Runner) RunOne(ctx context.Context, id int64) (*store.Operation, error)
 		if finished(op) {
 			return op, nil
 		}
+		if op.State == store.OpQueued && r.runHead(ctx, op) {
+			continue
+		}
 		if time.Since(swept) >= r.lease {
 			swept = time.Now()
 			if err := r.settleStale(ctx); err != nil && ctx.Err() == nil {
@@ -269,6 +272,28 @@ func (r *Runner) RunOne(ctx context.Context, id int64) (*store.Operation, error)
 		case <-ctx.Done():
 		}
 	}
+}
+
+// runHead carries out the operation at the head of op's site queue when
+// it is older than op and no process holds it: one left queued by a CLI
+// run killed while it waited, which no panel may be running to pick up.
+// It reports whether it ran one.
+func (r *Runner) runHead(ctx context.Context, op *store.Operation) bool {
+	queued, err := r.store.ListOps(ctx, store.OpFilter{Site: op.Site, States: []string{store.OpQueued}, Limit: 10000})
+	if err != nil || len(queued) == 0 {
+		return false
+	}
+	head := queued[len(queued)-1] // newest first
+	if head.ID >= op.ID {
+		return false
+	}
+	claimed, err := r.store.ClaimOpID(ctx, head.ID)
+	if err != nil {
+		return false
+	}
+	r.log.Info("carrying out an earlier operation on the site first", "op", claimed.ID, "kind", claimed.Kind, "site", claimed.Site)
+	r.carryOut(context.WithoutCancel(ctx), claimed, r.execute)
+	return true
 }
 
 // giveUp cancels operation id if it is still queued (once begun, it runs

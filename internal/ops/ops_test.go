@@ -422,6 +422,30 @@ func TestRunOneQueuedBehind(t *testing.T) {
 	}
 }
 
+// Behind an operation left queued by a CLI run killed while it waited (no
+// panel runs to pick it up): RunOne carries it out first, then its own.
+func TestRunOneRunsAnOrphanFirst(t *testing.T) {
+	r, h, st := newRunner(t)
+	ctx := context.Background()
+	var plans []int64
+	r.Plans = func(op *store.Operation, _ reconcile.Plan) { plans = append(plans, op.ID) }
+	orphan, _ := r.Submit(ctx, Restart, "blog", "cli:root", nil)
+	mine, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	op, err := r.RunOne(ctx, mine)
+	if err != nil || op.State != store.OpDone {
+		t.Fatalf("RunOne behind an orphan: %+v, %v", op, err)
+	}
+	if got := h.called(); got != "restart blog,stop blog" {
+		t.Fatalf("calls %q, want the orphan first", got)
+	}
+	if op, _ := st.GetOp(ctx, orphan); op.State != store.OpDone {
+		t.Fatalf("orphan = %+v", op)
+	}
+	if len(plans) != 2 || plans[0] != orphan || plans[1] != mine {
+		t.Fatalf("plans for %v, want [%d %d]", plans, orphan, mine)
+	}
+}
+
 // A running panel settles an operation whose process died after it started.
 func TestRunSettlesStaleOperations(t *testing.T) {
 	r, h, st := newRunner(t)
