@@ -191,10 +191,10 @@ func TestStaticSiteLifecycle(t *testing.T) {
 	}
 
 	s := e.status(name)
-	if s.State != hosting.StateRunning || len(s.Services) != 1 || s.Services[0].ContainerID == "" || len(s.Drift) != 0 {
+	if s.State != hosting.StateRunning || len(s.Services) != 2 || service(t, s, "web").ContainerID == "" || service(t, s, "ssh").ContainerID == "" || len(s.Drift) != 0 {
 		t.Fatalf("status = %+v", s)
 	}
-	if a := s.Services[0].Addresses; len(a) == 0 || a[0].IPv4 == "" {
+	if a := service(t, s, "web").Addresses; len(a) == 0 || a[0].IPv4 == "" {
 		t.Errorf("status has no address: %+v", a)
 	}
 
@@ -210,7 +210,7 @@ func TestStaticSiteLifecycle(t *testing.T) {
 
 	// docker-compose down, then darse site up, brings it back.
 	e.compose(name, "down")
-	if s := e.status(name); s.State != hosting.StateStopped || s.Services[0].State != "missing" {
+	if s := e.status(name); s.State != hosting.StateStopped || service(t, s, "web").State != "missing" {
 		t.Fatalf("after docker-compose down: %+v", s)
 	}
 	e.ok("site", "up", name)
@@ -218,8 +218,8 @@ func TestStaticSiteLifecycle(t *testing.T) {
 
 	// Killed from outside: the next up starts it again.
 	exec.Command("docker", "kill", web).Run()
-	if s := e.status(name); s.Services[0].State != "exited" {
-		t.Fatalf("after docker kill: %+v", s.Services[0])
+	if s := e.status(name); service(t, s, "web").State != "exited" {
+		t.Fatalf("after docker kill: %+v", service(t, s, "web"))
 	}
 	if out := e.ok("site", "up", name); !strings.Contains(out, "StartContainer") {
 		t.Errorf("up after kill: %s", out)
@@ -572,4 +572,16 @@ func TestCLIKilledDuringCreate(t *testing.T) {
 			}
 		}
 	}
+}
+
+// service is the status of one service of a site.
+func service(t *testing.T, s hosting.Status, name string) hosting.ServiceStatus {
+	t.Helper()
+	for _, svc := range s.Services {
+		if svc.Service == name {
+			return svc
+		}
+	}
+	t.Fatalf("site %s has no service %s: %+v", s.Name, name, s.Services)
+	return hosting.ServiceStatus{}
 }

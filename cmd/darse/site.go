@@ -276,6 +276,9 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "site:     %s (%s)\ntemplate: %s\nowner:    %s\ndomain:   %s\ndrift:    %s\n",
 				s.Name, s.State, s.Template, s.Owner, strings.Join(append([]string{s.Domain}, s.Aliases...), ", "), driftText(s.Drift))
+			if s.SSH != nil {
+				fmt.Fprintf(w, "sftp:     %s   (%d keys; host key %s)\n", s.SSH.Command, s.SSH.Keys, s.SSH.HostKey)
+			}
 			if s.Error != "" {
 				fmt.Fprintf(w, "error:    %s\n", s.Error)
 			}
