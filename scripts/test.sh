@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 prepare_host
 go vet ./...
 DARSE_INTEGRATION=require go test -count=1 -timeout 30m ./...
+# Alone, once everything else is done: restarts the machine's Docker engine
+# under a running firewall watcher.
+DARSE_INTEGRATION=require go test -count=1 -timeout 5m -tags enginerestart -run TestRealEngineRestart ./cmd/darse-fw/
