@@ -220,7 +220,11 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 	if err != nil {
 		return nil, err
 	}
-	files, err := render.Site(t, spec, render.Extras{DarseLabels: dl, WebLabels: tl, ServiceLabels: xl, FrontNetwork: h.cfg.FrontNetwork})
+	x := render.Extras{DarseLabels: dl, WebLabels: tl, ServiceLabels: xl, FrontNetwork: h.cfg.FrontNetwork}
+	if t.SSH != nil {
+		x.FrontOnly = []string{t.SSH.Service}
+	}
+	files, err := render.Site(t, spec, x)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,10 @@ type Extras struct {
 	// FrontNetwork, when set, is the external network the web service
 	// joins (besides its project's default network) for Traefik to reach it.
 	FrontNetwork string
+	// FrontOnly are services that talk to no other service of the site
+	// (SSH access): they join only FrontNetwork, where tenants cannot reach
+	// one another, and need no network of the site's own.
+	FrontOnly []string
 }
 
 // Site renders the project for spec from t, with the platform's extras in
@@ -211,6 +216,12 @@ func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]by
 	}
 	overrides := map[string]ServiceOverride{}
 	found := false
+	inner := 0 // services on the site's own network
+	for _, s := range services {
+		if x.FrontNetwork == "" || !slices.Contains(x.FrontOnly, s) {
+			inner++
+		}
+	}
 	for _, s := range services {
 		svc := ServiceOverride{CPUs: cpus, MemLimit: spec.Plan.Memory, PidsLimit: spec.Plan.Pids, Labels: map[string]string{}}
 		for k, v := range x.DarseLabels {
@@ -230,10 +241,12 @@ func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]by
 				// service needs only front, and the site comes up faster
 				// without a network of its own to create.
 				svc.Networks = []string{"default", x.FrontNetwork}
-				if len(services) == 1 {
+				if inner == 1 {
 					svc.Networks = []string{x.FrontNetwork}
 				}
 			}
+		} else if x.FrontNetwork != "" && slices.Contains(x.FrontOnly, s) {
+			svc.Networks = []string{x.FrontNetwork}
 		}
 		overrides[s] = svc
 	}

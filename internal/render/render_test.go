@@ -35,6 +35,7 @@ var extras = Extras{
 	DarseLabels:  map[string]string{"darse.site": "blog"},
 	WebLabels:    map[string]string{"traefik.enable": "true", "traefik.http.routers.site-blog.rule": "Host(`blog.example.org`)"},
 	FrontNetwork: "front",
+	FrontOnly:    []string{"ssh"},
 }
 
 // The generated files of each shipped template, golden.
