@@ -26,6 +26,41 @@ install_packages() {
 # Debian's docker CLI and the engine it talks to come from docker.io.
 export PATH="/usr/local/go/bin:$PATH"
 
+# A site with several services (php) gets a network of its own, and the
+# engine's default address pools hold about 30 networks (/16s and /20s).
+# darse's pool cuts the same private range into 4096 /24s. An operator's
+# own daemon.json is left as it is.
+configure_engine() {
+	f=/etc/docker/daemon.json
+	if [ -e "$f" ]; then
+		grep -q default-address-pools "$f" ||
+			echo "darse: $f sets no default-address-pools: the engine will hold about 30 networks (one per site with several services)" >&2
+		return
+	fi
+	mkdir -p /etc/docker
+	printf '{\n  "default-address-pools": [{"base": "172.16.0.0/12", "size": 24}]\n}\n' >"$f"
+	if docker info >/dev/null 2>&1; then
+		echo "darse: wrote $f; restarting dockerd to use it"
+		stop_engine
+	fi
+}
+
+stop_engine() {
+	if [ -d /run/systemd/system ] && systemctl stop docker 2>/dev/null; then
+		return
+	fi
+	pkill -TERM -x dockerd || true
+	i=0
+	while pgrep -x dockerd >/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt 120 ]; then
+			echo "darse: dockerd did not stop" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+}
+
 start_engine() {
 	if docker info >/dev/null 2>&1; then
 		return
@@ -86,6 +121,7 @@ prepare_host() {
 	need_go
 	enable_forwarding
 	install_packages
+	configure_engine
 	start_engine
 	accept_forward_policy
 	build_darse
