@@ -37,6 +37,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// Two processes opening a new database at once may see it busy where
+	// SQLite calls no busy handler (switching it to WAL): try again.
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		s, err := openOnce(ctx, path)
+		if err == nil || !busy(err) || ctx.Err() != nil || wait >= 500*time.Millisecond {
+			return s, err
+		}
+		time.Sleep(wait)
+	}
+}
+
+func openOnce(ctx context.Context, path string) (*Store, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -48,6 +60,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// busy reports SQLite's SQLITE_BUSY (and its extended codes).
+func busy(err error) bool {
+	var e interface{ Code() int }
+	return errors.As(err, &e) && e.Code()&0xff == 5
 }
 
 // Close closes the database.
