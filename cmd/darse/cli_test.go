@@ -191,7 +191,7 @@ func TestStaticSiteLifecycle(t *testing.T) {
 	}
 
 	s := e.status(name)
-	if s.State != hosting.StateRunning || len(s.Services) != 2 || service(t, s, "web").ContainerID == "" || service(t, s, "ssh").ContainerID == "" || len(s.Drift) != 0 {
+	if s.State != hosting.StateRunning || len(s.Services) != 1 || service(t, s, "web").ContainerID == "" || len(s.Drift) != 0 {
 		t.Fatalf("status = %+v", s)
 	}
 	if a := service(t, s, "web").Addresses; len(a) == 0 || a[0].IPv4 == "" {

@@ -80,6 +80,10 @@ func TestSSHAccess(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "ssh", "authorized_keys")); err != nil || strings.Contains(string(b), "ssh-") {
 		t.Fatalf("authorized_keys at creation: %q, %v", b, err)
 	}
+	// No key, no sshd: the ssh service runs from the first key on.
+	if s := e.status(name); len(s.Services) != 1 || s.Services[0].Service != "web" {
+		t.Fatalf("services before any key: %+v", s.Services)
+	}
 	out := e.ok("key", "add", name, alice.file+".pub")
 	e.ok("key", "add", name, bob.file+".pub")
 
@@ -215,6 +219,26 @@ func TestSSHAccess(t *testing.T) {
 		t.Fatalf("after recreate: %v", err)
 	} else {
 		c.Close()
+	}
+
+	// docker-compose by hand reads the same profile from .env.
+	e.compose(name, "down")
+	e.compose(name, "up", "-d")
+	if st := service(t, e.status(name), "ssh"); st.State != "running" {
+		t.Fatalf("ssh after docker-compose up -d: %+v", st)
+	}
+
+	// The last key removed, the ssh service goes; the port stays the site's.
+	e.ok("key", "rm", name, ssh.FingerprintSHA256(alice.signer.PublicKey()))
+	s3 := e.status(name)
+	if len(s3.Services) != 1 || s3.Services[0].Service != "web" || s3.Services[0].State != "running" {
+		t.Fatalf("services after the last key went: %+v", s3.Services)
+	}
+	if s3.SSH == nil || s3.SSH.HostPort != s.SSH.HostPort || s3.SSH.Keys != 0 {
+		t.Fatalf("ssh access after the last key went: %+v", s3.SSH)
+	}
+	if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "name=^"+name+"_ssh_1$").Output(); len(strings.TrimSpace(string(out))) != 0 {
+		t.Errorf("ssh container left after the last key went: %s", out)
 	}
 }
 

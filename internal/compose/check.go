@@ -57,6 +57,7 @@ var supported = map[string]bool{
 	"volumes.bind.": true, "volumes.bind.create_host_path": true,
 	"networks.": true, "networks.aliases": true,
 	"ports.": true, "ports.target": true, "ports.published": true, "ports.host_ip": true, "ports.protocol": true, "ports.mode": true,
+	"profiles": true,
 	"depends_on.condition": true, "depends_on.required": true, "depends_on.restart": true,
 }
 
@@ -89,9 +90,6 @@ func Check(p *types.Project, pol Policy) error {
 		if bad := unsupported(reflect.ValueOf(p.Volumes[name]), "", supportedVolume); len(bad) > 0 {
 			return fmt.Errorf("volume %s: key %q is not supported by darse", name, bad[0])
 		}
-	}
-	if len(p.DisabledServices) > 0 {
-		return fmt.Errorf("profiles are not supported by darse (service %s)", sortedKeys(p.DisabledServices)[0])
 	}
 	for _, name := range sortedKeys(p.Services) {
 		s := p.Services[name]

@@ -139,6 +139,7 @@ func Load(ctx context.Context, dir string, pol Policy) (*Project, error) {
 		cli.WithDefaultConfigPath,
 		cli.WithEnvFiles(),
 		cli.WithDotEnv,
+		cli.WithDefaultProfiles(), // COMPOSE_PROFILES, from .env
 		cli.WithName(filepath.Base(abs)),
 		cli.WithResolvedPaths(true),
 	)

@@ -224,15 +224,20 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 	if t.SSH != nil {
 		x.FrontOnly = []string{t.SSH.Service}
 	}
+	var keys []*store.SSHKey
+	if t.SSH != nil {
+		if keys, err = h.store.ListKeys(ctx, spec.Name); err != nil {
+			return nil, err
+		}
+		if len(keys) > 0 {
+			x.Profiles = []string{sshProfile} // no key, no sshd
+		}
+	}
 	files, err := render.Site(t, spec, x)
 	if err != nil {
 		return nil, err
 	}
 	if t.SSH != nil {
-		keys, err := h.store.ListKeys(ctx, spec.Name)
-		if err != nil {
-			return nil, err
-		}
 		files[authorizedKeysFile] = AuthorizedKeys(spec.Name, keys)
 	}
 	return files, nil

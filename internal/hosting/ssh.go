@@ -41,6 +41,9 @@ const (
 	authorizedKeysFile = sshDir + "/authorized_keys" // rendered: in the manifest
 	hostKeyFile        = sshDir + "/ssh_host_ed25519_key"
 	sshExposure        = "ssh" // name of the darse.expose.<name> labels
+	// sshProfile is the compose profile of the ssh service in the shipped
+	// templates, active (COMPOSE_PROFILES in .env) while the site has keys.
+	sshProfile = "ssh"
 )
 
 // SSHAccess is how a member reaches the site's files.
@@ -150,7 +153,40 @@ func (h *Hosting) AddKey(ctx context.Context, name, text string) (*sshkey.Key, e
 		return nil, err
 	}
 	h.log.Info("ssh key added", "site", name, "fingerprint", k.Fingerprint)
-	return k, nil
+	return k, h.toggleSSH(ctx, name)
+}
+
+// toggleSSH renders the site again after its first key was added or its
+// last removed, so that its ssh service runs exactly while it has keys
+// (COMPOSE_PROFILES in .env), and converges it unless it is stopped.
+func (h *Hosting) toggleSSH(ctx context.Context, name string) error {
+	s, err := h.get(ctx, name) // the manifest writeKeys just recorded
+	if err != nil {
+		return err
+	}
+	if err := h.checkDrift(s); err != nil {
+		return err // the key is in place; the service follows at the next render
+	}
+	files, err := h.renderStored(ctx, s)
+	if err != nil {
+		return err
+	}
+	changed, err := render.Write(h.cfg.SiteDir(name), files, s.Rendered)
+	if err != nil {
+		return fmt.Errorf("write site %q: %w", name, err)
+	}
+	if err := h.store.SetRendered(ctx, name, files.Manifest()); err != nil {
+		return err
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	st, err := h.Status(ctx, name)
+	if err != nil || st.State == StateStopped {
+		return err
+	}
+	_, err = h.Up(ctx, name)
+	return err
 }
 
 // RemoveKey removes a key (by id or fingerprint) from the site. The file
@@ -183,7 +219,7 @@ func (h *Hosting) RemoveKey(ctx context.Context, name, idOrFingerprint string) e
 		return err
 	}
 	h.log.Info("ssh key removed", "site", name, "fingerprint", gone.Fingerprint)
-	return nil
+	return h.toggleSSH(ctx, name)
 }
 
 // writeKeys rewrites the site's authorized_keys from keys (the store's

@@ -77,6 +77,10 @@ type Extras struct {
 	// (SSH access): they join only FrontNetwork, where tenants cannot reach
 	// one another, and need no network of the site's own.
 	FrontOnly []string
+	// Profiles are the compose profiles the site runs (COMPOSE_PROFILES in
+	// .env, read by darse and docker-compose alike): SSH access ("ssh")
+	// once the site has a key.
+	Profiles []string
 }
 
 // Site renders the project for spec from t, with the platform's extras in
@@ -105,7 +109,7 @@ func Site(t *template.Template, spec site.Spec, x Extras) (Files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
 	}
-	files[EnvFile] = env
+	files[EnvFile] = append(env, "COMPOSE_PROFILES="+strings.Join(x.Profiles, ",")+"\n"...)
 
 	confRoot := filepath.Join(t.Dir, ConfDir)
 	err = filepath.WalkDir(confRoot, func(p string, d fs.DirEntry, err error) error {

@@ -36,6 +36,7 @@ var extras = Extras{
 	WebLabels:    map[string]string{"traefik.enable": "true", "traefik.http.routers.site-blog.rule": "Host(`blog.example.org`)"},
 	FrontNetwork: "front",
 	FrontOnly:    []string{"ssh"},
+	Profiles:     []string{"ssh"},
 }
 
 // The generated files of each shipped template, golden.
