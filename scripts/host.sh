@@ -28,8 +28,9 @@ export PATH="/usr/local/go/bin:$PATH"
 
 # A site with several services (php) gets a network of its own, and the
 # engine's default address pools hold about 30 networks (/16s and /20s).
-# darse's pool cuts the same private range into 4096 /24s. An operator's
-# own daemon.json is left as it is.
+# darse's pool cuts 172.16.0.0/13 into 2048 /24s; the shared front network
+# takes 172.24.0.0/16, outside it (compose.Front). An operator's own
+# daemon.json is left as it is.
 configure_engine() {
 	f=/etc/docker/daemon.json
 	if [ -e "$f" ]; then
@@ -38,7 +39,7 @@ configure_engine() {
 		return
 	fi
 	mkdir -p /etc/docker
-	printf '{\n  "default-address-pools": [{"base": "172.16.0.0/12", "size": 24}]\n}\n' >"$f"
+	printf '{\n  "default-address-pools": [{"base": "172.16.0.0/13", "size": 24}]\n}\n' >"$f"
 	if docker info >/dev/null 2>&1; then
 		echo "darse: wrote $f; restarting dockerd to use it"
 		stop_engine

@@ -204,11 +204,14 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 			targets = append(targets, ad.IPv4+"/"+ports[svc.Service])
 		}
 	}
-	gw, err := exec.Command("docker", "network", "inspect", "front", "-f", "{{(index .IPAM.Config 0).Gateway}}").Output()
-	if err != nil || len(strings.TrimSpace(string(gw))) == 0 {
-		t.Fatalf("front gateway: %v %s", err, gw)
+	// The host's address on front (the bridge's), where Traefik's API is not.
+	gw, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", "br-darse-front").Output()
+	fields := strings.Fields(string(gw))
+	if err != nil || len(fields) < 4 {
+		t.Fatalf("front bridge address: %v %s", err, gw)
 	}
-	targets = append(targets, fmt.Sprintf("%s/%d", strings.TrimSpace(string(gw)), f.api), fmt.Sprintf("127.0.0.1/%d", f.api))
+	bridgeIP, _, _ := strings.Cut(fields[3], "/")
+	targets = append(targets, fmt.Sprintf("%s/%d", bridgeIP, f.api), fmt.Sprintf("127.0.0.1/%d", f.api))
 	webA := a + "_web_1"
 	for _, target := range targets {
 		probe := fmt.Sprintf("timeout 3 bash -c 'exec 3<>/dev/tcp/%s' && echo OPEN", target)

@@ -245,6 +245,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// FrontSubnet is the front network's IPv4 subnet.
+const FrontSubnet = "172.24.0.0/16"
+
 // Front is the shared front network: a bridge whose containers cannot
 // reach one another (inter-container communication off), with a fixed
 // bridge name that firewall rules can refer to.
@@ -252,6 +255,9 @@ func Front() Network {
 	return Network{
 		Key:  FrontNetwork,
 		Name: FrontNetwork,
+		// Room for every site's web service: a subnet from the engine's
+		// pool may be a /24 (scripts/host.sh's pool leaves this one out).
+		Subnets: []string{FrontSubnet},
 		Options: map[string]string{
 			"com.docker.network.bridge.enable_icc": "false",
 			"com.docker.network.bridge.name":       "br-darse-front",
