@@ -57,7 +57,7 @@ var supported = map[string]bool{
 	"volumes.bind.": true, "volumes.bind.create_host_path": true,
 	"networks.": true, "networks.aliases": true,
 	"ports.": true, "ports.target": true, "ports.published": true, "ports.host_ip": true, "ports.protocol": true, "ports.mode": true,
-	"profiles": true,
+	"profiles":             true,
 	"depends_on.condition": true, "depends_on.required": true, "depends_on.restart": true,
 }
 
@@ -245,8 +245,13 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// FrontSubnet is the front network's IPv4 subnet.
-const FrontSubnet = "172.24.0.0/16"
+// The front network's subnets: IPv4, and a private IPv6 prefix (the
+// firewall watcher masquerades containers' outgoing IPv6 from it, and
+// drops IPv6 between them, which Docker does not).
+const (
+	FrontSubnet  = "172.24.0.0/16"
+	FrontSubnet6 = "fd64:6172:7365::/64" // fd + "darse"
+)
 
 // Front is the shared front network: a bridge whose containers cannot
 // reach one another (inter-container communication off), with a fixed
@@ -257,7 +262,8 @@ func Front() Network {
 		Name: FrontNetwork,
 		// Room for every site's web service: a subnet from the engine's
 		// pool may be a /24 (scripts/host.sh's pool leaves this one out).
-		Subnets: []string{FrontSubnet},
+		Subnets:    []string{FrontSubnet, FrontSubnet6},
+		EnableIPv6: true,
 		Options: map[string]string{
 			"com.docker.network.bridge.enable_icc": "false",
 			"com.docker.network.bridge.name":       "br-darse-front",

@@ -54,15 +54,20 @@ func (s *FirewallSource) Snapshot(ctx context.Context) (firewall.State, error) {
 	return st, err
 }
 
-// Networks lists the bridge networks.
+// Networks lists the bridge networks: with a label, those carrying it and
+// every isolated one (a watcher limited to some containers still keeps
+// the tenants of a shared network apart, over IPv6 too).
 func (s *FirewallSource) Networks(ctx context.Context) ([]firewall.Network, error) {
-	ns, err := s.e.c.NetworkList(ctx, client.NetworkListOptions{Filters: s.filters().Add("driver", "bridge")})
+	ns, err := s.e.c.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("driver", "bridge")})
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
 	var out []firewall.Network
 	for _, n := range ns.Items {
-		out = append(out, fwNetwork(n.Network))
+		fn := fwNetwork(n.Network)
+		if hasLabel(n.Labels, s.label) || fn.Isolated {
+			out = append(out, fn)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -170,7 +175,8 @@ func sortPublished(ps []firewall.Published) {
 }
 
 func fwNetwork(n network.Network) firewall.Network {
-	fn := firewall.Network{Name: n.Name, Bridge: n.Options["com.docker.network.bridge.name"]}
+	fn := firewall.Network{Name: n.Name, Bridge: n.Options["com.docker.network.bridge.name"],
+		Isolated: n.Options["com.docker.network.bridge.enable_icc"] == "false"}
 	if fn.Bridge == "" && len(n.ID) >= 12 {
 		fn.Bridge = "br-" + n.ID[:12]
 	}

@@ -557,7 +557,11 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 			continue
 		}
 		toBridge = append(toBridge, nft.Rule{Match: []nft.Match{nft.OIFName{Name: n.Bridge}}, Action: nft.Jump{Chain: "inbound"}, Comment: n.Name})
-		sameBridge = append(sameBridge, nft.Rule{Match: []nft.Match{nft.IIFName{Name: n.Bridge}, nft.OIFName{Name: n.Bridge}}, Action: nft.Accept, Comment: n.Name})
+		same := nft.Rule{Match: []nft.Match{nft.IIFName{Name: n.Bridge}, nft.OIFName{Name: n.Bridge}}, Action: nft.Accept, Comment: n.Name}
+		if n.Isolated {
+			same.Action = nft.Drop
+		}
+		sameBridge = append(sameBridge, same)
 		for _, p := range n.Subnets {
 			if p.Addr().Is6() && ula.Contains(p.Addr()) {
 				masq = append(masq, nft.Rule{Match: []nft.Match{nft.SAddr{Prefix: p.Masked()}, nft.OIFName{Name: n.Bridge, Not: true}}, Action: nft.Masquerade{}, Comment: n.Name})

@@ -61,4 +61,8 @@ type Network struct {
 	// Bridge is the host interface of the network (br-<id>, docker0).
 	Bridge  string         `json:"bridge"`
 	Subnets []netip.Prefix `json:"subnets,omitempty"`
+	// Isolated networks keep their containers from one another
+	// (inter-container communication off, as darse's front network):
+	// Docker enforces it for IPv4 only, the watcher for both families.
+	Isolated bool `json:"isolated,omitempty"`
 }
