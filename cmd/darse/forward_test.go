@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/darse/darse/internal/firewall/firewalltest"
+	"github.com/darse/darse/internal/testenv"
+)
+
+// A member's port forward and the site's SFTP port, from a client outside
+// the host (a namespace of the test's), over IPv4 and IPv6: darse renders
+// the exposures, the firewall watcher (here one limited to this site, in a
+// table of its own) translates them to the containers on the dual-stack
+// front network.
+func TestForwardAndSFTPOverBothFamilies(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/sftp:bookworm")
+	if m := firewalltest.MissingTool(); m != "" {
+		t.Fatalf("needs %s", m)
+	}
+	e := newEnv(t)
+	name := siteName("fwd")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "static")
+	page := "<p>forwarded " + name + "</p>\n"
+	if err := os.WriteFile(filepath.Join(e.srv, "users", name, "data", "index.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := e.ok("forward", "add", name, "8080")
+	m := regexp.MustCompile(`host port (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("forward add printed no host port: %s", out)
+	}
+	web, _ := strconv.Atoi(m[1])
+	key := newClientKey(t, t.TempDir(), "carol")
+	e.ok("key", "add", name, key.file+".pub")
+	sftp := e.status(name).SSH.HostPort
+
+	table := fmt.Sprintf("darse-fwd%d", os.Getpid())
+	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
+	fw := exec.Command(filepath.Join(filepath.Dir(darseBin), "darse-fw"), "--table", table, "--label", "darse.site="+name,
+		"--debounce-min", "5ms", "--debounce-max", "50ms")
+	var logs testenv.Buffer
+	fw.Stdout, fw.Stderr = &logs, &logs
+	if err := fw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		fw.Process.Kill()
+		fw.Wait()
+		if t.Failed() {
+			t.Logf("darse-fw:\n%s", logs.String())
+		}
+	})
+	client := firewalltest.NewTestClient(t)
+
+	for _, host := range []netip.Addr{client.Host4, client.Host6} {
+		to := netip.AddrPortFrom(host, uint16(web))
+		var status, body string
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if status, body, err = httpFrom(client, to, name+".test.example.org"); err == nil && strings.Contains(status, " 200 ") {
+				break
+			}
+		}
+		if err != nil || !strings.Contains(status, " 200 ") || !strings.HasSuffix(body, page) {
+			t.Fatalf("forward %s: %q %q %v", to, status, body, err)
+		}
+		banner, _, err := client.WaitTCP(netip.AddrPortFrom(host, uint16(sftp)), 10*time.Second)
+		if err != nil || !strings.HasPrefix(banner, "SSH-2.0-") {
+			t.Fatalf("sftp port %s: %q %v", netip.AddrPortFrom(host, uint16(sftp)), banner, err)
+		}
+	}
+	// The container itself is out of reach from outside, routed to
+	// directly: only translated connections enter the front network.
+	for _, ad := range service(t, e.status(name), "web").Addresses {
+		for _, a := range []string{ad.IPv4, ad.IPv6} {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				t.Fatalf("web address %q: %v", a, err)
+			}
+			to := netip.AddrPortFrom(ip, 8080)
+			err = client.Do(func() error {
+				conn, err := net.DialTimeout("tcp", to.String(), 500*time.Millisecond)
+				if err == nil {
+					conn.Close()
+				}
+				return err
+			})
+			if err == nil {
+				t.Errorf("web at %s accepted a connection from outside, not through a forward", to)
+			}
+		}
+	}
+}
+
+// httpFrom sends GET / with Host host from the client namespace and
+// returns the status line and the whole response.
+func httpFrom(c *firewalltest.Client, to netip.AddrPort, host string) (string, string, error) {
+	var conn net.Conn
+	err := c.Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", to.String(), 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return "", "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", host)
+	r := bufio.NewReader(conn)
+	status, err := r.ReadString('\n')
+	if err != nil {
+		return "", "", err
+	}
+	var b strings.Builder
+	_, err = r.WriteTo(&b)
+	return strings.TrimSpace(status), b.String(), err
+}
