@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"text/tabwriter"
 
@@ -12,8 +10,6 @@ import (
 
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/site"
-	"github.com/darse/darse/internal/store"
-	"github.com/darse/darse/internal/template"
 )
 
 func newForwardCmd(a *app) *cobra.Command {
@@ -96,22 +92,9 @@ func newForwardCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := o.siteExists(cmd.Context(), args[0]); err != nil {
+			// Refused by the operation too; answered here before anything is recorded.
+			if err := o.hosting.CheckRemoveForward(cmd.Context(), args[0], hp); err != nil {
 				return err
-			}
-			fs, err := o.store.ListForwards(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			i := slices.IndexFunc(fs, func(f *store.Forward) bool { return f.HostPort == hp })
-			if i < 0 {
-				return &site.FieldError{Field: "host port", Value: strconv.Itoa(hp), Rule: "is not forwarded for site " + args[0]}
-			}
-			// Refused by hosting too; answered here before anything is recorded.
-			if ssh, err := sshForward(cmd.Context(), a, o, args[0], fs[i]); err != nil {
-				return err
-			} else if ssh {
-				return &site.FieldError{Field: "host port", Value: strconv.Itoa(hp), Rule: "is the site's SSH access, not a port forward"}
 			}
 			op, err := o.submit(cmd.Context(), ops.Unforward, args[0], ops.ForwardArgs{HostPort: hp})
 			o.printPlan(cmd.OutOrStdout(), args[0], op)
@@ -122,17 +105,4 @@ func newForwardCmd(a *app) *cobra.Command {
 		},
 	})
 	return cmd
-}
-
-// sshForward reports whether f is the site's SSH access, as its template declares it.
-func sshForward(ctx context.Context, a *app, o *cliOps, name string, f *store.Forward) (bool, error) {
-	s, err := o.store.GetSite(ctx, name)
-	if err != nil {
-		return false, err
-	}
-	t, err := template.Load(a.cfg.TemplatesDir(), s.Template)
-	if err != nil {
-		return false, err
-	}
-	return t.SSH != nil && f.Service == t.SSH.Service && f.ContainerPort == t.SSH.Port && f.Proto == "tcp", nil
 }

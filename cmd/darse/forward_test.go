@@ -81,6 +81,37 @@ func TestForwardAndSFTPOverBothFamilies(t *testing.T) {
 			t.Fatalf("sftp port %s: %q %v", netip.AddrPortFrom(host, uint16(sftp)), banner, err)
 		}
 	}
+	// Removing: the SSH access and an unknown port are refused at once,
+	// recording nothing; a forward removed stops answering.
+	for _, c := range []struct{ port, want string }{
+		{strconv.Itoa(sftp), "is the site's SSH access, not a port forward"},
+		{"49999", "is not forwarded for site " + name},
+	} {
+		if _, errs, code := e.run("forward", "rm", name, c.port); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("forward rm %s: exit %d, %q; want %q", c.port, code, errs, c.want)
+		}
+	}
+	if ops := e.ok("op", "ls"); strings.Count(ops, "unforward") != 0 {
+		t.Errorf("refused removals were recorded:\n%s", ops)
+	}
+	e.ok("forward", "rm", name, strconv.Itoa(web))
+	if ops := e.ok("op", "ls"); strings.Count(ops, "unforward") != 1 {
+		t.Errorf("want one unforward operation recorded:\n%s", ops)
+	}
+	for _, host := range []netip.Addr{client.Host4, client.Host6} {
+		to := netip.AddrPortFrom(host, uint16(web))
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, _, err := httpFrom(client, to, name+".test.example.org"); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("forward %s still answers after forward rm", to)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
 	// The container itself is out of reach from outside, routed to
 	// directly: only translated connections enter the front network.
 	for _, ad := range service(t, e.status(name), "web").Addresses {

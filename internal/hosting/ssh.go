@@ -19,6 +19,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,6 +89,23 @@ func (h *Hosting) ensureSSHPort(ctx context.Context, name string, t *template.Te
 		return f, nil
 	}
 	return nil, fmt.Errorf("site %q: ssh port: %w", name, store.ErrForwardExists)
+}
+
+// CheckRemoveForward answers at once what RemoveForward refuses: a site
+// that does not exist, a host port it does not forward, its SSH access.
+func (h *Hosting) CheckRemoveForward(ctx context.Context, name string, hostPort int) error {
+	s, err := h.get(ctx, name)
+	if err != nil {
+		return err
+	}
+	fs, err := h.store.ListForwards(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(fs, func(f *store.Forward) bool { return f.HostPort == hostPort }) {
+		return inputErr(&site.FieldError{Field: "host port", Value: strconv.Itoa(hostPort), Rule: "is not forwarded for site " + name})
+	}
+	return h.refuseSSHForward(ctx, s, hostPort)
 }
 
 // refuseSSHForward refuses to remove the forward of the site's SSH access
