@@ -177,6 +177,11 @@ func (s *Store) StaleOps(ctx context.Context, before time.Time) ([]*Operation, e
 	if err != nil {
 		return nil, fmt.Errorf("list stale operations: %w", err)
 	}
+	return scanOps(rows)
+}
+
+// scanOps reads every operation of rows and closes them.
+func scanOps(rows *sql.Rows) ([]*Operation, error) {
 	defer rows.Close()
 	var out []*Operation
 	for rows.Next() {
@@ -291,14 +296,5 @@ func (s *Store) ListOps(ctx context.Context, f OpFilter) ([]*Operation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list operations: %w", err)
 	}
-	defer rows.Close()
-	var out []*Operation
-	for rows.Next() {
-		op, err := scanOp(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, op)
-	}
-	return out, rows.Err()
+	return scanOps(rows)
 }
