@@ -31,7 +31,12 @@ func frontDoor(ctx context.Context, o options) error {
 	project := fmt.Sprintf("front-bench%d", os.Getpid())
 	domain := "bench.example.org"
 	os.MkdirAll(filepath.Join(srv, "conf"), 0o700)
-	conf := fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\n", domain, project, port, freePort(), api)
+	// The bench's firewall watcher keeps a table of its own and manages
+	// no site (a label none carries): it leaves the host's rules as they were.
+	table := fmt.Sprintf("darse-bench%d", os.Getpid())
+	defer exec.Command("nft", "delete", "table", "inet", table).Run()
+	conf := fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.bench=%d\npanel:\n  project: %s-panel\n",
+		domain, project, port, freePort(), api, table, os.Getpid(), project)
 	if err := os.WriteFile(filepath.Join(srv, "conf", "darse.yml"), []byte(conf), 0o644); err != nil {
 		return err
 	}

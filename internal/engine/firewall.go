@@ -54,9 +54,10 @@ func (s *FirewallSource) Snapshot(ctx context.Context) (firewall.State, error) {
 	return st, err
 }
 
-// Networks lists the bridge networks: with a label, those carrying it and
-// every isolated one (a watcher limited to some containers still keeps
-// the tenants of a shared network apart, over IPv6 too).
+// Networks lists the bridge networks: with a label, those carrying it, and
+// every isolated one marked IsolationOnly (a watcher limited to some
+// containers still keeps the tenants of a shared network apart, over IPv6
+// too, and leaves that network's other traffic to its own watcher).
 func (s *FirewallSource) Networks(ctx context.Context) ([]firewall.Network, error) {
 	ns, err := s.e.c.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("driver", "bridge")})
 	if err != nil {
@@ -65,9 +66,13 @@ func (s *FirewallSource) Networks(ctx context.Context) ([]firewall.Network, erro
 	var out []firewall.Network
 	for _, n := range ns.Items {
 		fn := fwNetwork(n.Network)
-		if hasLabel(n.Labels, s.label) || fn.Isolated {
-			out = append(out, fn)
+		if !hasLabel(n.Labels, s.label) {
+			if !fn.Isolated {
+				continue
+			}
+			fn.IsolationOnly = true
 		}
+		out = append(out, fn)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

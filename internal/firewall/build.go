@@ -551,9 +551,13 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 	expose = append(expose, dnat...)
 	nets := slices.Clone(networks)
 	slices.SortFunc(nets, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
-	var toBridge, sameBridge, masq []nft.Rule
+	var isolate, toBridge, sameBridge, masq []nft.Rule
 	for _, n := range nets {
 		if n.Bridge == "" {
+			continue
+		}
+		if n.IsolationOnly {
+			isolate = append(isolate, nft.Rule{Match: []nft.Match{nft.IIFName{Name: n.Bridge}, nft.OIFName{Name: n.Bridge}}, Action: nft.Drop, Comment: n.Name})
 			continue
 		}
 		toBridge = append(toBridge, nft.Rule{Match: []nft.Match{nft.OIFName{Name: n.Bridge}}, Action: nft.Jump{Chain: "inbound"}, Comment: n.Name})
@@ -582,9 +586,9 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 			{Match: []nft.Match{nft.LocalDAddr{}}, Action: nft.Jump{Chain: "expose"}},
 		}},
 		&nft.Chain{Name: "expose", Rules: expose},
-		&nft.Chain{Name: "forward", Type: nft.Filter, Hook: nft.Forward, Priority: prioFilter, Policy: nft.Accept, Rules: append([]nft.Rule{
+		&nft.Chain{Name: "forward", Type: nft.Filter, Hook: nft.Forward, Priority: prioFilter, Policy: nft.Accept, Rules: append(append([]nft.Rule{
 			{Match: []nft.Match{nft.CtEstablished | nft.CtRelated}, Action: nft.Accept},
-		}, toBridge...)},
+		}, isolate...), toBridge...)},
 		// New connections into a container network: from the same network
 		// (bridged), or to an exposed port once translated; nothing else,
 		// over IPv4 or IPv6.

@@ -65,4 +65,8 @@ type Network struct {
 	// (inter-container communication off, as darse's front network):
 	// Docker enforces it for IPv4 only, the watcher for both families.
 	Isolated bool `json:"isolated,omitempty"`
+	// IsolationOnly: the watcher is limited to a label this isolated
+	// network lacks (tests, benchmarks). It keeps the network's containers
+	// apart and leaves the rest of its traffic to the watcher that owns it.
+	IsolationOnly bool `json:"isolation_only,omitempty"`
 }
