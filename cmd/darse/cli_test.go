@@ -543,16 +543,8 @@ func TestCLIKilledDuringCreate(t *testing.T) {
 			t.Fatalf("interrupted create still %s after the next run (exit %d)\n%s%s", create.State, code, out, errs)
 		}
 
-		_, _, scode := e.run("site", "status", name)
-		stored := scode == 0
-		dir := filepath.Join(e.srv, "users", name)
-		_, statErr := os.Stat(dir)
-		folder := statErr == nil
-		_, composeErr := os.Stat(filepath.Join(dir, "docker-compose.yml"))
+		stored, folder := e.rowAndFolderAgree(name)
 		t.Logf("killed %v after start: create %s %q; row %v, folder %v; next up: exit %d %q", delay, create.State, create.Error, stored, folder, code, strings.TrimSpace(errs))
-		if stored != folder || (stored && composeErr != nil) {
-			t.Fatalf("store and <srv>/users disagree after recovery: row %v, folder %v, docker-compose.yml %v", stored, folder, composeErr)
-		}
 		if (create.State == store.OpDone) != stored {
 			t.Fatalf("create %s but site stored = %v", create.State, stored)
 		}
@@ -584,4 +576,20 @@ func service(t *testing.T, s hosting.Status, name string) hosting.ServiceStatus 
 	}
 	t.Fatalf("site %s has no service %s: %+v", s.Name, name, s.Services)
 	return hosting.ServiceStatus{}
+}
+
+// rowAndFolderAgree fails the test unless the site has both a row in the
+// store and a rendered folder, or neither; it reports which it has.
+func (e *env) rowAndFolderAgree(name string) (stored, folder bool) {
+	e.t.Helper()
+	_, _, code := e.run("site", "status", name)
+	stored = code == 0
+	dir := filepath.Join(e.srv, "users", name)
+	_, statErr := os.Stat(dir)
+	folder = statErr == nil
+	_, composeErr := os.Stat(filepath.Join(dir, "docker-compose.yml"))
+	if stored != folder || (stored && composeErr != nil) {
+		e.t.Fatalf("store and <srv>/users disagree after recovery: row %v, folder %v, docker-compose.yml %v", stored, folder, composeErr)
+	}
+	return stored, folder
 }

@@ -335,20 +335,27 @@ func (r *Runner) Run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(r.lease)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		every(ctx, r.lease, func() {
 			if err := r.settleStale(ctx); err != nil && ctx.Err() == nil {
 				r.log.Error("settle interrupted operations", "err", err)
 			}
-		}
+		})
 	}()
 	wg.Wait()
+}
+
+// every calls fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
 }
 
 func (r *Runner) work(ctx context.Context) {
@@ -395,14 +402,7 @@ func (r *Runner) heartbeat(id int64) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(r.beat)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		every(ctx, r.beat, func() {
 			err := r.store.Heartbeat(ctx, id)
 			switch {
 			case ctx.Err() != nil:
@@ -413,7 +413,7 @@ func (r *Runner) heartbeat(id int64) (stop func()) {
 			case err != nil:
 				r.log.Warn("operation heartbeat", "op", id, "err", err)
 			}
-		}
+		})
 	}()
 	return func() { cancel(); <-done }
 }
