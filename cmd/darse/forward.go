@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -28,18 +27,22 @@ func newForwardCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := o.siteExists(cmd.Context(), args[0]); err != nil {
-				return err
-			}
 			proto := "tcp"
 			if udp {
 				proto = "udp"
 			}
-			op, err := o.submit(cmd.Context(), ops.Forward, args[0], ops.ForwardArgs{Port: port, Proto: proto})
+			op, err := o.submit(cmd.Context(), args[0], &ops.Forward{Port: port, Proto: proto})
 			// The host port allocated is in the operation's arguments,
 			// recorded as soon as the forward was stored.
-			var fa ops.ForwardArgs
-			if op != nil && json.Unmarshal(op.Args, &fa) == nil && fa.HostPort != 0 {
+			var fa *ops.Forward
+			if op != nil {
+				k, derr := ops.Decode(op)
+				if derr != nil && err == nil {
+					err = derr
+				}
+				fa, _ = k.(*ops.Forward)
+			}
+			if fa != nil && fa.HostPort != 0 {
 				fs, lerr := o.store.ListForwards(cmd.Context(), args[0])
 				if lerr != nil && err == nil {
 					err = lerr
@@ -92,11 +95,7 @@ func newForwardCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Refused by the operation too; answered here before anything is recorded.
-			if err := o.hosting.CheckRemoveForward(cmd.Context(), args[0], hp); err != nil {
-				return err
-			}
-			op, err := o.submit(cmd.Context(), ops.Unforward, args[0], ops.ForwardArgs{HostPort: hp})
+			op, err := o.submit(cmd.Context(), args[0], &ops.Unforward{HostPort: hp})
 			o.printPlan(cmd.OutOrStdout(), args[0], op)
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: host port %d no longer forwarded\n", args[0], hp)

@@ -20,7 +20,6 @@ import (
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/reconcile"
-	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
@@ -72,19 +71,10 @@ func cliUser() string {
 	return "cli:" + strconv.Itoa(os.Getuid())
 }
 
-// siteExists answers a missing site at once, as hosting would, before
-// anything is recorded.
-func (c *cliOps) siteExists(ctx context.Context, name string) error {
-	_, err := c.store.GetSite(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return &site.FieldError{Field: "site", Value: name, Rule: "no such site"}
-	}
-	return err
-}
-
-// submit records an operation on an existing site and carries it out.
-func (c *cliOps) submit(ctx context.Context, kind, name string, args any) (*store.Operation, error) {
-	id, err := c.runner.Submit(ctx, kind, name, c.user, args)
+// submit records an operation on an existing site (its kind's check
+// answers bad input first, with nothing recorded) and carries it out.
+func (c *cliOps) submit(ctx context.Context, name string, k ops.Kind) (*store.Operation, error) {
+	id, err := c.runner.Submit(ctx, ops.Request{Site: name, User: c.user}, k)
 	if err != nil {
 		return nil, err
 	}

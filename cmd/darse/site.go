@@ -21,10 +21,14 @@ import (
 func newSiteCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Create, run and remove hosted sites"}
 	cmd.AddCommand(newSiteCreateCmd(a), newSiteLsCmd(a), newSiteStatusCmd(a), newSiteRmCmd(a), newSiteDomainCmd(a), newSiteRenderCmd(a))
-	for _, c := range []struct{ use, kind, short string }{
-		{"up", ops.Up, "Converge the site's folder on the engine: create, recreate or start what is needed"},
-		{"stop", ops.Stop, "Stop the site's containers"},
-		{"restart", ops.Restart, "Restart the site's containers"},
+	for _, c := range []struct {
+		use   string
+		kind  func() ops.Kind
+		short string
+	}{
+		{"up", func() ops.Kind { return new(ops.Up) }, "Converge the site's folder on the engine: create, recreate or start what is needed"},
+		{"stop", func() ops.Kind { return new(ops.Stop) }, "Stop the site's containers"},
+		{"restart", func() ops.Kind { return new(ops.Restart) }, "Restart the site's containers"},
 	} {
 		cmd.AddCommand(&cobra.Command{
 			Use:   c.use + " NAME",
@@ -35,10 +39,7 @@ func newSiteCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := o.siteExists(cmd.Context(), args[0]); err != nil {
-					return err
-				}
-				op, err := o.submit(cmd.Context(), c.kind, args[0], nil)
+				op, err := o.submit(cmd.Context(), args[0], c.kind())
 				o.printPlan(cmd.OutOrStdout(), args[0], op)
 				return err
 			},
@@ -58,55 +59,58 @@ func printPlan(w io.Writer, name string, plan reconcile.Plan) {
 }
 
 func newSiteCreateCmd(a *app) *cobra.Command {
-	var req hosting.CreateRequest
+	var k ops.Create
+	var owner string
 	var set []string
 	cmd := &cobra.Command{
 		Use:   "create NAME --template T [--domain FQDN] [--owner USER] [--set KEY=VALUE...]",
 		Short: "Render a new site from a template and bring it up",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Name = args[0]
-			req.Set = map[string]string{}
+			name := args[0]
+			k.Set = map[string]string{}
 			for _, kv := range set {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
+				key, v, ok := strings.Cut(kv, "=")
+				if !ok || key == "" {
 					return &site.FieldError{Field: "--set", Value: kv, Rule: "must be KEY=VALUE"}
 				}
-				if _, dup := req.Set[k]; dup {
-					return &site.FieldError{Field: "--set", Value: kv, Rule: "sets " + k + " twice"}
+				if _, dup := k.Set[key]; dup {
+					return &site.FieldError{Field: "--set", Value: kv, Rule: "sets " + key + " twice"}
 				}
-				req.Set[k] = v
+				k.Set[key] = v
 			}
-			if req.Template == "" {
+			if k.Template == "" {
 				return &site.FieldError{Field: "--template", Value: "", Rule: "is required"}
 			}
 			o, err := a.operations(cmd.Context())
 			if err != nil {
 				return err
 			}
-			// Bad input is answered now, with nothing recorded.
-			spec, _, err := o.hosting.Spec(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			// The CLI is the operator: no quota.
-			id, err := o.runner.SubmitCreate(cmd.Context(), o.user, req, -1)
+			// The CLI is the operator: no quota. Bad input is answered
+			// by the kind's check, with nothing recorded.
+			id, err := o.runner.Submit(cmd.Context(), ops.Request{Site: name, Owner: owner, User: o.user, Quota: -1}, &k)
 			if errors.Is(err, store.ErrPending) {
-				return &site.FieldError{Field: "site name", Value: req.Name, Rule: "is already being created"}
+				return &site.FieldError{Field: "site name", Value: name, Rule: "is already being created"}
 			}
 			if err != nil {
 				return err
 			}
-			if _, err := o.run(cmd.Context(), id); err != nil {
+			op, err := o.run(cmd.Context(), id)
+			o.printPlan(cmd.OutOrStdout(), name, op)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: created from template %s at %s (folder %s)\n", spec.Name, spec.Template, spec.Domain, a.cfg.SiteDir(spec.Name))
+			s, err := o.store.GetSite(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: created from template %s at %s (folder %s)\n", s.Name, s.Template, s.Domain, a.cfg.SiteDir(s.Name))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&req.Template, "template", "", "template to render the site from (see `darse templates ls`)")
-	cmd.Flags().StringVar(&req.Domain, "domain", "", "domain the site answers at (default NAME.<platform domain>)")
-	cmd.Flags().StringVar(&req.Owner, "owner", "admin", "member owning the site")
+	cmd.Flags().StringVar(&k.Template, "template", "", "template to render the site from (see `darse templates ls`)")
+	cmd.Flags().StringVar(&k.Domain, "domain", "", "domain the site answers at (default NAME.<platform domain>)")
+	cmd.Flags().StringVar(&owner, "owner", "admin", "member owning the site")
 	cmd.Flags().StringArrayVar(&set, "set", nil, "template parameter KEY=VALUE (repeatable)")
 	return cmd
 }
@@ -207,10 +211,7 @@ func newSiteRmCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := o.siteExists(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if _, err := o.submit(cmd.Context(), ops.Remove, args[0], ops.RemoveArgs{Purge: purge}); err != nil {
+			if _, err := o.submit(cmd.Context(), args[0], &ops.Remove{Purge: purge}); err != nil {
 				return err
 			}
 			kept := " (data/ kept)"

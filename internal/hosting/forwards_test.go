@@ -20,7 +20,7 @@ func TestForwardsRenderedAsExposures(t *testing.T) {
 		return string(b)
 	}
 	// The site's SSH access holds 40000 from its creation.
-	f, _, err := h.AddForward(ctx, "blog", 2222, "")
+	f, _, err := h.AddForward(ctx, "blog", ForwardRequest{Port: 2222})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,16 +32,16 @@ func TestForwardsRenderedAsExposures(t *testing.T) {
 			t.Errorf("override lacks %s:\n%s", want, override())
 		}
 	}
-	if again, _, err := h.AddForward(ctx, "blog", 2222, "tcp"); err != nil || again.HostPort != 40001 {
+	if again, _, err := h.AddForward(ctx, "blog", ForwardRequest{Port: 2222, Proto: "tcp"}); err != nil || again.HostPort != 40001 {
 		t.Fatalf("same port twice: %+v, %v", again, err)
 	}
-	if _, _, err := h.AddForward(ctx, "blog", 70000, "tcp"); !errors.Is(err, ErrInput) {
+	if _, _, err := h.AddForward(ctx, "blog", ForwardRequest{Port: 70000, Proto: "tcp"}); !errors.Is(err, ErrInput) {
 		t.Fatalf("port 70000: %v", err)
 	}
-	if _, _, err := h.AddForward(ctx, "blog", 53, "sctp"); !errors.Is(err, ErrInput) {
+	if _, _, err := h.AddForward(ctx, "blog", ForwardRequest{Port: 53, Proto: "sctp"}); !errors.Is(err, ErrInput) {
 		t.Fatalf("sctp: %v", err)
 	}
-	if _, _, err := h.AddForward(ctx, "nope", 22, "tcp"); !errors.Is(err, ErrInput) {
+	if _, _, err := h.AddForward(ctx, "nope", ForwardRequest{Port: 22, Proto: "tcp"}); !errors.Is(err, ErrInput) {
 		t.Fatalf("unknown site: %v", err)
 	}
 	if _, err := h.RemoveForward(ctx, "blog", 40001); err != nil {

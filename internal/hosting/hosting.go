@@ -71,8 +71,24 @@ func (e inputError) Unwrap() []error { return []error{ErrInput, e.err} }
 
 func inputErr(err error) error { return inputError{err} }
 
-// Spec validates req and returns the spec it would create, without writing anything.
-func (h *Hosting) Spec(ctx context.Context, req CreateRequest) (site.Spec, *template.Template, error) {
+// SiteOwner names the member owning the site; an input error naming the
+// site when there is none.
+func (h *Hosting) SiteOwner(ctx context.Context, name string) (string, error) {
+	s, err := h.get(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return s.Owner, nil
+}
+
+// CheckCreate answers at once what Create would refuse, writing nothing.
+func (h *Hosting) CheckCreate(ctx context.Context, req CreateRequest) error {
+	_, _, err := h.spec(ctx, req)
+	return err
+}
+
+// spec validates req and returns the spec it would create, without writing anything.
+func (h *Hosting) spec(ctx context.Context, req CreateRequest) (site.Spec, *template.Template, error) {
 	if err := site.ValidateName(req.Name); err != nil {
 		return site.Spec{}, nil, inputErr(err)
 	}
@@ -130,23 +146,23 @@ func (h *Hosting) checkFolderFree(name string) error {
 }
 
 // Create validates req, stores the spec, renders the folder and brings the
-// site up. Bad input writes nothing. If rendering fails the row and the
-// folder are both removed; if only bringing it up fails the site stays,
-// and `up` finishes the job.
-func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, error) {
-	spec, t, err := h.Spec(ctx, req)
+// site up, and returns the plan carried out. Bad input writes nothing. If
+// rendering fails the row and the folder are both removed; if only
+// bringing it up fails the site stays, and `up` finishes the job.
+func (h *Hosting) Create(ctx context.Context, req CreateRequest) (reconcile.Plan, error) {
+	spec, t, err := h.spec(ctx, req)
 	if err != nil {
-		return spec, err
+		return nil, err
 	}
 	files, err := h.render(ctx, t, spec, nil)
 	if err != nil {
-		return spec, err
+		return nil, err
 	}
 	if err := h.store.CreateSite(ctx, spec); err != nil {
 		if errors.Is(err, store.ErrSiteExists) || errors.Is(err, store.ErrDomainTaken) {
-			return spec, inputErr(err)
+			return nil, inputErr(err)
 		}
-		return spec, err
+		return nil, err
 	}
 	dir := h.cfg.SiteDir(spec.Name)
 	_, statErr := os.Stat(dir)
@@ -165,32 +181,33 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (site.Spec, err
 	if t.SSH != nil {
 		// The SSH access's host port needs the site's row: render again with it.
 		if _, err := h.ensureSSHPort(ctx, spec.Name, t); err != nil {
-			return spec, undo(err)
+			return nil, undo(err)
 		}
 		if files, err = h.render(ctx, t, spec, nil); err != nil {
-			return spec, undo(err)
+			return nil, undo(err)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return spec, undo(err)
+		return nil, undo(err)
 	}
 	if err := render.Seed(t, dir); err != nil {
-		return spec, undo(err)
+		return nil, undo(err)
 	}
 	if err := prepareSSH(t, dir); err != nil {
-		return spec, undo(fmt.Errorf("site %q: %w", spec.Name, err))
+		return nil, undo(fmt.Errorf("site %q: %w", spec.Name, err))
 	}
 	if _, err := render.Write(dir, files, nil); err != nil {
-		return spec, undo(fmt.Errorf("write site %q: %w", spec.Name, err))
+		return nil, undo(fmt.Errorf("write site %q: %w", spec.Name, err))
 	}
 	if err := h.store.SetRendered(ctx, spec.Name, files.Manifest()); err != nil {
-		return spec, undo(err)
+		return nil, undo(err)
 	}
 	h.log.Info("site created", "site", spec.Name, "template", spec.Template)
-	if _, err := h.Up(ctx, spec.Name); err != nil {
-		return spec, fmt.Errorf("site %q created but not started (retry with `darse site up %s`): %w", spec.Name, spec.Name, err)
+	plan, err := h.Up(ctx, spec.Name)
+	if err != nil {
+		return plan, fmt.Errorf("site %q created but not started: %w", spec.Name, err)
 	}
-	return spec, nil
+	return plan, nil
 }
 
 // render renders the site's files: the template's, the override with the
@@ -261,7 +278,7 @@ func (h *Hosting) get(ctx context.Context, name string) (*store.Site, error) {
 	return s, err
 }
 
-func (h *Hosting) converge(ctx context.Context, name string, plan func(*compose.Project, reconcile.Observed) reconcile.Plan) (reconcile.Plan, error) {
+func (h *Hosting) converge(ctx context.Context, name string, plan reconcile.Planner) (reconcile.Plan, error) {
 	if _, err := h.get(ctx, name); err != nil {
 		return nil, err
 	}
@@ -276,12 +293,8 @@ func (h *Hosting) converge(ctx context.Context, name string, plan func(*compose.
 			return nil, fmt.Errorf("front network: %w", err)
 		}
 	}
-	obs, err := h.engine.Observe(ctx, p.Name)
+	steps, err := reconcile.Converge(ctx, h.log, h.engine, p.Name, p, plan)
 	if err != nil {
-		return nil, err
-	}
-	steps := plan(p, obs)
-	if err := reconcile.Apply(ctx, h.log, h.engine, p, steps); err != nil {
 		return steps, fmt.Errorf("site %q: %w", name, err)
 	}
 	return steps, nil
@@ -318,11 +331,7 @@ func (h *Hosting) Remove(ctx context.Context, name string, purge bool) error {
 	if p != nil {
 		project = p.Name
 	}
-	obs, err := h.engine.Observe(ctx, project)
-	if err != nil {
-		return err
-	}
-	if err := reconcile.Apply(ctx, h.log, h.engine, p, reconcile.Down(p, obs, purge)); err != nil {
+	if _, err := reconcile.Converge(ctx, h.log, h.engine, project, p, reconcile.DownPlanner(purge)); err != nil {
 		return fmt.Errorf("site %q: %w", name, err)
 	}
 	if purge {

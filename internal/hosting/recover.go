@@ -62,7 +62,7 @@ func (h *Hosting) RecoverCreate(ctx context.Context, name string, before CreateF
 	}
 	if s != nil && len(s.Rendered) > 0 && complete(dir, s.Rendered) {
 		if _, err := h.Up(ctx, name); err != nil {
-			return fmt.Errorf("site %q created but not started (retry with `darse site up %s`): %w", name, name, err)
+			return fmt.Errorf("site %q created but not started: %w", name, err)
 		}
 		h.log.Info("interrupted creation finished", "site", name)
 		return nil

@@ -7,39 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
+	"strings"
 	"testing"
 
-	"github.com/darse/darse/internal/compose"
-	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/engine/enginetest"
 	"github.com/darse/darse/internal/store"
 )
 
-// nullEngine runs nothing and counts the containers it was asked to run.
-type nullEngine struct {
-	mu  sync.Mutex
-	ran int
-}
-
-func (e *nullEngine) Observe(context.Context, string) (reconcile.Observed, error) {
-	return reconcile.Observed{}, nil
-}
-func (e *nullEngine) CreateNetwork(context.Context, compose.Network) error { return nil }
-func (e *nullEngine) CreateVolume(context.Context, compose.Volume) error   { return nil }
-func (e *nullEngine) RunContainer(context.Context, string, compose.Container) (string, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ran++
-	return "id", nil
-}
-func (e *nullEngine) StartContainer(context.Context, string) error         { return nil }
-func (e *nullEngine) StopContainer(context.Context, string, *int) error    { return nil }
-func (e *nullEngine) RestartContainer(context.Context, string, *int) error { return nil }
-func (e *nullEngine) RemoveContainer(context.Context, string, *int) error  { return nil }
-func (e *nullEngine) RemoveNetwork(context.Context, string) error          { return nil }
-func (e *nullEngine) RemoveVolume(context.Context, string) error           { return nil }
-
-func newTestHosting(t *testing.T) (*Hosting, *nullEngine, *store.Store) {
+func newTestHosting(t *testing.T) (*Hosting, *enginetest.Fake, *store.Store) {
 	t.Helper()
 	srv := t.TempDir()
 	repoTemplates, _ := filepath.Abs("../../templates")
@@ -51,7 +26,7 @@ func newTestHosting(t *testing.T) (*Hosting, *nullEngine, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	eng := &nullEngine{}
+	eng := &enginetest.Fake{}
 	h := New(Config{Srv: srv, Domain: "example.org"}, st, eng, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return h, eng, st
 }
@@ -63,15 +38,26 @@ func TestRecoverCreate(t *testing.T) {
 
 	// Cut after the render was recorded: the site is finished (brought up).
 	before, _ := h.Facts(ctx, "blog")
-	spec, err := h.Create(ctx, req)
+	plan, err := h.Create(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng.ran = 0
+	if !strings.Contains(plan.String(), "CreateContainer blog_web_1") {
+		t.Errorf("create returned the plan:\n%s", plan)
+	}
+	stored, err := st.GetSite(ctx, "blog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := stored.Spec
+	if _, err := h.Stop(ctx, "blog"); err != nil { // as if cut before it came up
+		t.Fatal(err)
+	}
+	started := eng.Count("StartContainer")
 	if err := h.RecoverCreate(ctx, "blog", before); err != nil {
 		t.Fatalf("complete creation: %v", err)
 	}
-	if eng.ran == 0 {
+	if eng.Count("StartContainer") == started {
 		t.Fatal("finished creation was not brought up")
 	}
 

@@ -13,88 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
-	"github.com/darse/darse/internal/content"
-	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/reconcile"
-	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
-
-// Kinds of operation.
-const (
-	Create  = "create"
-	Up      = "up"
-	Stop    = "stop"
-	Restart = "restart"
-	Remove  = "remove"
-	Content = "content"
-	// Forward and Unforward add and remove a port forward.
-	Forward   = "forward"
-	Unforward = "unforward"
-)
-
-// Hosting is what operations are carried out with (*hosting.Hosting).
-type Hosting interface {
-	Create(ctx context.Context, req hosting.CreateRequest) (site.Spec, error)
-	Up(ctx context.Context, name string) (reconcile.Plan, error)
-	Stop(ctx context.Context, name string) (reconcile.Plan, error)
-	Restart(ctx context.Context, name string) (reconcile.Plan, error)
-	Remove(ctx context.Context, name string, purge bool) error
-	AddForward(ctx context.Context, name string, port int, proto string) (*store.Forward, reconcile.Plan, error)
-	RemoveForward(ctx context.Context, name string, hostPort int) (reconcile.Plan, error)
-	Status(ctx context.Context, name string) (*hosting.Status, error)
-	Facts(ctx context.Context, name string) (hosting.CreateFacts, error)
-	RecoverCreate(ctx context.Context, name string, before hosting.CreateFacts) error
-}
-
-// Files moves sites' files (package content).
-type Files interface {
-	// ArchiveData keeps a final archive of a site's data/ before it is deleted.
-	ArchiveData(ctx context.Context, name string) (string, error)
-	// Install swaps an uploaded archive's content in as data/.
-	Install(ctx context.Context, name, archive, displayName, mode string) (content.Summary, error)
-	// Cleanup drops the data/ folders Install set aside.
-	Cleanup(name string) error
-}
-
-// CreateArgs are a create operation's arguments. Before is filled in by
-// the worker just before it calls hosting, for Recover.
-type CreateArgs struct {
-	Template string               `json:"template"`
-	Domain   string               `json:"domain,omitempty"`
-	Owner    string               `json:"owner"`
-	Set      map[string]string    `json:"set,omitempty"`
-	Before   *hosting.CreateFacts `json:"before,omitempty"`
-}
-
-// ContentArgs are a content operation's arguments: an upload already
-// checked and saved; the worker installs it, restarts the site and
-// deletes the file.
-type ContentArgs struct {
-	Archive  string `json:"archive"`  // path of the saved upload
-	Filename string `json:"filename"` // as the member named it
-	Mode     string `json:"mode"`     // content.Replace or content.Merge
-}
-
-// ForwardArgs are the arguments of forward and unforward operations.
-type ForwardArgs struct {
-	Port     int    `json:"port,omitempty"`      // container port (forward)
-	Proto    string `json:"proto,omitempty"`     // tcp or udp (forward)
-	HostPort int    `json:"host_port,omitempty"` // allocated (forward) or to remove (unforward)
-}
-
-// RemoveArgs are a remove operation's arguments.
-type RemoveArgs struct {
-	// Purge deletes data/ too; without it the folder is kept as `site rm` does.
-	Purge bool `json:"purge"`
-	// Archive writes a final archive of data/ first (the panel's default).
-	Archive bool   `json:"archive"`
-	Path    string `json:"archive_path,omitempty"` // set once written
-}
 
 // Runner records operations and runs them with a few workers (Run), or
 // one at a time for a caller that waits for it (RunOne). Operations on one
@@ -126,39 +50,71 @@ func New(st *store.Store, h Hosting, files Files, log *slog.Logger) *Runner {
 		wake: make(chan struct{}, 1), waiters: map[int64][]chan struct{}{}}
 }
 
-// Submit records an operation on an existing site and wakes a worker.
-func (r *Runner) Submit(ctx context.Context, kind, siteName, user string, args any) (int64, error) {
-	b, err := json.Marshal(args)
+// Request is who asks for an operation, on which site.
+type Request struct {
+	Site  string
+	Owner string // a creating kind: whose the new site is; others: the site's owner (filled in)
+	User  string // who asks: a member, or cli:<OS user>
+	Quota int    // a creating kind: how many sites Owner may have; negative: no limit
+}
+
+// Submit checks the operation (bad input is answered at once, with
+// nothing recorded), records it and wakes a worker.
+func (r *Runner) Submit(ctx context.Context, req Request, k Kind) (int64, error) {
+	t := Target{Site: req.Site, Owner: req.Owner, User: req.User}
+	if err := k.Check(ctx, r.env(nil), t); err != nil {
+		return 0, err
+	}
+	_, creates := k.(creating)
+	if !creates {
+		owner, err := r.hosting.SiteOwner(ctx, t.Site)
+		if err != nil {
+			return 0, err
+		}
+		t.Owner = owner
+	}
+	b, err := json.Marshal(k)
+	if err != nil {
+		return 0, fmt.Errorf("operation %s arguments: %w", k.Name(), err)
+	}
+	op := store.Operation{Kind: k.Name(), Site: t.Site, Owner: t.Owner, User: t.User, Args: b}
+	var id int64
+	if creates {
+		id, err = r.store.EnqueueCreate(ctx, op, req.Quota)
+	} else {
+		id, err = r.store.EnqueueOp(ctx, op)
+	}
 	if err != nil {
 		return 0, err
 	}
-	if args == nil {
-		b = nil
-	}
-	id, err := r.store.EnqueueOp(ctx, store.Operation{Kind: kind, Site: siteName, User: user, Args: b})
-	if err != nil {
-		return 0, err
-	}
-	r.log.Info("operation queued", "op", id, "kind", kind, "site", siteName, "user", user)
+	r.log.Info("operation queued", "op", id, "kind", op.Kind, "site", op.Site, "owner", op.Owner, "user", op.User)
 	r.notify()
 	return id, nil
 }
 
-// SubmitCreate records the creation of a site; quota < 0 means no limit.
-// The caller validates the request first (hosting.Spec) so that bad input
-// is answered at once rather than as a failed operation.
-func (r *Runner) SubmitCreate(ctx context.Context, user string, req hosting.CreateRequest, quota int) (int64, error) {
-	b, err := json.Marshal(CreateArgs{Template: req.Template, Domain: req.Domain, Owner: req.Owner, Set: req.Set})
-	if err != nil {
-		return 0, err
+// PendingCreates are the creations of sites for owner still queued or running.
+func (r *Runner) PendingCreates(ctx context.Context, owner string) ([]*store.Operation, error) {
+	var out []*store.Operation
+	for _, mk := range registry() {
+		k := mk()
+		if _, ok := k.(creating); !ok {
+			continue
+		}
+		list, err := r.store.ListOps(ctx, store.OpFilter{Owner: owner, Kind: k.Name(), States: []string{store.OpQueued, store.OpRunning}, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, op := range list {
+			if op.Owner == owner {
+				out = append(out, op)
+			}
+		}
 	}
-	id, err := r.store.EnqueueCreate(ctx, store.Operation{Kind: Create, Site: req.Name, User: user, Args: b}, req.Owner, quota)
-	if err != nil {
-		return 0, err
-	}
-	r.log.Info("operation queued", "op", id, "kind", Create, "site", req.Name, "user", user)
-	r.notify()
-	return id, nil
+	return out, nil
+}
+
+func (r *Runner) env(op *store.Operation) *Env {
+	return &Env{Hosting: r.hosting, Files: r.files, runner: r, op: op}
 }
 
 func (r *Runner) notify() {
@@ -433,141 +389,23 @@ func (r *Runner) finish(op *store.Operation, err error) {
 }
 
 func (r *Runner) execute(ctx context.Context, op *store.Operation) error {
-	switch op.Kind {
-	case Create:
-		var a CreateArgs
-		if err := json.Unmarshal(op.Args, &a); err != nil {
-			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
-		}
-		facts, err := r.hosting.Facts(ctx, op.Site)
-		if err != nil {
-			return err
-		}
-		a.Before = &facts
-		b, _ := json.Marshal(a)
-		// Recorded before anything is written, for Recover.
-		if err := r.store.SetOpArgs(ctx, op.ID, b); err != nil {
-			return err
-		}
-		_, err = r.hosting.Create(ctx, hosting.CreateRequest{Name: op.Site, Template: a.Template, Domain: a.Domain, Owner: a.Owner, Set: a.Set})
-		return err
-	case Up:
-		plan, err := r.hosting.Up(ctx, op.Site)
-		return r.showPlan(op, plan, err)
-	case Stop:
-		plan, err := r.hosting.Stop(ctx, op.Site)
-		return r.showPlan(op, plan, err)
-	case Restart:
-		plan, err := r.hosting.Restart(ctx, op.Site)
-		return r.showPlan(op, plan, err)
-	case Remove:
-		var a RemoveArgs
-		if len(op.Args) > 0 {
-			if err := json.Unmarshal(op.Args, &a); err != nil {
-				return fmt.Errorf("operation %d arguments: %w", op.ID, err)
-			}
-		}
-		return r.remove(ctx, op, a, false)
-	case Content:
-		var a ContentArgs
-		if err := json.Unmarshal(op.Args, &a); err != nil {
-			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
-		}
-		return r.install(ctx, op, a)
-	case Forward, Unforward:
-		var a ForwardArgs
-		if err := json.Unmarshal(op.Args, &a); err != nil {
-			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
-		}
-		if op.Kind == Unforward {
-			plan, err := r.hosting.RemoveForward(ctx, op.Site, a.HostPort)
-			return r.showPlan(op, plan, err)
-		}
-		f, plan, err := r.hosting.AddForward(ctx, op.Site, a.Port, a.Proto)
-		if f != nil {
-			a.HostPort = f.HostPort
-			b, _ := json.Marshal(a)
-			if serr := r.store.SetOpArgs(ctx, op.ID, b); serr != nil && err == nil {
-				err = serr
-			}
-		}
-		return r.showPlan(op, plan, err)
-	}
-	return fmt.Errorf("operation %d: unknown kind %q", op.ID, op.Kind)
-}
-
-// showPlan hands a plan to Plans: always on success (an empty plan: the
-// site was up to date), on failure only the steps it got to.
-func (r *Runner) showPlan(op *store.Operation, plan reconcile.Plan, err error) error {
-	if r.Plans != nil && (err == nil || len(plan) > 0) {
-		r.Plans(op, plan)
-	}
-	return err
-}
-
-// install swaps the upload in, restarts what runs so that it serves the
-// new data/, and forgets the upload. Run again after a crash, it does the
-// same; once the upload file is gone, it was all done.
-func (r *Runner) install(ctx context.Context, op *store.Operation, a ContentArgs) error {
-	if r.files == nil {
-		return errors.New("uploads are not possible here")
-	}
-	if _, err := os.Stat(a.Archive); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if _, err := r.files.Install(ctx, op.Site, a.Archive, a.Filename, a.Mode); err != nil {
-		return err
-	}
-	st, err := r.hosting.Status(ctx, op.Site)
+	k, err := Decode(op)
 	if err != nil {
 		return err
 	}
-	if st.State != hosting.StateStopped {
-		if _, err := r.hosting.Restart(ctx, op.Site); err != nil {
-			return fmt.Errorf("new content in place, but the site did not restart: %w", err)
-		}
-	}
-	if err := r.files.Cleanup(op.Site); err != nil {
-		r.log.Warn("remove the previous data/", "site", op.Site, "err", err)
-	}
-	return os.Remove(a.Archive)
+	return k.Run(ctx, r.env(op), target(op))
 }
 
-// remove archives data/ if asked (once: the path is recorded) and removes
-// the site. Resumed after a crash, a site already gone means the removal
-// got to its last step.
-func (r *Runner) remove(ctx context.Context, op *store.Operation, a RemoveArgs, resumed bool) error {
-	if a.Archive && a.Path == "" {
-		if r.files == nil {
-			return errors.New("no archive can be kept here; remove with purge or without archive")
-		}
-		p, err := r.files.ArchiveData(ctx, op.Site)
-		if err != nil {
-			return fmt.Errorf("keep a final archive of data/: %w", err)
-		}
-		a.Path = p
-		b, _ := json.Marshal(a)
-		if err := r.store.SetOpArgs(ctx, op.ID, b); err != nil {
-			return err
-		}
+func (r *Runner) resume(ctx context.Context, op *store.Operation) error {
+	k, err := Decode(op)
+	if err != nil {
+		return err
 	}
-	err := r.hosting.Remove(ctx, op.Site, a.Purge)
-	if resumed && errors.Is(err, hosting.ErrInput) {
-		return nil
-	}
-	return err
+	return k.Resume(ctx, r.env(op), target(op))
 }
 
 // Recover settles the operations a crash left running, oldest first,
-// before any new one starts:
-//
-//   - a create that had not begun writing is simply carried out now; one
-//     that had is finished (row and folder complete: the site is brought
-//     up) or undone (row, rendered files and new folder removed), never
-//     left half-made;
-//   - up, stop and restart are idempotent and run again;
-//   - a remove runs again (its archive, if already written, is kept);
-//   - content, forward and unforward run again: they end the same.
+// before any new one starts, each by its kind's Resume.
 //
 // A running row may belong to a live process (the panel, or a CLI run):
 // only rows whose heartbeat is older than the lease are settled. Recover
@@ -633,35 +471,4 @@ func (r *Runner) settleStale(ctx context.Context) error {
 		r.carryOut(context.WithoutCancel(ctx), op, r.resume)
 	}
 	return nil
-}
-
-func (r *Runner) resume(ctx context.Context, op *store.Operation) error {
-	switch op.Kind {
-	case Create:
-		var a CreateArgs
-		if err := json.Unmarshal(op.Args, &a); err != nil {
-			return fmt.Errorf("operation %d arguments: %w", op.ID, err)
-		}
-		if a.Before == nil {
-			return r.execute(ctx, op)
-		}
-		return r.hosting.RecoverCreate(ctx, op.Site, *a.Before)
-	case Remove:
-		var a RemoveArgs
-		if len(op.Args) > 0 {
-			if err := json.Unmarshal(op.Args, &a); err != nil {
-				return fmt.Errorf("operation %d arguments: %w", op.ID, err)
-			}
-		}
-		return r.remove(ctx, op, a, true)
-	case Unforward:
-		// Already gone means the removal got through before the crash.
-		if err := r.execute(ctx, op); err != nil && !errors.Is(err, hosting.ErrInput) {
-			return err
-		}
-		return nil
-	}
-	// up, stop, restart, content and forward (AddForward returns the
-	// forward already made) are safe to repeat.
-	return r.execute(ctx, op)
 }

@@ -17,17 +17,17 @@ import (
 	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/reconcile"
-	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
 // fakeHosting records calls; a site listed in fail makes its calls fail.
 type fakeHosting struct {
-	mu    sync.Mutex
-	calls []string
-	fail  map[string]error
-	sites map[string]bool
-	delay time.Duration
+	mu     sync.Mutex
+	calls  []string
+	fail   map[string]error
+	refuse map[string]error
+	sites  map[string]bool
+	delay  time.Duration
 }
 
 func (f *fakeHosting) call(c, name string) error {
@@ -38,14 +38,39 @@ func (f *fakeHosting) call(c, name string) error {
 	return f.fail[name]
 }
 
-func (f *fakeHosting) Create(ctx context.Context, req hosting.CreateRequest) (site.Spec, error) {
+func (f *fakeHosting) Create(ctx context.Context, req hosting.CreateRequest) (reconcile.Plan, error) {
 	err := f.call("create", req.Name)
 	if err == nil {
 		f.mu.Lock()
 		f.sites[req.Name] = true
 		f.mu.Unlock()
 	}
-	return site.Spec{Name: req.Name}, err
+	return nil, err
+}
+
+// refused answers the checks: a site listed in refuse is refused at once.
+func (f *fakeHosting) refused(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refuse[name]
+}
+func (f *fakeHosting) SiteOwner(ctx context.Context, name string) (string, error) {
+	return "alice", f.refused(name)
+}
+func (f *fakeHosting) CheckCreate(ctx context.Context, req hosting.CreateRequest) error {
+	return f.refused(req.Name)
+}
+func (f *fakeHosting) CheckForward(ctx context.Context, name string, req hosting.ForwardRequest, queued []hosting.ForwardRequest) error {
+	if err := f.refused(name); err != nil {
+		return err
+	}
+	if len(queued) >= 2 {
+		return fmt.Errorf("port %d: %d forwards already queued: %w", req.Port, len(queued), hosting.ErrInput)
+	}
+	return nil
+}
+func (f *fakeHosting) CheckRemoveForward(ctx context.Context, name string, hostPort int) error {
+	return f.refused(name)
 }
 func (f *fakeHosting) Up(ctx context.Context, name string) (reconcile.Plan, error) {
 	return nil, f.call("up", name)
@@ -71,8 +96,8 @@ func (f *fakeHosting) Remove(ctx context.Context, name string, purge bool) error
 func (f *fakeHosting) Status(ctx context.Context, name string) (*hosting.Status, error) {
 	return &hosting.Status{Name: name, State: hosting.StateRunning}, nil
 }
-func (f *fakeHosting) AddForward(ctx context.Context, name string, port int, proto string) (*store.Forward, reconcile.Plan, error) {
-	return &store.Forward{Site: name, ContainerPort: port, Proto: proto, HostPort: 40000}, nil, f.call("forward", name)
+func (f *fakeHosting) AddForward(ctx context.Context, name string, req hosting.ForwardRequest) (*store.Forward, reconcile.Plan, error) {
+	return &store.Forward{Site: name, ContainerPort: req.Port, Proto: req.Proto, HostPort: 40000}, nil, f.call("forward", name)
 }
 func (f *fakeHosting) RemoveForward(ctx context.Context, name string, hostPort int) (reconcile.Plan, error) {
 	return nil, f.call("unforward", name)
@@ -95,13 +120,23 @@ func newRunner(t *testing.T) (*Runner, *fakeHosting, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &fakeHosting{fail: map[string]error{}, sites: map[string]bool{}}
+	h := &fakeHosting{fail: map[string]error{}, refuse: map[string]error{}, sites: map[string]bool{}}
 	r := New(st, h, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.poll = 20 * time.Millisecond
 	r.beat = 10 * time.Millisecond
 	r.lease = 150 * time.Millisecond
 	r.retry = 10 * time.Millisecond
 	return r, h, st
+}
+
+// submit records an operation of user's on site, owned by alice.
+func submit(t *testing.T, r *Runner, site, user string, k Kind) int64 {
+	t.Helper()
+	id, err := r.Submit(context.Background(), Request{Site: site, User: user}, k)
+	if err != nil {
+		t.Fatalf("submit %s %s: %v", k.Name(), site, err)
+	}
+	return id
 }
 
 func run(t *testing.T, r *Runner) {
@@ -128,13 +163,13 @@ func TestSubmitAndRun(t *testing.T) {
 	h.fail["bad"] = errors.New("engine said no")
 	ctx := context.Background()
 	run(t, r)
-	c, err := r.SubmitCreate(ctx, "alice", hosting.CreateRequest{Name: "blog", Template: "static", Owner: "alice"}, 3)
+	c, err := r.Submit(ctx, Request{Site: "blog", Owner: "alice", User: "alice", Quota: 3}, &Create{Template: "static"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := r.Submit(ctx, Stop, "blog", "alice", nil)
-	st, _ := r.Submit(ctx, Restart, "blog", "alice", nil)
-	bad, _ := r.Submit(ctx, Up, "bad", "alice", nil)
+	s := submit(t, r, "blog", "alice", &Stop{})
+	st := submit(t, r, "blog", "alice", &Restart{})
+	bad := submit(t, r, "bad", "alice", &Up{})
 	for _, id := range []int64{c, s, st} {
 		if op := wait(t, r, id); op.State != store.OpDone || op.Error != "" {
 			t.Fatalf("op %d = %+v", id, op)
@@ -155,24 +190,74 @@ func TestSubmitAndRun(t *testing.T) {
 	}
 	// The facts noted before creating are in the operation.
 	op, _ := r.store.GetOp(ctx, c)
-	var a CreateArgs
-	json.Unmarshal(op.Args, &a)
-	if a.Before == nil || a.Before.RowExisted || a.Owner != "alice" || a.Template != "static" {
-		t.Fatalf("create args = %s", op.Args)
+	var a Create
+	if err := json.Unmarshal(op.Args, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Before == nil || a.Before.RowExisted || op.Owner != "alice" || a.Template != "static" {
+		t.Fatalf("create = %+v, args %s", op, op.Args)
 	}
 }
 
-func TestRemoveArchive(t *testing.T) {
-	r, h, _ := newRunner(t)
-	run(t, r)
+// Check answers bad input at once and records nothing: a removal asking
+// for an archive where none can be kept, a site hosting refuses, a burst
+// of forwards past what hosting allows beside those queued.
+func TestSubmitChecksFirst(t *testing.T) {
+	r, h, st := newRunner(t)
 	ctx := context.Background()
 	h.sites["blog"] = true
-	id, _ := r.Submit(ctx, Remove, "blog", "alice", RemoveArgs{Archive: true})
-	if op := wait(t, r, id); op.State != store.OpFailed || !strings.Contains(op.Error, "no archive") {
-		t.Fatalf("remove with archive but no archiver: %+v", op)
+	if _, err := r.Submit(ctx, Request{Site: "blog", User: "alice"}, &Remove{Archive: true}); !errors.Is(err, errNoArchive) {
+		t.Fatalf("remove with archive but no archiver: %v", err)
 	}
-	if !h.sites["blog"] {
-		t.Fatal("site removed although its archive could not be written")
+	h.refuse["nope"] = hostingInputErr
+	for _, k := range []Kind{&Up{}, &Stop{}, &Restart{}, &Remove{}, &Unforward{HostPort: 40001}, &Forward{Port: 80}} {
+		if _, err := r.Submit(ctx, Request{Site: "nope", User: "alice"}, k); !errors.Is(err, hosting.ErrInput) {
+			t.Errorf("%s of a refused site: %v", k.Name(), err)
+		}
+	}
+	if _, err := r.Submit(ctx, Request{Site: "nope", Owner: "alice", User: "alice"}, &Create{Template: "static"}); !errors.Is(err, hosting.ErrInput) {
+		t.Errorf("create refused: %v", err)
+	}
+	// The fake refuses a third forward while two are queued: Check sees the queue.
+	submit(t, r, "blog", "alice", &Forward{Port: 80, Proto: "tcp"})
+	submit(t, r, "blog", "alice", &Forward{Port: 81, Proto: "tcp"})
+	if _, err := r.Submit(ctx, Request{Site: "blog", User: "alice"}, &Forward{Port: 82, Proto: "tcp"}); !errors.Is(err, hosting.ErrInput) {
+		t.Errorf("third queued forward: %v", err)
+	}
+	list, err := st.ListOps(ctx, store.OpFilter{})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("recorded %d operations (%v), want the two forwards only", len(list), err)
+	}
+	for _, op := range list {
+		if op.Owner != "alice" || op.User != "alice" {
+			t.Errorf("operation %+v: owner and user are its columns", op)
+		}
+	}
+	if h.called() != "" {
+		t.Fatalf("hosting called: %s", h.called())
+	}
+}
+
+// Every kind in the registry decodes from what Submit recorded.
+func TestRegistryRoundTrip(t *testing.T) {
+	seen := map[string]bool{}
+	for _, mk := range registry() {
+		k := mk()
+		if seen[k.Name()] {
+			t.Fatalf("kind %q registered twice", k.Name())
+		}
+		seen[k.Name()] = true
+		b, err := json.Marshal(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(&store.Operation{Kind: k.Name(), Args: b})
+		if err != nil || got.Name() != k.Name() || got.Title() == "" || Title(k.Name()) != got.Title() {
+			t.Fatalf("decode %s: %v, %v", k.Name(), got, err)
+		}
+	}
+	if _, err := Decode(&store.Operation{ID: 7, Kind: "bogus"}); err == nil || !strings.Contains(err.Error(), "unknown kind") {
+		t.Fatalf("unknown kind: %v", err)
 	}
 }
 
@@ -181,18 +266,18 @@ func TestRecover(t *testing.T) {
 	ctx := context.Background()
 	h.sites["gone"] = false
 	// Four operations a crash left running.
-	notBegun, _ := r.SubmitCreate(ctx, "alice", hosting.CreateRequest{Name: "fresh", Template: "static", Owner: "alice"}, -1)
-	begun, _ := r.SubmitCreate(ctx, "alice", hosting.CreateRequest{Name: "half", Template: "static", Owner: "alice"}, -1)
-	stop, _ := r.Submit(ctx, Stop, "blog", "alice", nil)
-	rm, _ := r.Submit(ctx, Remove, "gone", "alice", RemoveArgs{})
+	notBegun, _ := r.Submit(ctx, Request{Site: "fresh", Owner: "alice", User: "alice", Quota: -1}, &Create{Template: "static"})
+	begun, _ := r.Submit(ctx, Request{Site: "half", Owner: "alice", User: "alice", Quota: -1}, &Create{Template: "static"})
+	stop := submit(t, r, "blog", "alice", &Stop{})
+	rm := submit(t, r, "gone", "alice", &Remove{})
 	for range 4 {
 		if _, err := st.ClaimOp(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b, _ := json.Marshal(CreateArgs{Template: "static", Owner: "alice", Before: &hosting.CreateFacts{}})
+	b, _ := json.Marshal(Create{Template: "static", Before: &hosting.CreateFacts{}})
 	st.SetOpArgs(ctx, begun, b)
-	queued, _ := r.Submit(ctx, Up, "blog", "alice", nil)
+	queued := submit(t, r, "blog", "alice", &Up{})
 
 	if err := r.Recover(ctx); err != nil {
 		t.Fatal(err)
@@ -244,7 +329,7 @@ func TestContentAndArchive(t *testing.T) {
 	ctx := context.Background()
 	upload := filepath.Join(t.TempDir(), "upload")
 	os.WriteFile(upload, []byte("archive"), 0o600)
-	id, _ := r.Submit(ctx, Content, "blog", "alice", ContentArgs{Archive: upload, Filename: "site.zip", Mode: content.Merge})
+	id := submit(t, r, "blog", "alice", &Content{Archive: upload, Filename: "site.zip", Mode: content.Merge})
 	if op := wait(t, r, id); op.State != store.OpDone {
 		t.Fatalf("content op: %+v", op)
 	}
@@ -252,10 +337,16 @@ func TestContentAndArchive(t *testing.T) {
 		t.Error("upload kept after install")
 	}
 	// Again (as after a crash past the end): nothing more happens.
-	id, _ = r.Submit(ctx, Content, "blog", "alice", ContentArgs{Archive: upload, Filename: "site.zip", Mode: content.Merge})
-	wait(t, r, id)
+	k := &Content{Archive: upload, Filename: "site.zip", Mode: content.Merge}
+	if _, err := r.Submit(ctx, Request{Site: "blog", User: "alice"}, k); err == nil {
+		t.Fatal("an install of an upload already consumed was recorded")
+	}
+	op, _ := r.store.GetOp(ctx, id)
+	if err := k.Resume(ctx, r.env(op), target(op)); err != nil {
+		t.Fatalf("install resumed past its end: %v", err)
+	}
 	h.sites["blog"] = true
-	id, _ = r.Submit(ctx, Remove, "blog", "alice", RemoveArgs{Archive: true, Purge: true})
+	id = submit(t, r, "blog", "alice", &Remove{Archive: true, Purge: true})
 	if op := wait(t, r, id); op.State != store.OpDone || !strings.Contains(string(op.Args), "/archives/blog.tar.gz") {
 		t.Fatalf("remove with archive: %+v %s", op, op.Args)
 	}
@@ -269,7 +360,7 @@ func TestContentAndArchive(t *testing.T) {
 
 // another is a second process's Runner on the same store, with its own hosting.
 func another(t *testing.T, r *Runner) (*Runner, *fakeHosting) {
-	h := &fakeHosting{fail: map[string]error{}, sites: map[string]bool{}}
+	h := &fakeHosting{fail: map[string]error{}, refuse: map[string]error{}, sites: map[string]bool{}}
 	o := New(r.store, h, nil, r.log)
 	o.poll, o.beat, o.lease, o.retry = r.poll, r.beat, r.lease, r.retry
 	return o, h
@@ -286,7 +377,7 @@ func TestRecoverLeavesLiveOperations(t *testing.T) {
 	ctx := context.Background()
 	h.delay = 4 * r.lease
 	// A live process (r) runs an up on "live"; a dead one left a stop on "dead".
-	live, _ := r.Submit(ctx, Up, "live", "cli:root", nil)
+	live := submit(t, r, "live", "cli:root", &Up{})
 	done := make(chan *store.Operation)
 	go func() {
 		op, err := r.RunOne(ctx, live)
@@ -295,7 +386,7 @@ func TestRecoverLeavesLiveOperations(t *testing.T) {
 		}
 		done <- op
 	}()
-	dead, _ := r.Submit(ctx, Stop, "dead", "alice", nil)
+	dead := submit(t, r, "dead", "alice", &Stop{})
 	for {
 		if op, _ := st.GetOp(ctx, live); op.State == store.OpRunning {
 			break
@@ -334,7 +425,7 @@ func TestRunOneWaitsForAnotherRunner(t *testing.T) {
 	ctx := context.Background()
 	h.delay = 3 * r.lease
 	run(t, r) // the panel
-	id, _ := r.Submit(ctx, Restart, "blog", "alice", nil)
+	id := submit(t, r, "blog", "alice", &Restart{})
 	for {
 		if op, _ := st.GetOp(ctx, id); op.State == store.OpRunning {
 			break
@@ -358,12 +449,12 @@ func TestRunOneQueuedBehind(t *testing.T) {
 	r.Plans = func(op *store.Operation, _ reconcile.Plan) { plans = append(plans, op.ID) }
 
 	// Behind an operation a live process runs: RunOne waits for its turn.
-	first, _ := r.Submit(ctx, Up, "blog", "alice", nil)
+	first := submit(t, r, "blog", "alice", &Up{})
 	if _, err := st.ClaimOpID(ctx, first); err != nil {
 		t.Fatal(err)
 	}
 	stop := r.heartbeat(first)
-	second, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	second := submit(t, r, "blog", "cli:root", &Stop{})
 	done := make(chan *store.Operation)
 	go func() {
 		op, err := r.RunOne(ctx, second)
@@ -388,11 +479,11 @@ func TestRunOneQueuedBehind(t *testing.T) {
 
 	// Behind an operation whose process died: RunOne settles it, then runs its own.
 	h.calls = nil
-	dead, _ := r.Submit(ctx, Restart, "blog", "alice", nil)
+	dead := submit(t, r, "blog", "alice", &Restart{})
 	if _, err := st.ClaimOpID(ctx, dead); err != nil {
 		t.Fatal(err)
 	}
-	mine, _ := r.Submit(ctx, Up, "blog", "cli:root", nil)
+	mine := submit(t, r, "blog", "cli:root", &Up{})
 	op, err := r.RunOne(ctx, mine)
 	if err != nil || op.State != store.OpDone {
 		t.Fatalf("RunOne behind a dead op: %+v, %v", op, err)
@@ -406,11 +497,11 @@ func TestRunOneQueuedBehind(t *testing.T) {
 
 	// Given up while still queued: cancelled, never run.
 	h.calls = nil
-	blocker, _ := r.Submit(ctx, Up, "blog", "alice", nil)
+	blocker := submit(t, r, "blog", "alice", &Up{})
 	st.ClaimOpID(ctx, blocker)
 	stop = r.heartbeat(blocker)
 	defer stop()
-	late, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	late := submit(t, r, "blog", "cli:root", &Stop{})
 	cctx, cancel := context.WithTimeout(ctx, r.lease/2)
 	defer cancel()
 	op, err = r.RunOne(cctx, late)
@@ -429,8 +520,8 @@ func TestRunOneRunsAnOrphanFirst(t *testing.T) {
 	ctx := context.Background()
 	var plans []int64
 	r.Plans = func(op *store.Operation, _ reconcile.Plan) { plans = append(plans, op.ID) }
-	orphan, _ := r.Submit(ctx, Restart, "blog", "cli:root", nil)
-	mine, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	orphan := submit(t, r, "blog", "cli:root", &Restart{})
+	mine := submit(t, r, "blog", "cli:root", &Stop{})
 	op, err := r.RunOne(ctx, mine)
 	if err != nil || op.State != store.OpDone {
 		t.Fatalf("RunOne behind an orphan: %+v, %v", op, err)
@@ -450,7 +541,7 @@ func TestRunOneRunsAnOrphanFirst(t *testing.T) {
 func TestRunSettlesStaleOperations(t *testing.T) {
 	r, h, st := newRunner(t)
 	ctx := context.Background()
-	id, _ := r.Submit(ctx, Stop, "blog", "cli:root", nil)
+	id := submit(t, r, "blog", "cli:root", &Stop{})
 	if _, err := st.ClaimOpID(ctx, id); err != nil { // by a CLI run that then died
 		t.Fatal(err)
 	}

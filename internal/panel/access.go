@@ -9,14 +9,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/sshkey"
-	"github.com/darse/darse/internal/store"
 )
-
-// maxForwards bounds one site's forwards: the 10,001 host ports are shared.
-const maxForwards = 5
 
 // keyring is what the key handlers call (*hosting.Hosting): the same
 // functions as `darse key`, which store the key and rewrite the site's
@@ -78,58 +75,37 @@ func (s *Server) removeKey(c *gin.Context) error {
 	return nil
 }
 
-// sshService is the service of the SSH access in the shipped templates:
-// its forward is the site's SSH port, shown apart and not a member's
-// port forward.
-const sshService = "ssh"
-
 // addForward records the operation that allocates a host port and
-// renders the site with it.
+// renders the site with it; the forward kind's check (hosting's rules, as
+// the CLI's) answers a bad request next to the form.
 func (s *Server) addForward(c *gin.Context) error {
-	ctx := c.Request.Context()
 	st, err := s.ownSite(c)
 	if err != nil {
 		return err
 	}
-	refuse := func(rule string) error {
-		err := &site.FieldError{Field: "port", Value: c.PostForm("port"), Rule: rule}
-		return s.renderSite(c, st, status(err), fieldErrors(err))
-	}
 	port, err := strconv.Atoi(strings.TrimSpace(c.PostForm("port")))
-	if err != nil || port < 1 || port > 65535 {
-		return refuse("must be a port number from 1 to 65535")
+	if err != nil {
+		ferr := &site.FieldError{Field: "port", Value: c.PostForm("port"), Rule: "must be a port number from 1 to 65535"}
+		return s.renderSite(c, st, status(ferr), fieldErrors(ferr))
 	}
 	proto := c.PostForm("proto")
 	if proto != "udp" {
 		proto = "tcp"
 	}
-	all, err := s.store.ListForwards(ctx, st.Name)
+	_, err = s.ops.Submit(c.Request.Context(), ops.Request{Site: st.Name, User: currentUser(c).Name}, &ops.Forward{Port: port, Proto: proto})
+	if status(err) == http.StatusUnprocessableEntity {
+		return s.renderSite(c, st, status(err), fieldErrors(err))
+	}
 	if err != nil {
-		return err
-	}
-	var existing []*store.Forward
-	for _, f := range all {
-		if f.Service != sshService {
-			existing = append(existing, f)
-		}
-	}
-	for _, f := range existing {
-		if f.ContainerPort == port && f.Proto == proto {
-			return refuse("is already forwarded, on host port " + strconv.Itoa(f.HostPort))
-		}
-	}
-	if len(existing) >= maxForwards {
-		return refuse("cannot be added: a site has at most " + strconv.Itoa(maxForwards) + " forwards")
-	}
-	if _, err := s.ops.Submit(ctx, ops.Forward, st.Name, currentUser(c).Name, ops.ForwardArgs{Port: port, Proto: proto}); err != nil {
 		return err
 	}
 	c.Redirect(http.StatusSeeOther, "/sites/"+st.Name+"#forwards")
 	return nil
 }
 
+// removeForward records the removal of one of the site's forwards; a
+// host port the site does not forward (or its SSH access) is not found.
 func (s *Server) removeForward(c *gin.Context) error {
-	ctx := c.Request.Context()
 	st, err := s.ownSite(c)
 	if err != nil {
 		return err
@@ -138,18 +114,11 @@ func (s *Server) removeForward(c *gin.Context) error {
 	if err != nil {
 		return errNotFound
 	}
-	fs, err := s.store.ListForwards(ctx, st.Name)
-	if err != nil {
-		return err
-	}
-	found := false
-	for _, f := range fs {
-		found = found || (f.HostPort == hp && f.Service != sshService)
-	}
-	if !found {
+	_, err = s.ops.Submit(c.Request.Context(), ops.Request{Site: st.Name, User: currentUser(c).Name}, &ops.Unforward{HostPort: hp})
+	if errors.Is(err, hosting.ErrInput) {
 		return errNotFound
 	}
-	if _, err := s.ops.Submit(ctx, ops.Unforward, st.Name, currentUser(c).Name, ops.ForwardArgs{HostPort: hp}); err != nil {
+	if err != nil {
 		return err
 	}
 	c.Redirect(http.StatusSeeOther, "/sites/"+st.Name+"#forwards")

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/darse/darse/internal/auth"
 	"github.com/darse/darse/internal/engine"
-	"github.com/darse/darse/internal/hosting"
-	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
@@ -23,24 +20,21 @@ import (
 const adminPageSize = 50
 
 // adminSites lists every site from two reads, whatever their number: the
-// store's rows and the engine's containers (one call), grouped by compose
-// project. Drift is read for the rows shown only.
+// store's rows and the engine's containers (one call), from which hosting
+// gives each site's state. Drift is read for the rows shown only.
 func (s *Server) adminSites(c *gin.Context) error {
 	ctx := c.Request.Context()
 	all, err := s.store.ListSiteSummaries(ctx)
 	if err != nil {
 		return err
 	}
-	byProject := map[string][]engine.ContainerInfo{}
-	engineOK := s.engine != nil
-	if engineOK {
-		cs, err := s.allContainers(ctx)
-		if err != nil {
-			return err
-		}
-		for _, ct := range cs {
-			byProject[ct.Project] = append(byProject[ct.Project], ct)
-		}
+	names := make([]string, len(all))
+	for i, st := range all {
+		names[i] = st.Name
+	}
+	states, err := s.states(ctx, names)
+	if err != nil {
+		return err
 	}
 	q := strings.ToLower(strings.TrimSpace(c.Query("q")))
 	state := c.Query("state")
@@ -48,10 +42,9 @@ func (s *Server) adminSites(c *gin.Context) error {
 	v.Page.Nav = "admin"
 	var rows []siteCard
 	for _, st := range all {
-		card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, State: "unknown"}
-		if engineOK {
-			card.Services, card.State = summarize(byProject[st.Name])
-		}
+		qs := states[st.Name]
+		card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases,
+			State: qs.State, Services: qs.Services, Problem: qs.Problem}
 		v.Counts[card.State]++
 		if q != "" && !strings.Contains(st.Name, q) && !strings.Contains(st.Owner, q) && !strings.Contains(st.Domain, q) {
 			continue
@@ -69,47 +62,23 @@ func (s *Server) adminSites(c *gin.Context) error {
 	}
 	from := (v.PageNum - 1) * adminPageSize
 	rows = rows[from:min(from+adminPageSize, len(rows))]
-	names := make([]string, len(rows))
+	shown := make([]string, len(rows))
 	for i := range rows {
-		names[i] = rows[i].Name
+		shown[i] = rows[i].Name
 	}
-	manifests, err := s.store.Manifests(ctx, names)
+	drifts, problems, err := s.sites.Drifts(ctx, shown)
 	if err != nil {
 		return err
 	}
 	for i := range rows {
-		drift, err := render.Drift(filepath.Join(s.cfg.UsersDir, rows[i].Name), manifests[rows[i].Name])
-		if err != nil {
+		rows[i].Drift = drifts[rows[i].Name]
+		if err := problems[rows[i].Name]; err != nil && rows[i].Problem == "" {
 			rows[i].Problem = err.Error()
 		}
-		rows[i].Drift = drift
 	}
 	v.Sites = rows
 	s.render(c, http.StatusOK, "admin_sites", v)
 	return nil
-}
-
-// summarize gives a site's services and state from its containers alone:
-// running, stopped, partial (some running) or unhealthy.
-func summarize(cs []engine.ContainerInfo) ([]hosting.ServiceStatus, string) {
-	var out []hosting.ServiceStatus
-	running, unhealthy := 0, false
-	for _, ct := range cs {
-		out = append(out, hosting.ServiceStatus{Service: ct.Service, State: ct.State, Health: ct.Health, Image: ct.Image, ContainerID: ct.ID, Container: ct.Name})
-		if ct.State == "running" {
-			running++
-			unhealthy = unhealthy || ct.Health == "unhealthy"
-		}
-	}
-	switch {
-	case running == 0:
-		return out, hosting.StateStopped
-	case unhealthy:
-		return out, hosting.StateUnhealthy
-	case running < len(cs):
-		return out, hosting.StatePartial
-	}
-	return out, hosting.StateRunning
 }
 
 // projectKind tells the platform's own projects from the members' by

@@ -71,7 +71,7 @@ func (s *Server) upload(c *gin.Context) error {
 		os.Remove(path)
 		return refuse(err)
 	}
-	if _, err := s.ops.Submit(ctx, ops.Content, st.Name, currentUser(c).Name, ops.ContentArgs{Archive: path, Filename: name, Mode: mode}); err != nil {
+	if _, err := s.ops.Submit(ctx, ops.Request{Site: st.Name, User: currentUser(c).Name}, &ops.Content{Archive: path, Filename: name, Mode: mode}); err != nil {
 		os.Remove(path)
 		return err
 	}

@@ -21,21 +21,23 @@ import (
 	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/hosting"
-	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/store"
-	tmpl "github.com/darse/darse/internal/template"
 )
 
-// Sites is what the panel reads about sites (*hosting.Hosting).
+// Sites is what the panel reads about sites (*hosting.Hosting): one
+// site's full status, and the states and drift of many from one listing
+// of the engine's containers.
 type Sites interface {
-	Spec(ctx context.Context, req hosting.CreateRequest) (site.Spec, *tmpl.Template, error)
 	Status(ctx context.Context, name string) (*hosting.Status, error)
+	QuickStates(names []string, cs []engine.ContainerInfo) map[string]hosting.Quick
+	Drifts(ctx context.Context, names []string) (map[string][]string, map[string]error, error)
 }
 
 // Operations records what members ask for (*ops.Runner).
 type Operations interface {
-	Submit(ctx context.Context, kind, site, user string, args any) (int64, error)
-	SubmitCreate(ctx context.Context, user string, req hosting.CreateRequest, quota int) (int64, error)
+	Submit(ctx context.Context, req ops.Request, k ops.Kind) (int64, error)
+	PendingCreates(ctx context.Context, owner string) ([]*store.Operation, error)
 }
 
 // Engine is what the panel reads from the Docker engine (*engine.Engine):

@@ -29,11 +29,10 @@ import (
 
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/auth"
-	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/content"
+	"github.com/darse/darse/internal/engine/enginetest"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
-	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
@@ -44,24 +43,6 @@ func TestMain(m *testing.M) {
 }
 
 var cheap = auth.Params{Time: 1, Memory: 64, Threads: 1}
-
-// nullEngine runs nothing: sites are created, rendered and "up" with no container.
-type nullEngine struct{}
-
-func (nullEngine) Observe(context.Context, string) (reconcile.Observed, error) {
-	return reconcile.Observed{}, nil
-}
-func (nullEngine) CreateNetwork(context.Context, compose.Network) error { return nil }
-func (nullEngine) CreateVolume(context.Context, compose.Volume) error   { return nil }
-func (nullEngine) RunContainer(context.Context, string, compose.Container) (string, error) {
-	return "id", nil
-}
-func (nullEngine) StartContainer(context.Context, string) error         { return nil }
-func (nullEngine) StopContainer(context.Context, string, *int) error    { return nil }
-func (nullEngine) RestartContainer(context.Context, string, *int) error { return nil }
-func (nullEngine) RemoveContainer(context.Context, string, *int) error  { return nil }
-func (nullEngine) RemoveNetwork(context.Context, string) error          { return nil }
-func (nullEngine) RemoveVolume(context.Context, string) error           { return nil }
 
 type fixture struct {
 	t      *testing.T
@@ -89,7 +70,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hcfg := hosting.Config{Srv: srv, Domain: "example.org"}
-	h := hosting.New(hcfg, st, nullEngine{}, log)
+	h := hosting.New(hcfg, st, &enginetest.Fake{}, log)
 	files := struct {
 		content.Archiver
 		content.Installer
@@ -425,7 +406,10 @@ func TestOwnership(t *testing.T) {
 	f.user("root", "root's long password", true, 3)
 	f.site("alices", "alice")
 	f.site("bobs", "bob")
-	id, _ := f.runner.Submit(context.Background(), ops.Stop, "alices", "alice", nil)
+	id, err := f.runner.Submit(context.Background(), ops.Request{Site: "alices", User: "alice"}, &ops.Stop{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, b, root := f.browser(), f.browser(), f.browser()
 	a.mustLogin("alice", "alice's long password")
 	b.mustLogin("bob", "bob's long password!")

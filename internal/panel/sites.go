@@ -2,23 +2,16 @@ package panel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"go.yaml.in/yaml/v4"
 
-	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
-	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 	tmpl "github.com/darse/darse/internal/template"
@@ -41,27 +34,6 @@ func (s *Server) ownSite(c *gin.Context) (*store.Site, error) {
 	return st, nil
 }
 
-// pendingCreates are the member's sites still being created.
-func (s *Server) pendingCreates(ctx context.Context, owner string) ([]*store.Operation, error) {
-	list, err := s.store.ListOps(ctx, store.OpFilter{States: []string{store.OpQueued, store.OpRunning}, Limit: 1000})
-	if err != nil {
-		return nil, err
-	}
-	var out []*store.Operation
-	for _, op := range list {
-		if op.Kind == ops.Create && createOwner(op) == owner {
-			out = append(out, op)
-		}
-	}
-	return out, nil
-}
-
-func createOwner(op *store.Operation) string {
-	var a ops.CreateArgs
-	json.Unmarshal(op.Args, &a)
-	return a.Owner
-}
-
 func (s *Server) card(ctx context.Context, st *store.Site) siteCard {
 	card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan}
 	status, err := s.sites.Status(ctx, st.Name)
@@ -76,81 +48,50 @@ func (s *Server) card(ctx context.Context, st *store.Site) siteCard {
 	return card
 }
 
-// quickCards are cards read without asking the engine per site: states
-// come from the (cached) list of every container, matched with the
-// services each site's docker-compose.yml declares; drift from the folder.
-// The site page itself asks hosting for the full status.
+// quickCards are cards read without asking the engine per site: hosting
+// gives each state from the (cached) list of every container, and the
+// drift of each folder. The site page itself asks hosting for the full
+// status.
 func (s *Server) quickCards(ctx context.Context, sites []*store.Site) ([]siteCard, error) {
-	byProject := map[string][]engine.ContainerInfo{}
-	if s.engine != nil {
-		cs, err := s.allContainers(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, ct := range cs {
-			byProject[ct.Project] = append(byProject[ct.Project], ct)
-		}
+	names := make([]string, len(sites))
+	for i, st := range sites {
+		names[i] = st.Name
+	}
+	states, err := s.states(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	drifts, problems, err := s.sites.Drifts(ctx, names)
+	if err != nil {
+		return nil, err
 	}
 	cards := make([]siteCard, len(sites))
 	for i, st := range sites {
-		card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan}
-		dir := filepath.Join(s.cfg.UsersDir, st.Name)
-		declared, err := declaredServices(dir)
-		if err != nil {
-			card.Problem = err.Error()
+		q := states[st.Name]
+		cards[i] = siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan,
+			State: q.State, Services: q.Services, Problem: q.Problem, Drift: drifts[st.Name]}
+		if err := problems[st.Name]; err != nil && cards[i].Problem == "" {
+			cards[i].Problem = err.Error()
 		}
-		if s.engine == nil {
-			card.State = "unknown"
-		} else {
-			card.Services, card.State = summarizeDeclared(declared, byProject[st.Name])
-		}
-		if card.Drift, err = render.Drift(dir, st.Rendered); err != nil && card.Problem == "" {
-			card.Problem = err.Error()
-		}
-		cards[i] = card
 	}
 	return cards, nil
 }
 
-// declaredServices reads the service names of a site's docker-compose.yml.
-func declaredServices(dir string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, render.ComposeFile))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", render.ComposeFile, err)
-	}
-	var f struct {
-		Services map[string]any `yaml:"services"`
-	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("read %s: %w", render.ComposeFile, err)
-	}
-	names := make([]string, 0, len(f.Services))
-	for n := range f.Services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
-// summarizeDeclared is summarize, counting a declared service without a
-// container as not running.
-func summarizeDeclared(declared []string, cs []engine.ContainerInfo) ([]hosting.ServiceStatus, string) {
-	services, state := summarize(cs)
-	seen := map[string]bool{}
-	for _, ct := range cs {
-		seen[ct.Service] = true
-	}
-	missing := false
-	for _, d := range declared {
-		if !seen[d] {
-			missing = true
-			services = append(services, hosting.ServiceStatus{Service: d, State: "missing"})
+// states asks hosting for the named sites' states from one listing of
+// the engine's containers; without an engine every state is unknown.
+func (s *Server) states(ctx context.Context, names []string) (map[string]hosting.Quick, error) {
+	if s.engine == nil {
+		out := make(map[string]hosting.Quick, len(names))
+		for _, n := range names {
+			out[n] = hosting.Quick{State: "unknown"}
 		}
+		return out, nil
 	}
-	if missing && (state == hosting.StateRunning || state == hosting.StateUnhealthy) {
-		state = hosting.StatePartial
+	cs, err := s.allContainers(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return services, state
+	return s.sites.QuickStates(names, cs), nil
 }
 
 func (s *Server) dashboard(c *gin.Context) error {
@@ -160,7 +101,7 @@ func (s *Server) dashboard(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	pending, err := s.pendingCreates(ctx, u.Name)
+	pending, err := s.ops.PendingCreates(ctx, u.Name)
 	if err != nil {
 		return err
 	}
@@ -221,7 +162,7 @@ func (s *Server) newSiteView(c *gin.Context) (newSiteView, error) {
 	if err != nil {
 		return v, err
 	}
-	pending, err := s.pendingCreates(c.Request.Context(), u.Name)
+	pending, err := s.ops.PendingCreates(c.Request.Context(), u.Name)
 	if err != nil {
 		return v, err
 	}
@@ -250,11 +191,10 @@ func quota(u *store.User) int {
 func (s *Server) createSite(c *gin.Context) error {
 	ctx := c.Request.Context()
 	u := currentUser(c)
-	req := hosting.CreateRequest{
-		Name:     strings.TrimSpace(c.PostForm("name")),
+	name := strings.TrimSpace(c.PostForm("name"))
+	k := &ops.Create{
 		Template: c.PostForm("template"),
 		Domain:   strings.TrimSpace(strings.ToLower(c.PostForm("domain"))),
-		Owner:    u.Name,
 		Set:      map[string]string{},
 	}
 	form, _ := c.MultipartForm()
@@ -262,9 +202,9 @@ func (s *Server) createSite(c *gin.Context) error {
 	if form != nil {
 		values = form.Value
 	}
-	for k, vs := range values {
-		if p, ok := strings.CutPrefix(k, "param."); ok && len(vs) > 0 && strings.TrimSpace(vs[0]) != "" {
-			req.Set[p] = strings.TrimSpace(vs[0])
+	for key, vs := range values {
+		if p, ok := strings.CutPrefix(key, "param."); ok && len(vs) > 0 && strings.TrimSpace(vs[0]) != "" {
+			k.Set[p] = strings.TrimSpace(vs[0])
 		}
 	}
 	fail := func(err error) error {
@@ -275,22 +215,19 @@ func (s *Server) createSite(c *gin.Context) error {
 		if verr != nil {
 			return verr
 		}
-		v.Name, v.Template, v.Domain, v.Set = req.Name, req.Template, req.Domain, req.Set
+		v.Name, v.Template, v.Domain, v.Set = name, k.Template, k.Domain, k.Set
 		v.Errors = fieldErrors(err)
 		s.render(c, status(err), "new", v)
 		return nil
 	}
-	if _, _, err := s.sites.Spec(ctx, req); err != nil {
-		return fail(err)
-	}
-	id, err := s.ops.SubmitCreate(ctx, u.Name, req, quota(u))
+	id, err := s.ops.Submit(ctx, ops.Request{Site: name, Owner: u.Name, User: u.Name, Quota: quota(u)}, k)
 	switch {
 	case errors.Is(err, store.ErrQuota):
-		return fail(&site.FieldError{Field: "site name", Value: req.Name, Rule: "cannot be created: you already have " + strconv.Itoa(u.Quota) + " sites, your quota (ask an admin for more)"})
+		return fail(&site.FieldError{Field: "site name", Value: name, Rule: "cannot be created: you already have " + strconv.Itoa(u.Quota) + " sites, your quota (ask an admin for more)"})
 	case errors.Is(err, store.ErrPending):
-		return fail(&site.FieldError{Field: "site name", Value: req.Name, Rule: "is already being created"})
+		return fail(&site.FieldError{Field: "site name", Value: name, Rule: "is already being created"})
 	case err != nil:
-		return err
+		return fail(err)
 	}
 	c.Redirect(http.StatusSeeOther, "/ops/"+strconv.FormatInt(id, 10))
 	return nil
@@ -395,7 +332,12 @@ func (s *Server) deletePage(c *gin.Context) error {
 	return nil
 }
 
-var siteActions = map[string]string{"start": ops.Up, "stop": ops.Stop, "restart": ops.Restart, "delete": ops.Remove}
+// siteActions are the buttons of a site's page, by the action in their URL.
+var siteActions = map[string]func() ops.Kind{
+	"start":   func() ops.Kind { return new(ops.Up) },
+	"stop":    func() ops.Kind { return new(ops.Stop) },
+	"restart": func() ops.Kind { return new(ops.Restart) },
+}
 
 func (s *Server) siteAction(c *gin.Context) error {
 	ctx := c.Request.Context()
@@ -410,8 +352,10 @@ func (s *Server) siteAction(c *gin.Context) error {
 		return s.addForward(c)
 	case "forward-remove":
 		return s.removeForward(c)
+	case "delete":
+		return s.deleteSite(c)
 	}
-	kind, ok := siteActions[c.Param("action")]
+	mk, ok := siteActions[c.Param("action")]
 	if !ok {
 		return errNotFound
 	}
@@ -419,44 +363,50 @@ func (s *Server) siteAction(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var args any
-	if kind == ops.Remove {
-		if c.PostForm("confirm") != st.Name {
-			v := deleteView{Page: s.page(c, "Delete "+st.Name), Site: st.Name, Domain: st.Domain,
-				Errors: fieldErrors(&site.FieldError{Field: "confirm", Value: c.PostForm("confirm"), Rule: "type the site's name to confirm"})}
-			s.render(c, http.StatusUnprocessableEntity, "delete", v)
-			return nil
-		}
-		discard := c.PostForm("discard") == "on"
-		args = ops.RemoveArgs{Purge: true, Archive: !discard}
-	}
-	id, err := s.ops.Submit(ctx, kind, st.Name, currentUser(c).Name, args)
+	k := mk()
+	id, err := s.ops.Submit(ctx, ops.Request{Site: st.Name, User: currentUser(c).Name}, k)
 	if err != nil {
 		return err
 	}
 	if wantsJSON(c) {
-		c.JSON(http.StatusAccepted, opStatus{ID: id, Kind: kind, Site: st.Name, State: store.OpQueued})
-		return nil
-	}
-	if kind == ops.Remove {
-		c.Redirect(http.StatusSeeOther, "/ops/"+strconv.FormatInt(id, 10))
+		c.JSON(http.StatusAccepted, opStatus{ID: id, Kind: k.Name(), Site: st.Name, State: store.OpQueued})
 		return nil
 	}
 	c.Redirect(http.StatusSeeOther, "/sites/"+st.Name)
 	return nil
 }
 
-// mayRead reports whether the member may follow the operation: theirs,
-// on their site, creating a site for them, or any for an admin.
-func (s *Server) mayRead(ctx context.Context, u *store.User, op *store.Operation) (bool, error) {
-	if u.Admin || op.User == u.Name || (op.Kind == ops.Create && createOwner(op) == u.Name) {
-		return true, nil
+// deleteSite records the removal of the site once its name is typed to
+// confirm it; a final archive of data/ is kept unless asked otherwise.
+func (s *Server) deleteSite(c *gin.Context) error {
+	st, err := s.ownSite(c)
+	if err != nil {
+		return err
 	}
-	st, err := s.store.GetSite(ctx, op.Site)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+	if c.PostForm("confirm") != st.Name {
+		v := deleteView{Page: s.page(c, "Delete "+st.Name), Site: st.Name, Domain: st.Domain,
+			Errors: fieldErrors(&site.FieldError{Field: "confirm", Value: c.PostForm("confirm"), Rule: "type the site's name to confirm"})}
+		s.render(c, http.StatusUnprocessableEntity, "delete", v)
+		return nil
 	}
-	return err == nil && st.Owner == u.Name, err
+	k := &ops.Remove{Purge: true, Archive: c.PostForm("discard") != "on"}
+	id, err := s.ops.Submit(c.Request.Context(), ops.Request{Site: st.Name, User: currentUser(c).Name}, k)
+	if err != nil {
+		return err
+	}
+	if wantsJSON(c) {
+		c.JSON(http.StatusAccepted, opStatus{ID: id, Kind: k.Name(), Site: st.Name, State: store.OpQueued})
+		return nil
+	}
+	c.Redirect(http.StatusSeeOther, "/ops/"+strconv.FormatInt(id, 10))
+	return nil
+}
+
+// mayRead reports whether the member may follow the operation: asked by
+// them, acting for them (on their site, or creating one for them), or
+// any for an admin.
+func mayRead(u *store.User, op *store.Operation) bool {
+	return u.Admin || op.User == u.Name || op.Owner == u.Name
 }
 
 func (s *Server) opPage(c *gin.Context) error {
@@ -469,35 +419,27 @@ func (s *Server) opPage(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := s.mayRead(ctx, currentUser(c), op); err != nil {
-		return err
-	} else if !ok {
+	if !mayRead(currentUser(c), op) {
 		return errNotFound
 	}
+	k, err := ops.Decode(op)
+	if err != nil {
+		return err
+	}
+	rm, removal := k.(*ops.Remove)
 	out := opStatus{ID: op.ID, Kind: op.Kind, Site: op.Site, State: op.State, Error: op.Error}
-	if op.State == store.OpDone && op.Kind != ops.Remove {
+	if op.State == store.OpDone && !removal {
 		out.Next = "/sites/" + op.Site
 	}
 	if wantsJSON(c) {
 		c.JSON(http.StatusOK, out)
 		return nil
 	}
-	v := opView{Page: s.page(c, opTitle(op)), Op: op, Next: out.Next}
+	v := opView{Page: s.page(c, k.Title()+" · "+op.Site), Op: op, Next: out.Next}
 	v.Page.Nav = "sites"
-	if op.Kind == ops.Remove && op.State == store.OpDone {
-		var a ops.RemoveArgs
-		json.Unmarshal(op.Args, &a)
-		v.Archive = a.Path
+	if removal && op.State == store.OpDone {
+		v.Archive = rm.Path
 	}
 	s.render(c, http.StatusOK, "op", v)
 	return nil
-}
-
-func opTitle(op *store.Operation) string {
-	verb := map[string]string{ops.Create: "Creating", ops.Up: "Starting", ops.Stop: "Stopping", ops.Restart: "Restarting", ops.Remove: "Deleting", ops.Content: "Uploading content to",
-		ops.Forward: "Forwarding a port of", ops.Unforward: "Removing a port forward of"}[op.Kind]
-	if verb == "" {
-		verb = op.Kind
-	}
-	return verb + " " + op.Site
 }

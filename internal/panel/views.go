@@ -16,6 +16,7 @@ import (
 
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 	tmpl "github.com/darse/darse/internal/template"
@@ -247,7 +248,7 @@ var funcs = template.FuncMap{
 	"stateLabel": stateLabel,
 	"ago":        ago,
 	"join":       strings.Join,
-	"opVerb":     opVerb,
+	"opVerb":     ops.Title,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -285,28 +286,6 @@ func stateLabel(state string) string {
 		return "Being created"
 	}
 	return "Unknown"
-}
-
-func opVerb(kind string) string {
-	switch kind {
-	case "create":
-		return "Create"
-	case "up":
-		return "Start"
-	case "stop":
-		return "Stop"
-	case "restart":
-		return "Restart"
-	case "remove":
-		return "Delete"
-	case "content":
-		return "Upload"
-	case "forward":
-		return "Forward a port"
-	case "unforward":
-		return "Remove a forward"
-	}
-	return kind
 }
 
 func ago(t time.Time) string {

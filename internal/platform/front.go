@@ -253,12 +253,7 @@ func (p *Platform) converge(ctx context.Context, dir string, files render.Files)
 	if err != nil {
 		return nil, err
 	}
-	obs, err := p.Engine.Observe(ctx, proj.Name)
-	if err != nil {
-		return nil, err
-	}
-	plan := reconcile.Up(proj, obs)
-	return plan, reconcile.Apply(ctx, p.Log, p.Engine, proj, plan)
+	return reconcile.Converge(ctx, p.Log, p.Engine, proj.Name, proj, reconcile.Up)
 }
 
 // Down stops and removes the platform's containers, panel first; the front
@@ -267,17 +262,13 @@ func (p *Platform) Down(ctx context.Context) (reconcile.Plan, error) {
 	var plan reconcile.Plan
 	prs := p.projects()
 	for i := len(prs) - 1; i >= 0; i-- {
-		obs, err := p.Engine.Observe(ctx, prs[i].name)
-		if err != nil {
-			return plan, err
-		}
 		proj, err := compose.Load(ctx, p.Dir(prs[i].dir), compose.PlatformPolicy)
 		if err != nil {
 			proj = nil // folder gone: remove what carries the project's labels
 		}
-		steps := reconcile.Down(proj, obs, false)
+		steps, err := reconcile.Converge(ctx, p.Log, p.Engine, prs[i].name, proj, reconcile.DownPlanner(false))
 		plan = append(plan, steps...)
-		if err := reconcile.Apply(ctx, p.Log, p.Engine, proj, steps); err != nil {
+		if err != nil {
 			return plan, err
 		}
 	}

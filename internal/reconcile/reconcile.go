@@ -226,6 +226,11 @@ func Down(p *compose.Project, obs Observed, volumes bool) Plan {
 	return plan
 }
 
+// DownPlanner is Down as a Planner.
+func DownPlanner(volumes bool) Planner {
+	return func(p *compose.Project, obs Observed) Plan { return Down(p, obs, volumes) }
+}
+
 // reverseDeps orders containers so that dependents come before what they
 // depend on; containers of unknown services come first.
 func reverseDeps(p *compose.Project, cs []Container) []Container {
@@ -273,6 +278,22 @@ type Engine interface {
 	RemoveContainer(ctx context.Context, id string, timeout *int) error
 	RemoveNetwork(ctx context.Context, name string) error
 	RemoveVolume(ctx context.Context, name string) error
+}
+
+// Planner plans from a project (nil when its folder could not be read:
+// Down then removes whatever runs under its labels) and what runs for it.
+type Planner func(p *compose.Project, obs Observed) Plan
+
+// Converge observes what the engine runs for the project, plans with
+// plan, and applies the plan. It returns the plan; on failure Apply
+// stopped at a step, and the next Converge plans what is left.
+func Converge(ctx context.Context, log *slog.Logger, e Engine, project string, p *compose.Project, plan Planner) (Plan, error) {
+	obs, err := e.Observe(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	steps := plan(p, obs)
+	return steps, Apply(ctx, log, e, p, steps)
 }
 
 // Apply carries out the plan in order and stops at the first failure; the

@@ -1,9 +1,22 @@
 package store
 
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+)
+
+// A migration changes the schema (SQL) and may then fix rows in Go (Fix),
+// in the same transaction.
+type migration struct {
+	SQL string
+	Fix func(ctx context.Context, tx *sql.Tx) error
+}
+
 // migrations are applied in order; user_version records how many ran.
 // Append new ones; never edit one that has shipped.
-var migrations = []string{
-	`CREATE TABLE sites (
+var migrations = []migration{
+	{SQL: `CREATE TABLE sites (
 		name       TEXT PRIMARY KEY,
 		template   TEXT NOT NULL,
 		owner      TEXT NOT NULL,
@@ -18,10 +31,10 @@ var migrations = []string{
 		site      TEXT NOT NULL REFERENCES sites(name) ON DELETE CASCADE,
 		is_primary INTEGER NOT NULL DEFAULT 0
 	);
-	CREATE INDEX domains_site ON domains(site);`,
+	CREATE INDEX domains_site ON domains(site);`},
 	// 2: the panel's accounts, server-side sessions (only a hash of each
 	// token is kept), durable operations, SSH keys and port forwards.
-	`CREATE TABLE users (
+	{SQL: `CREATE TABLE users (
 		name       TEXT PRIMARY KEY,
 		hash       TEXT NOT NULL,
 		admin      INTEGER NOT NULL DEFAULT 0,
@@ -75,10 +88,50 @@ var migrations = []string{
 		created_at     TEXT NOT NULL,
 		UNIQUE (site, service, container_port, proto)
 	);
-	CREATE INDEX sites_owner ON sites(owner);`,
+	CREATE INDEX sites_owner ON sites(owner);`},
 	// 3: operations carry a lease. The process running one refreshes
 	// heartbeat_at; another process settles it only once it has gone stale.
 	// Rows running at the upgrade count from their start.
-	`ALTER TABLE operations ADD COLUMN heartbeat_at TEXT NOT NULL DEFAULT '';
-	UPDATE operations SET heartbeat_at = started_at WHERE state = 'running';`,
+	{SQL: `ALTER TABLE operations ADD COLUMN heartbeat_at TEXT NOT NULL DEFAULT '';
+	UPDATE operations SET heartbeat_at = started_at WHERE state = 'running';`},
+	// 4: an operation names the member it acts for (the site's owner, or
+	// the owner-to-be of a site being created) in a column of its own.
+	{SQL: `ALTER TABLE operations ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+	UPDATE operations SET owner = COALESCE((SELECT owner FROM sites WHERE sites.name = operations.site), '');
+	CREATE INDEX operations_owner ON operations(owner, id);`, Fix: ownersFromArgs},
+}
+
+// ownersFromArgs gives operations whose site is gone (a creation still
+// pending, a site since removed) the owner their arguments named, as
+// creations recorded it before owner was a column.
+func ownersFromArgs(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, args FROM operations WHERE owner = ''`)
+	if err != nil {
+		return err
+	}
+	owners := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var args string
+		if err := rows.Scan(&id, &args); err != nil {
+			rows.Close()
+			return err
+		}
+		var a struct {
+			Owner string `json:"owner"`
+		}
+		if json.Unmarshal([]byte(args), &a) == nil && a.Owner != "" {
+			owners[id] = a.Owner
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, owner := range owners {
+		if _, err := tx.ExecContext(ctx, `UPDATE operations SET owner = ? WHERE id = ?`, owner, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ type Operation struct {
 	ID         int64
 	Kind       string
 	Site       string
+	Owner      string          // the member it acts for: the site's owner (or owner-to-be)
 	User       string          // who asked
 	Args       json.RawMessage // kind-specific arguments
 	State      string
@@ -42,12 +43,12 @@ type Operation struct {
 	HeartbeatAt time.Time
 }
 
-const opColumns = `id, kind, site, user, args, state, error, created_at, started_at, finished_at, heartbeat_at`
+const opColumns = `id, kind, site, owner, user, args, state, error, created_at, started_at, finished_at, heartbeat_at`
 
 func scanOp(r scanner) (*Operation, error) {
 	var o Operation
 	var args, c, st, f, hb string
-	if err := r.Scan(&o.ID, &o.Kind, &o.Site, &o.User, &args, &o.State, &o.Error, &c, &st, &f, &hb); err != nil {
+	if err := r.Scan(&o.ID, &o.Kind, &o.Site, &o.Owner, &o.User, &args, &o.State, &o.Error, &c, &st, &f, &hb); err != nil {
 		return nil, err
 	}
 	o.Args = json.RawMessage(args)
@@ -64,19 +65,20 @@ func argsText(a json.RawMessage) string {
 
 // EnqueueOp records a queued operation and returns its id.
 func (s *Store) EnqueueOp(ctx context.Context, op Operation) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO operations(kind, site, user, args, state, created_at) VALUES(?,?,?,?,?,?)`,
-		op.Kind, op.Site, op.User, argsText(op.Args), OpQueued, ts(time.Now()))
+	res, err := s.db.ExecContext(ctx, `INSERT INTO operations(kind, site, owner, user, args, state, created_at) VALUES(?,?,?,?,?,?,?)`,
+		op.Kind, op.Site, op.Owner, op.User, argsText(op.Args), OpQueued, ts(time.Now()))
 	if err != nil {
 		return 0, fmt.Errorf("record operation %s %q: %w", op.Kind, op.Site, err)
 	}
 	return res.LastInsertId()
 }
 
-// EnqueueCreate records the creation of a site owned by owner, in one
-// statement with its checks: no other pending creation of the same name,
-// and the owner's sites plus pending creations stay within quota (a
-// negative quota means none). Two quick clicks cannot overrun the quota.
-func (s *Store) EnqueueCreate(ctx context.Context, op Operation, owner string, quota int) (int64, error) {
+// EnqueueCreate records an operation creating a site for op.Owner, in one
+// transaction with its checks: no other pending operation of its kind on
+// the same name, and the owner's sites plus pending operations of its
+// kind stay within quota (a negative quota means none). Two quick clicks
+// cannot overrun the quota.
+func (s *Store) EnqueueCreate(ctx context.Context, op Operation, quota int) (int64, error) {
 	var pending int
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -84,8 +86,8 @@ func (s *Store) EnqueueCreate(ctx context.Context, op Operation, owner string, q
 	}
 	defer tx.Rollback()
 	// A write first, so the transaction holds the write lock while it checks.
-	res, err := tx.ExecContext(ctx, `INSERT INTO operations(kind, site, user, args, state, created_at) VALUES(?,?,?,?,?,?)`,
-		op.Kind, op.Site, op.User, argsText(op.Args), OpQueued, ts(time.Now()))
+	res, err := tx.ExecContext(ctx, `INSERT INTO operations(kind, site, owner, user, args, state, created_at) VALUES(?,?,?,?,?,?,?)`,
+		op.Kind, op.Site, op.Owner, op.User, argsText(op.Args), OpQueued, ts(time.Now()))
 	if err != nil {
 		return 0, fmt.Errorf("record operation %s %q: %w", op.Kind, op.Site, err)
 	}
@@ -104,13 +106,13 @@ func (s *Store) EnqueueCreate(ctx context.Context, op Operation, owner string, q
 	if quota >= 0 {
 		var owned int
 		err = tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM sites WHERE owner = ?) +
-			(SELECT COUNT(*) FROM operations WHERE kind = ? AND state IN ('queued','running') AND json_extract(args, '$.owner') = ? AND id <> ?)`,
-			owner, op.Kind, owner, id).Scan(&owned)
+			(SELECT COUNT(*) FROM operations WHERE kind = ? AND state IN ('queued','running') AND owner = ? AND id <> ?)`,
+			op.Owner, op.Kind, op.Owner, id).Scan(&owned)
 		if err != nil {
 			return 0, err
 		}
 		if owned >= quota {
-			return 0, fmt.Errorf("member %q may own %d sites: %w", owner, quota, ErrQuota)
+			return 0, fmt.Errorf("member %q may own %d sites: %w", op.Owner, quota, ErrQuota)
 		}
 	}
 	return id, tx.Commit()
@@ -259,8 +261,9 @@ func (s *Store) GetOp(ctx context.Context, id int64) (*Operation, error) {
 // OpFilter selects operations; zero fields match everything.
 type OpFilter struct {
 	Site   string
+	Kind   string
 	User   string
-	Owner  string // operations on sites this member owns, or asked by them
+	Owner  string // operations acting for this member, or asked by them
 	States []string
 	Limit  int // default 100
 }
@@ -272,11 +275,14 @@ func (s *Store) ListOps(ctx context.Context, f OpFilter) ([]*Operation, error) {
 	if f.Site != "" {
 		where, args = append(where, `site = ?`), append(args, f.Site)
 	}
+	if f.Kind != "" {
+		where, args = append(where, `kind = ?`), append(args, f.Kind)
+	}
 	if f.User != "" {
 		where, args = append(where, `user = ?`), append(args, f.User)
 	}
 	if f.Owner != "" {
-		where, args = append(where, `(user = ? OR site IN (SELECT name FROM sites WHERE owner = ?))`), append(args, f.Owner, f.Owner)
+		where, args = append(where, `(user = ? OR owner = ?)`), append(args, f.Owner, f.Owner)
 	}
 	if len(f.States) > 0 {
 		where = append(where, `state IN (?`+strings.Repeat(`,?`, len(f.States)-1)+`)`)

@@ -126,7 +126,7 @@ func TestHeartbeatMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range migrations[:2] {
-		if _, err := db.Exec(m); err != nil {
+		if _, err := db.Exec(m.SQL); err != nil {
 			t.Fatal(err)
 		}
 	}

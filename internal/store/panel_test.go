@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -123,30 +122,25 @@ func TestSetupToken(t *testing.T) {
 	}
 }
 
-func createArgs(owner string) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{"owner": owner})
-	return b
-}
-
 func TestOperations(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
 	s.CreateSite(ctx, spec("blog", "blog.example.org")) // owned by alice
-	id1, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "shop", User: "alice", Args: createArgs("alice")}, "alice", 3)
+	id1, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "shop", Owner: "alice", User: "alice"}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "shop", User: "alice", Args: createArgs("alice")}, "alice", 3); !errors.Is(err, ErrPending) {
+	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "shop", Owner: "alice", User: "alice"}, 3); !errors.Is(err, ErrPending) {
 		t.Fatalf("second pending create of one name: %v", err)
 	}
-	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "wiki", User: "alice", Args: createArgs("alice")}, "alice", 3); err != nil {
+	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "wiki", Owner: "alice", User: "alice"}, 3); err != nil {
 		t.Fatal(err)
 	}
 	// blog + shop + wiki pending = 3: the fourth is over quota, with nothing recorded.
-	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "news", User: "alice", Args: createArgs("alice")}, "alice", 3); !errors.Is(err, ErrQuota) {
+	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "news", Owner: "alice", User: "alice"}, 3); !errors.Is(err, ErrQuota) {
 		t.Fatalf("over quota: %v", err)
 	}
-	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "news", User: "root", Args: createArgs("alice")}, "alice", -1); err != nil {
+	if _, err := s.EnqueueCreate(ctx, Operation{Kind: "create", Site: "news", Owner: "alice", User: "root"}, -1); err != nil {
 		t.Fatalf("no quota: %v", err)
 	}
 	id4, _ := s.EnqueueOp(ctx, Operation{Kind: "stop", Site: "shop", User: "alice"})
@@ -186,7 +180,7 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("running = %d", len(running))
 	}
 	mine, _ := s.ListOps(ctx, OpFilter{Owner: "alice"})
-	if len(mine) != 3 { // news, asked by root for a site not created yet, is not hers
+	if len(mine) != 4 { // news, asked by root, is created for her
 		t.Fatalf("alice's operations = %d", len(mine))
 	}
 }

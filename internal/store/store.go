@@ -100,8 +100,14 @@ func (s *Store) migrateOne(ctx context.Context) (bool, error) {
 	if version == len(migrations) {
 		return true, nil
 	}
-	if _, err := tx.ExecContext(ctx, migrations[version]); err != nil {
+	m := migrations[version]
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	if m.Fix != nil {
+		if err := m.Fix(ctx, tx); err != nil {
+			return false, fmt.Errorf("migration %d: %w", version+1, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, version+1)); err != nil {
 		return false, err
