@@ -106,8 +106,9 @@ var serviceKeys = keyRules{
 		"healthcheck.retries": true, "healthcheck.start_period": true, "healthcheck.disable": true,
 		"volumes.": true, "volumes.type": true, "volumes.source": true, "volumes.target": true, "volumes.read_only": true,
 		"volumes.bind.": true, "volumes.bind.create_host_path": true,
-		"volumes.volume.": true, // the empty options compose-go sets on a named volume
-		"networks.":       true, "networks.aliases": true,
+		"volumes.volume.":       true, // the empty options compose-go sets on a named volume
+		"volumes." + extensions: true,
+		"networks.":             true, "networks.aliases": true,
 		"ports.": true, "ports.target": true, "ports.published": true, "ports.host_ip": true, "ports.protocol": true, "ports.mode": true,
 		"profiles":             true,
 		"depends_on.condition": true, "depends_on.required": true, "depends_on.restart": true,

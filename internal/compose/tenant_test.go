@@ -323,3 +323,29 @@ func TestTenantSiteLabel(t *testing.T) {
 		t.Error("a platform project carries darse.site")
 	}
 }
+
+// The jail compose-go loads through takes every reference that is not a
+// plain relative path, and lets through only absolute paths inside the
+// folder: a backstop to the check of references.
+func TestJail(t *testing.T) {
+	dir := folder(t, "site", "services:\n  web:"+lockedWeb, "")
+	c, err := newConfine(dir, "site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := jail{c}
+	for p, take := range map[string]bool{"conf/inc.yml": false, "../other/x.yml": true, "/etc/passwd": true, "~/x": true, "conf/../../x": true} {
+		if j.Accept(p) != take {
+			t.Errorf("Accept(%q) = %v", p, !take)
+		}
+	}
+	for p, ok := range map[string]bool{filepath.Join(dir, "docker-compose.yml"): true, "/etc/passwd": false, "../other/x.yml": false, filepath.Join(dir, "..", "x"): false} {
+		got, err := j.Load(context.Background(), p)
+		if ok && (err != nil || got != p) {
+			t.Errorf("Load(%q) = %q, %v", p, got, err)
+		}
+		if !ok && err == nil {
+			t.Errorf("Load(%q) let a file outside the folder through", p)
+		}
+	}
+}
