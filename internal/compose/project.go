@@ -11,22 +11,30 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/darse/darse/internal/labels"
 )
 
 // Project is what darse converges: named resources with their labels.
 type Project struct {
 	Name       string
 	WorkingDir string
-	Networks   []Network
-	Volumes    []Volume
-	Services   []Service // in dependency order: dependencies first
+	// Site is the site's name for a tenant project (Policy.Confined): every
+	// container, network and volume carries it as darse.site, for other
+	// packages to filter on. Empty for the platform's projects.
+	Site     string
+	Networks []Network
+	Volumes  []Volume
+	Services []Service // in dependency order: dependencies first
 }
 
 // Network is a network of the project.
@@ -129,12 +137,80 @@ type Port struct {
 // and .env, as docker-compose would) and checks it against the policy.
 // Only the folder's .env is used for interpolation, never darse's own
 // environment, so the same folder always gives the same project.
+//
+// A confined project is checked in three steps: its files before
+// compose-go reads them (nothing outside the folder is read), the loaded
+// project, then its own files without the override for reserved labels;
+// env_file is read only once all of that passed.
 func Load(ctx context.Context, dir string, pol Policy) (*Project, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := cli.NewProjectOptions(nil,
+	tp, files, err := load(ctx, abs, pol)
+	if err != nil {
+		return nil, fmt.Errorf("load project %s: %w", abs, err)
+	}
+	if err := check(tp, pol); err != nil {
+		return nil, fmt.Errorf("project %s: %w", tp.Name, err)
+	}
+	if pol.Confined {
+		if err := checkOwn(ctx, abs, pol, files); err != nil {
+			return nil, fmt.Errorf("project %s: %w", tp.Name, err)
+		}
+		if tp, err = tp.WithServicesEnvironmentResolved(false); err != nil {
+			return nil, fmt.Errorf("project %s: %w", tp.Name, err)
+		}
+	}
+	site := ""
+	if pol.Confined {
+		site = tp.Name
+	}
+	return convert(tp, files, site)
+}
+
+// load reads the project with compose-go; for a confined project, only
+// after every file it names was checked.
+func load(ctx context.Context, abs string, pol Policy) (*types.Project, []string, error) {
+	var conf *confine
+	if pol.Confined {
+		c, err := newConfine(abs, filepath.Base(abs))
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := c.file("env file", filepath.Join(abs, ".env")); err != nil {
+			return nil, nil, err // read by the options, for interpolation
+		}
+		conf = &c
+	}
+	opts, err := projectOptions(abs, conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(opts.ConfigPaths) == 0 || filepath.Dir(opts.ConfigPaths[0]) != abs {
+		return nil, nil, fmt.Errorf("no docker-compose.yml in the folder")
+	}
+	if name := opts.Environment["COMPOSE_PROJECT_NAME"]; name != "" {
+		if pol.Confined && name != opts.Name {
+			return nil, nil, fmt.Errorf("COMPOSE_PROJECT_NAME %q in .env is not allowed: a site's project is named after its folder (%q)", name, opts.Name)
+		}
+		opts.Name = name
+	}
+	if conf != nil {
+		if err := conf.references(opts.ConfigPaths, opts.Environment); err != nil {
+			return nil, nil, err
+		}
+	}
+	tp, err := opts.LoadProject(ctx)
+	return tp, opts.ConfigPaths, err
+}
+
+// projectOptions are compose-go's options for the folder abs. A confined
+// project is read from docker-compose.yml and the override only (no
+// discovery of other names or parent folders), through the jail, and
+// its env_file are left unread.
+func projectOptions(abs string, conf *confine, extra ...cli.ProjectOptionsFn) (*cli.ProjectOptions, error) {
+	fns := []cli.ProjectOptionsFn{
 		cli.WithWorkingDirectory(abs),
 		cli.WithDefaultConfigPath,
 		cli.WithEnvFiles(),
@@ -142,33 +218,55 @@ func Load(ctx context.Context, dir string, pol Policy) (*Project, error) {
 		cli.WithDefaultProfiles(), // COMPOSE_PROFILES, from .env
 		cli.WithName(filepath.Base(abs)),
 		cli.WithResolvedPaths(true),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("load project %s: %w", abs, err)
 	}
-	if len(opts.ConfigPaths) == 0 || filepath.Dir(opts.ConfigPaths[0]) != abs {
-		return nil, fmt.Errorf("load project %s: no docker-compose.yml in the folder", abs)
+	if conf != nil {
+		files := []string{filepath.Join(abs, "docker-compose.yml")}
+		if _, err := os.Lstat(filepath.Join(abs, OverrideFile)); err == nil {
+			files = append(files, filepath.Join(abs, OverrideFile))
+		}
+		// Set first, so that WithDefaultConfigPath finds nothing to do.
+		fns = append([]cli.ProjectOptionsFn{func(o *cli.ProjectOptions) error {
+			o.ConfigPaths = files
+			return nil
+		}}, fns...)
+		fns = append(fns, cli.WithResourceLoader(jail{*conf}), cli.WithoutEnvironmentResolution, cli.WithoutLabelsResolution)
 	}
-	if name := opts.Environment["COMPOSE_PROJECT_NAME"]; name != "" {
-		opts.Name = name
-	}
-	tp, err := opts.LoadProject(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load project %s: %w", abs, err)
-	}
-	if err := Check(tp, pol); err != nil {
-		return nil, fmt.Errorf("project %s: %w", tp.Name, err)
-	}
-	return convert(tp, opts.ConfigPaths)
+	return cli.NewProjectOptions(nil, append(fns, extra...)...)
 }
 
-func convert(tp *types.Project, configFiles []string) (*Project, error) {
-	p := &Project{Name: tp.Name, WorkingDir: tp.WorkingDir}
+// checkOwn loads a confined project's own files, without the override
+// darse renders and with every profile, and refuses reserved labels there.
+func checkOwn(ctx context.Context, abs string, pol Policy, files []string) error {
+	var own []string
+	for _, f := range files {
+		if filepath.Base(f) != OverrideFile {
+			own = append(own, f)
+		}
+	}
+	conf, err := newConfine(abs, filepath.Base(abs))
+	if err != nil {
+		return err
+	}
+	opts, err := projectOptions(abs, &conf, cli.WithProfiles([]string{"*"}),
+		cli.WithLoadOptions(func(o *loader.Options) { o.SkipConsistencyCheck = true }))
+	if err != nil {
+		return err
+	}
+	opts.ConfigPaths = own
+	tp, err := opts.LoadProject(ctx)
+	if err != nil {
+		return fmt.Errorf("load without %s: %w", OverrideFile, err)
+	}
+	return checkOwnLabels(tp)
+}
+
+func convert(tp *types.Project, configFiles []string, site string) (*Project, error) {
+	p := &Project{Name: tp.Name, WorkingDir: tp.WorkingDir, Site: site}
 	netKeys := sortedKeys(tp.Networks)
 	for _, k := range netKeys {
 		n := tp.Networks[k]
 		net := Network{Key: k, Name: n.Name, External: bool(n.External), Driver: n.Driver, Internal: n.Internal,
-			Labels: projectLabels(p.Name, map[string]string{LabelNetwork: k}, n.Labels)}
+			Labels: p.labels(map[string]string{LabelNetwork: k}, n.Labels)}
 		if net.Name == "" {
 			net.Name = p.Name + "_" + k
 		}
@@ -185,7 +283,7 @@ func convert(tp *types.Project, configFiles []string) (*Project, error) {
 	}
 	for _, k := range sortedKeys(tp.Volumes) {
 		v := tp.Volumes[k]
-		vol := Volume{Key: k, Name: v.Name, External: bool(v.External), Labels: projectLabels(p.Name, map[string]string{LabelVolume: k}, v.Labels)}
+		vol := Volume{Key: k, Name: v.Name, External: bool(v.External), Labels: p.labels(map[string]string{LabelVolume: k}, v.Labels)}
 		if vol.Name == "" {
 			vol.Name = p.Name + "_" + k
 		}
@@ -214,13 +312,20 @@ func convert(tp *types.Project, configFiles []string) (*Project, error) {
 	return p, nil
 }
 
-func projectLabels(project string, extra map[string]string, user types.Labels) map[string]string {
-	l := map[string]string{LabelProject: project, LabelVersion: Version}
+// labels are the labels of an engine object of the project: the user's,
+// then compose's, then darse.site for a site; darse's own win.
+func (p *Project) labels(extra map[string]string, user types.Labels) map[string]string {
+	l := map[string]string{}
 	for k, v := range user {
 		l[k] = v
 	}
+	l[LabelProject] = p.Name
+	l[LabelVersion] = Version
 	for k, v := range extra {
 		l[k] = v
+	}
+	if p.Site != "" {
+		l[labels.SiteLabel] = p.Site
 	}
 	return l
 }
@@ -244,7 +349,7 @@ func container(p *Project, tp *types.Project, s types.ServiceConfig) (Container,
 		Restart:     s.Restart,
 		Init:        s.Init,
 		NetworkMode: s.NetworkMode,
-		Labels: projectLabels(p.Name, map[string]string{
+		Labels: p.labels(map[string]string{
 			LabelService: s.Name,
 			LabelOneOff:  "False",
 		}, s.Labels),

@@ -63,9 +63,11 @@ func TestLoadLabelsAndNames(t *testing.T) {
 	}
 }
 
-func TestProjectNameFromEnv(t *testing.T) {
+// The platform's projects are named in their .env (a site's cannot be:
+// TestTenantProjectName).
+func TestPlatformProjectNameFromEnv(t *testing.T) {
 	dir := folder(t, "folder", "services:\n  web:"+lockedWeb, "COMPOSE_PROJECT_NAME=blog\n")
-	p, err := Load(context.Background(), dir, TenantPolicy)
+	p, err := Load(context.Background(), dir, PlatformPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
