@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/labels"
 )
 
 // ContainerInfo is one container as the admin pages show it, whoever
@@ -18,6 +19,7 @@ type ContainerInfo struct {
 	ID         string
 	Name       string
 	Project    string // compose project label; empty for a container outside any
+	Site       string // darse.site label: the hosted site it belongs to, if any
 	Service    string
 	WorkingDir string // compose working dir label: tells /srv/core, /srv/apps, /srv/users apart
 	Image      string
@@ -39,6 +41,7 @@ func (e *Engine) Containers(ctx context.Context) ([]ContainerInfo, error) {
 		info := ContainerInfo{
 			ID:         c.ID,
 			Project:    c.Labels[compose.LabelProject],
+			Site:       c.Labels[labels.SiteLabel],
 			Service:    c.Labels[compose.LabelService],
 			WorkingDir: c.Labels[compose.LabelWorkingDir],
 			Image:      c.Image,

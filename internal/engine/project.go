@@ -14,14 +14,20 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/darse/darse/internal/compose"
+	"github.com/darse/darse/internal/labels"
 	"github.com/darse/darse/internal/reconcile"
 )
 
-// Observe lists the containers, networks and volumes carrying the
-// project's compose label, one-off containers (docker-compose run) aside.
-func (e *Engine) Observe(ctx context.Context, project string) (reconcile.Observed, error) {
+// Observe lists the containers, networks and volumes of the scope (its
+// compose project label, and its darse.site label for a site), one-off
+// containers (docker-compose run) aside.
+func (e *Engine) Observe(ctx context.Context, s reconcile.Scope) (reconcile.Observed, error) {
 	var obs reconcile.Observed
+	project := s.Project
 	f := client.Filters{}.Add("label", compose.LabelProject+"="+project)
+	if s.Site != "" {
+		f = f.Add("label", labels.SiteLabel+"="+s.Site)
+	}
 	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return obs, fmt.Errorf("list containers of %s: %w", project, err)
@@ -215,9 +221,14 @@ func apiConfig(c compose.Container) (*container.Config, *container.HostConfig, *
 		hc.PidsLimit = &c.PidsLimit
 	}
 	for _, m := range c.Mounts {
-		mt := mount.TypeBind
-		if m.Type == "volume" {
+		var mt mount.Type
+		switch m.Type {
+		case "bind":
+			mt = mount.TypeBind
+		case "volume":
 			mt = mount.TypeVolume
+		default: // compose loads only these two; anything else is not guessed at
+			return nil, nil, nil, fmt.Errorf("mount %s: type %q is not supported", m.Target, m.Type)
 		}
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mt, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}

@@ -270,6 +270,11 @@ func removeRendered(dir string, m render.Manifest) {
 	removeSSH(dir)
 }
 
+// scope is what a site owns on the engine: its project (a site's project
+// is always named after it: the tenant policy refuses another name) and
+// only what carries its darse.site label.
+func scope(name string) reconcile.Scope { return reconcile.Scope{Project: name, Site: name} }
+
 func (h *Hosting) get(ctx context.Context, name string) (*store.Site, error) {
 	s, err := h.store.GetSite(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -293,7 +298,7 @@ func (h *Hosting) converge(ctx context.Context, name string, plan reconcile.Plan
 			return nil, fmt.Errorf("front network: %w", err)
 		}
 	}
-	steps, err := reconcile.Converge(ctx, h.log, h.engine, p.Name, p, plan)
+	steps, err := reconcile.Converge(ctx, h.log, h.engine, scope(name), p, plan)
 	if err != nil {
 		return steps, fmt.Errorf("site %q: %w", name, err)
 	}
@@ -323,15 +328,13 @@ func (h *Hosting) Remove(ctx context.Context, name string, purge bool) error {
 		return err
 	}
 	dir := h.cfg.SiteDir(name)
-	p, err := compose.Load(ctx, dir, compose.PlatformPolicy)
+	// The tenant policy holds here too: a folder whose .env names another
+	// project must not take that project down.
+	p, err := compose.Load(ctx, dir, compose.TenantPolicy)
 	if err != nil {
 		p = nil // folder broken or gone: take down whatever carries the project's labels
 	}
-	project := name
-	if p != nil {
-		project = p.Name
-	}
-	if _, err := reconcile.Converge(ctx, h.log, h.engine, project, p, reconcile.DownPlanner(purge)); err != nil {
+	if _, err := reconcile.Converge(ctx, h.log, h.engine, scope(name), p, reconcile.DownPlanner(purge)); err != nil {
 		return fmt.Errorf("site %q: %w", name, err)
 	}
 	if purge {

@@ -27,9 +27,11 @@ type Quick struct {
 // QuickStates gives the state of each named site from cs, the engine's
 // containers as the caller listed them once for all sites.
 func (h *Hosting) QuickStates(names []string, cs []engine.ContainerInfo) map[string]Quick {
-	byProject := map[string][]engine.ContainerInfo{}
+	bySite := map[string][]engine.ContainerInfo{}
 	for _, c := range cs {
-		byProject[c.Project] = append(byProject[c.Project], c)
+		if c.Site != "" && c.Project == c.Site { // only what the site's scope holds
+			bySite[c.Site] = append(bySite[c.Site], c)
+		}
 	}
 	out := make(map[string]Quick, len(names))
 	for _, name := range names {
@@ -38,7 +40,7 @@ func (h *Hosting) QuickStates(names []string, cs []engine.ContainerInfo) map[str
 		if err != nil {
 			q.Problem = err.Error()
 		}
-		q.Services, q.State = summarizeDeclared(declared, byProject[name])
+		q.Services, q.State = summarizeDeclared(declared, bySite[name])
 		out[name] = q
 	}
 	return out

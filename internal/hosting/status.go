@@ -87,14 +87,11 @@ func (h *Hosting) status(ctx context.Context, s *store.Site) (*Status, error) {
 	if drift != nil {
 		st.Drift = drift
 	}
-	project := s.Name
 	p, err := compose.Load(ctx, dir, compose.TenantPolicy)
 	if err != nil {
 		st.Error = err.Error()
-	} else {
-		project = p.Name
 	}
-	obs, err := h.engine.Observe(ctx, project)
+	obs, err := h.engine.Observe(ctx, scope(s.Name))
 	if err != nil {
 		return nil, err
 	}

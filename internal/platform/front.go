@@ -253,7 +253,7 @@ func (p *Platform) converge(ctx context.Context, dir string, files render.Files)
 	if err != nil {
 		return nil, err
 	}
-	return reconcile.Converge(ctx, p.Log, p.Engine, proj.Name, proj, reconcile.Up)
+	return reconcile.Converge(ctx, p.Log, p.Engine, reconcile.Scope{Project: proj.Name}, proj, reconcile.Up)
 }
 
 // Down stops and removes the platform's containers, panel first; the front
@@ -266,7 +266,7 @@ func (p *Platform) Down(ctx context.Context) (reconcile.Plan, error) {
 		if err != nil {
 			proj = nil // folder gone: remove what carries the project's labels
 		}
-		steps, err := reconcile.Converge(ctx, p.Log, p.Engine, prs[i].name, proj, reconcile.DownPlanner(false))
+		steps, err := reconcile.Converge(ctx, p.Log, p.Engine, reconcile.Scope{Project: prs[i].name}, proj, reconcile.DownPlanner(false))
 		plan = append(plan, steps...)
 		if err != nil {
 			return plan, err
@@ -318,7 +318,7 @@ func (p *Platform) Status(ctx context.Context) (*Status, error) {
 	st := &Status{PanelURL: p.Config.PanelURL()}
 	st.Drift = []string{}
 	for _, pr := range p.projects() {
-		obs, err := p.Engine.Observe(ctx, pr.name)
+		obs, err := p.Engine.Observe(ctx, reconcile.Scope{Project: pr.name})
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,15 @@ import (
 	"github.com/darse/darse/internal/compose"
 )
 
+// Scope names what one project owns on the engine: the objects carrying
+// its compose project label and, for a hosted site, darse.site=Site too,
+// so that a site never sees (nor removes) another project's objects that
+// share its name.
+type Scope struct {
+	Project string
+	Site    string // empty for the platform's own projects
+}
+
 // Observed is what the engine runs for one project.
 type Observed struct {
 	Containers []Container
@@ -268,7 +277,7 @@ func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys
 
 // Engine is what applying a plan needs from the Docker engine.
 type Engine interface {
-	Observe(ctx context.Context, project string) (Observed, error)
+	Observe(ctx context.Context, s Scope) (Observed, error)
 	CreateNetwork(ctx context.Context, n compose.Network) error
 	CreateVolume(ctx context.Context, v compose.Volume) error
 	RunContainer(ctx context.Context, name string, c compose.Container) (string, error)
@@ -287,8 +296,8 @@ type Planner func(p *compose.Project, obs Observed) Plan
 // Converge observes what the engine runs for the project, plans with
 // plan, and applies the plan. It returns the plan; on failure Apply
 // stopped at a step, and the next Converge plans what is left.
-func Converge(ctx context.Context, log *slog.Logger, e Engine, project string, p *compose.Project, plan Planner) (Plan, error) {
-	obs, err := e.Observe(ctx, project)
+func Converge(ctx context.Context, log *slog.Logger, e Engine, scope Scope, p *compose.Project, plan Planner) (Plan, error) {
+	obs, err := e.Observe(ctx, scope)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/labels"
 	"github.com/darse/darse/internal/reconcile"
 )
 
@@ -65,13 +66,16 @@ func (f *Fake) Count(prefix string) int {
 	return n
 }
 
-// Observe returns what runs under the project's compose labels.
-func (f *Fake) Observe(ctx context.Context, project string) (reconcile.Observed, error) {
+// Observe returns what carries the scope's labels.
+func (f *Fake) Observe(ctx context.Context, s reconcile.Scope) (reconcile.Observed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	in := func(l map[string]string) bool {
+		return l[compose.LabelProject] == s.Project && (s.Site == "" || l[labels.SiteLabel] == s.Site)
+	}
 	var obs reconcile.Observed
 	for _, c := range f.containers {
-		if c.labels[compose.LabelProject] != project {
+		if !in(c.labels) {
 			continue
 		}
 		state := "exited"
@@ -86,7 +90,7 @@ func (f *Fake) Observe(ctx context.Context, project string) (reconcile.Observed,
 		out *[]string
 	}{{f.networks, &obs.Networks}, {f.volumes, &obs.Volumes}} {
 		for n, l := range names.m {
-			if l[compose.LabelProject] == project {
+			if in(l) {
 				*names.out = append(*names.out, n)
 			}
 		}
@@ -211,7 +215,7 @@ func (f *Fake) Containers(ctx context.Context) ([]engine.ContainerInfo, error) {
 		if c.running {
 			state = "running"
 		}
-		out = append(out, engine.ContainerInfo{ID: c.id, Name: c.name, Project: c.labels[compose.LabelProject],
+		out = append(out, engine.ContainerInfo{ID: c.id, Name: c.name, Project: c.labels[compose.LabelProject], Site: c.labels[labels.SiteLabel],
 			Service: c.labels[compose.LabelService], WorkingDir: c.labels[compose.LabelWorkingDir], Image: c.image, State: state})
 	}
 	return out, nil
