@@ -399,8 +399,8 @@ func (e Element) text() string {
 	return t
 }
 
-func (p Port) text() string    { return fmt.Sprint(uint16(p)) }
-func (a Address) text() string { return netip.Addr(a).String() }
+func (p Port) text() string      { return fmt.Sprint(uint16(p)) }
+func (a Address) text() string   { return netip.Addr(a).String() }
 func (i Interface) text() string { return quote(string(i)) }
 
 func (c *Chain) write(b *strings.Builder) {
@@ -445,19 +445,19 @@ func cleanComment(s string) string {
 	return s
 }
 
-func (m NFProto) text() string  { return "meta nfproto " + Family(m).String() }
-func (m L4Proto) text() string  { return "meta l4proto " + Proto(m).String() }
-func (m IIFName) text() string  { return "iifname " + neg(m.Not) + quote(m.Name) }
-func (m OIFName) text() string  { return "oifname " + neg(m.Not) + quote(m.Name) }
-func (m SAddr) text() string    { return addrText("saddr", m.Prefix, m.Not) }
-func (m DAddr) text() string    { return addrText("daddr", m.Prefix, m.Not) }
-func (m DPort) text() string    { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
-func (LocalDAddr) text() string { return "fib daddr type local" }
+func (m NFProto) text() string   { return "meta nfproto " + Family(m).String() }
+func (m L4Proto) text() string   { return "meta l4proto " + Proto(m).String() }
+func (m IIFName) text() string   { return "iifname " + neg(m.Not) + quote(m.Name) }
+func (m OIFName) text() string   { return "oifname " + neg(m.Not) + quote(m.Name) }
+func (m SAddr) text() string     { return addrText("saddr", m.Prefix, m.Not) }
+func (m DAddr) text() string     { return addrText("daddr", m.Prefix, m.Not) }
+func (m DPort) text() string     { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
+func (LocalDAddr) text() string  { return "fib daddr type local" }
 func (m IIFNameIn) text() string { return "iifname @" + m.Set }
 func (m SAddrIn) text() string {
 	return fmt.Sprintf("%s saddr %s@%s", m.Family.nftName(), neg(m.Not), m.Set)
 }
-func (CtDNAT) text() string     { return "ct status dnat" }
+func (CtDNAT) text() string { return "ct status dnat" }
 
 func (m CtState) text() string {
 	var names []string
