@@ -23,6 +23,9 @@ type testOptions struct {
 	Input             InputPolicy `json:"input"`
 	InputAllow        []string    `json:"inputAllow"`
 	DockerForwardDrop bool        `json:"dockerForwardDrop"`
+	// TenantHostAllow is nil for the default, [] for none.
+	TenantHostAllow []string       `json:"tenantHostAllow"`
+	EgressDeny      []netip.Prefix `json:"egressDeny"`
 }
 
 // loadCase reads testdata/<name>/containers.json and options.json.
@@ -46,16 +49,28 @@ func loadCase(t testing.TB, dir string) (State, Options) {
 		if err := json.Unmarshal(b, &to); err != nil {
 			t.Fatalf("%s: %v", dir, err)
 		}
-		o.Input, o.DockerForwardDrop = to.Input, to.DockerForwardDrop
-		for _, p := range to.InputAllow {
-			port, err := ParsePort(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.InputAllow = append(o.InputAllow, port)
-		}
+		o.Input, o.DockerForwardDrop, o.EgressDeny = to.Input, to.DockerForwardDrop, to.EgressDeny
+		o.InputAllow = parsePorts(t, to.InputAllow)
+		o.TenantHostAllow = parsePorts(t, to.TenantHostAllow)
 	}
 	return s, o
+}
+
+// parsePorts keeps nil as nil (the default) and [] as none.
+func parsePorts(t testing.TB, ps []string) []Port {
+	t.Helper()
+	if ps == nil {
+		return nil
+	}
+	out := []Port{}
+	for _, p := range ps {
+		port, err := ParsePort(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, port)
+	}
+	return out
 }
 
 func cases(t testing.TB) []string {
