@@ -122,7 +122,10 @@ func egressRules(o Options, containers []*Container, networks []Network, hostInp
 	}
 	host = append(host, nft.Rule{Action: nft.Drop})
 
-	out := slices.Clone(exempt)
+	// Forwards (exposures) are for the Internet: a tenant reaches other
+	// sites through the front door. Docker's isolation of bridges already
+	// drops this over IPv4; over IPv6 only this rule does.
+	out := append(slices.Clone(exempt), nft.Rule{Match: []nft.Match{nft.OIFNameIn{Set: setBridges}, nft.CtDNAT{}}, Action: nft.Drop, Comment: "forward from a container network"})
 	for _, p := range LinkLocal {
 		out = append(out, nft.Rule{Match: []nft.Match{nft.DAddr{Prefix: p}}, Action: nft.Drop, Comment: "link-local"})
 	}

@@ -425,12 +425,15 @@ func (m DAddrDPortIn) compile(b *builder) error {
 	return nil
 }
 
-func (m IIFNameIn) compile(b *builder) error {
-	si, err := b.set(m.Set, []Datatype{IfName}, 0)
+func (m IIFNameIn) compile(b *builder) error { return ifnameIn(b, expr.MetaKeyIIFNAME, m.Set) }
+func (m OIFNameIn) compile(b *builder) error { return ifnameIn(b, expr.MetaKeyOIFNAME, m.Set) }
+
+func ifnameIn(b *builder, key expr.MetaKey, set string) error {
+	si, err := b.set(set, []Datatype{IfName}, 0)
 	if err != nil {
 		return err
 	}
-	b.add(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+	b.add(&expr.Meta{Key: key, Register: 1},
 		&expr.Lookup{SourceRegister: 1, SetName: si.nft.Name, SetID: si.nft.ID})
 	return nil
 }

@@ -103,6 +103,7 @@ func every(name string) *nft.Table {
 		{Name: "from_tenant", Rules: []nft.Rule{
 			{Match: []nft.Match{nft.SAddrIn{Family: nft.IPv4, Set: "trusted4"}}, Action: nft.Return},
 			{Match: []nft.Match{nft.SAddrIn{Family: nft.IPv6, Set: "trusted6", Not: true}, nft.DPort{Proto: nft.TCP, Port: 22}}, Action: nft.Drop},
+			{Match: []nft.Match{nft.OIFNameIn{Set: "bridges"}, nft.CtDNAT{}}, Action: nft.Drop},
 		}},
 	}}
 }

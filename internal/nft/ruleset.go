@@ -240,6 +240,9 @@ type DPort struct {
 // of IfName: one lookup for every container bridge.
 type IIFNameIn struct{ Set string }
 
+// OIFNameIn matches when the output interface's name is in Set.
+type OIFNameIn struct{ Set string }
+
 // SAddrIn matches when the source address is (or with Not, is not) in
 // Set, a set of Family's addresses.
 type SAddrIn struct {
@@ -454,6 +457,7 @@ func (m DAddr) text() string     { return addrText("daddr", m.Prefix, m.Not) }
 func (m DPort) text() string     { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
 func (LocalDAddr) text() string  { return "fib daddr type local" }
 func (m IIFNameIn) text() string { return "iifname @" + m.Set }
+func (m OIFNameIn) text() string { return "oifname @" + m.Set }
 func (m SAddrIn) text() string {
 	return fmt.Sprintf("%s saddr %s@%s", m.Family.nftName(), neg(m.Not), m.Set)
 }
