@@ -389,7 +389,7 @@ func TestExposeDualStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.waitDesired(5 * time.Second)
-	if got, _ := firewalltest.HostList(l.table); strings.Contains(got, "dnat") {
+	if got, _ := firewalltest.HostList(l.table); strings.Contains(got, "dnat ip") { // "dnat ip to", "dnat ip6 to"; not "ct status dnat"
 		t.Errorf("rules left after stop:\n%s", got)
 	}
 	l.unreachable(netip.AddrPortFrom(l.client.Host4, uint16(tcpPort)))
