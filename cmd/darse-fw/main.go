@@ -105,15 +105,15 @@ func run(args []string) error {
 	default:
 		return fmt.Errorf("--input %q: want accept or drop", *input)
 	}
-	allow, err := parsePorts(*inputAllow)
+	allow, err := firewall.ParsePorts(*inputAllow)
 	if err != nil {
 		return fmt.Errorf("--input-allow: %w", err)
 	}
 	cfg.Options.InputAllow = allow
-	if cfg.Options.TenantHostAllow, err = parsePorts(*tenantAllow); err != nil {
+	if cfg.Options.TenantHostAllow, err = firewall.ParsePorts(*tenantAllow); err != nil {
 		return fmt.Errorf("--tenant-allow: %w", err)
 	}
-	if cfg.Options.EgressDeny, err = parsePrefixes(*egressDeny); err != nil {
+	if cfg.Options.EgressDeny, err = firewall.ParsePrefixes(*egressDeny); err != nil {
 		return fmt.Errorf("--egress-deny: %w", err)
 	}
 	var level slog.Level
@@ -176,42 +176,6 @@ func ports(ps []firewall.Port) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
-}
-
-func parsePorts(s string) ([]firewall.Port, error) {
-	out := []firewall.Port{}
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := firewall.ParsePort(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// parsePrefixes reads "10.0.0.0/8,fd00:ec2::254": a bare address is a
-// full-length prefix.
-func parsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q: want an address or CIDR, such as 10.0.0.0/8 or fd00:ec2::254", f)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 func prefixes(ps []netip.Prefix) string {

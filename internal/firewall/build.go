@@ -72,6 +72,45 @@ func ParsePort(s string) (Port, error) {
 	return Port{Protocol: labels.Protocol(proto), Number: n}, nil
 }
 
+// ParsePorts reads a comma-separated list of ParsePort's forms; "" is
+// none (an empty, non-nil list).
+func ParsePorts(s string) ([]Port, error) {
+	out := []Port{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := ParsePort(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ParsePrefixes reads "10.0.0.0/8,fd00:ec2::254" (a bare address is a
+// full-length prefix), as Options.EgressDeny takes it.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q: want an address or CIDR, such as 10.0.0.0/8 or fd00:ec2::254", f)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // DefaultInputAllow is what InputDrop leaves open: SSH, HTTP, HTTPS
 // (and HTTP/3).
 var DefaultInputAllow = []Port{{labels.TCP, 22}, {labels.TCP, 80}, {labels.TCP, 443}, {labels.UDP, 443}}

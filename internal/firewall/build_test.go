@@ -216,6 +216,31 @@ func TestParsePort(t *testing.T) {
 	}
 }
 
+func TestParsePrefixes(t *testing.T) {
+	got, err := ParsePrefixes(" 10.1.2.3/8, fd00:ec2::254 ,192.0.2.7,,::ffff:198.51.100.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00:ec2::254/128"),
+		netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("198.51.100.1/32")}
+	if len(got) != len(want) {
+		t.Fatalf("ParsePrefixes = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("ParsePrefixes[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	for _, in := range []string{"10.0.0.0/33", "host", "fe80::1%eth0", "10.0.0.0/8,x"} {
+		if _, err := ParsePrefixes(in); err == nil {
+			t.Errorf("ParsePrefixes(%q) accepted", in)
+		}
+	}
+	if ps, err := ParsePorts(""); err != nil || ps == nil || len(ps) != 0 {
+		t.Errorf(`ParsePorts("") = %v, %v; want none, not the default`, ps, err)
+	}
+}
+
 // diff shows the first differing lines of two texts.
 func diff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
