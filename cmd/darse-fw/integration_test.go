@@ -38,6 +38,9 @@ type lab struct {
 	client *firewalltest.Client
 	bin    string
 	eng    *engine.Engine
+	// flags are darse-fw's extra flags, opts the same options for desired.
+	flags []string
+	opts  firewall.Options
 }
 
 func newLab(t *testing.T) *lab {
@@ -120,8 +123,9 @@ type lockedBuffer = testenv.Buffer
 // start runs darse-fw for the lab; env adds variables (DOCKER_HOST).
 func (l *lab) start(env ...string) *fw {
 	l.t.Helper()
-	cmd := exec.Command(l.bin, "--table", l.table, "--label", l.label,
-		"--debounce-min", "5ms", "--debounce-max", "50ms", "--resync", "2s", "--retry-max", "500ms", "--log-level", "debug")
+	args := []string{"--table", l.table, "--label", l.label,
+		"--debounce-min", "5ms", "--debounce-max", "50ms", "--resync", "2s", "--retry-max", "500ms", "--log-level", "debug"}
+	cmd := exec.Command(l.bin, append(args, l.flags...)...)
 	cmd.Env = append(os.Environ(), env...)
 	f := &fw{cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = f.logs, f.logs
@@ -181,7 +185,9 @@ func (l *lab) desired() string {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	r := firewall.Build(st, firewall.Options{Table: l.table, Srv: "/srv", DockerForwardDrop: drops})
+	o := l.opts
+	o.Table, o.Srv, o.DockerForwardDrop = l.table, "/srv", drops
+	r := firewall.Build(st, o)
 	ns := firewalltest.Scratch(l.t)
 	if _, err := ns.Exec(r.Text(), "nft", "-f", "-"); err != nil {
 		l.t.Fatal(err)
@@ -383,7 +389,7 @@ func TestExposeDualStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.waitDesired(5 * time.Second)
-	if got, _ := firewalltest.HostList(l.table); strings.Contains(got, "dnat") {
+	if got, _ := firewalltest.HostList(l.table); strings.Contains(got, "dnat ip") { // "dnat ip to", "dnat ip6 to"; not "ct status dnat"
 		t.Errorf("rules left after stop:\n%s", got)
 	}
 	l.unreachable(netip.AddrPortFrom(l.client.Host4, uint16(tcpPort)))

@@ -10,6 +10,8 @@
 //	--srv           DARSE_SRV              platform root; core/ and apps/ hold platform projects (/srv)
 //	--input         DARSE_FW_INPUT         host input policy: accept, or drop except --input-allow (accept)
 //	--input-allow   DARSE_FW_INPUT_ALLOW   ports left open by --input drop (tcp/22,tcp/80,tcp/443,udp/443)
+//	--tenant-allow  DARSE_FW_TENANT_ALLOW  host ports tenant containers may reach, "" for none (tcp/80,tcp/443,udp/443)
+//	--egress-deny   DARSE_FW_EGRESS_DENY   CIDRs tenant containers may not reach, besides link-local (none)
 //	--label         DARSE_FW_LABEL         only containers and networks with this label, KEY or KEY=VALUE (all)
 //	--debounce-min  DARSE_FW_DEBOUNCE_MIN  quiet time after an event before applying (10ms)
 //	--debounce-max  DARSE_FW_DEBOUNCE_MAX  longest wait after the first event of a burst (50ms)
@@ -29,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,6 +57,15 @@ func env(key, def string) string {
 	return def
 }
 
+// envOr is env, except that a variable set but empty stands: "" means
+// none, not the default.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
 func envDuration(key string, def time.Duration) time.Duration {
 	if v := os.Getenv(key); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -66,12 +78,14 @@ func envDuration(key string, def time.Duration) time.Duration {
 func run(args []string) error {
 	fs := flag.NewFlagSet("darse-fw", flag.ContinueOnError)
 	var (
-		cfg        firewall.Config
-		input      = fs.String("input", env("DARSE_FW_INPUT", string(firewall.InputAccept)), "host input policy: accept, or drop except --input-allow (env DARSE_FW_INPUT)")
-		inputAllow = fs.String("input-allow", env("DARSE_FW_INPUT_ALLOW", ports(firewall.DefaultInputAllow)), "ports left open by --input drop (env DARSE_FW_INPUT_ALLOW)")
-		label      = fs.String("label", env("DARSE_FW_LABEL", ""), "only containers and networks carrying this label, KEY or KEY=VALUE (env DARSE_FW_LABEL)")
-		logLevel   = fs.String("log-level", env("DARSE_LOG", "info"), "debug, info, warn or error (env DARSE_LOG)")
-		logFormat  = fs.String("log-format", env("DARSE_FW_LOG_FORMAT", "text"), "text or json (env DARSE_FW_LOG_FORMAT)")
+		cfg         firewall.Config
+		input       = fs.String("input", env("DARSE_FW_INPUT", string(firewall.InputAccept)), "host input policy: accept, or drop except --input-allow (env DARSE_FW_INPUT)")
+		inputAllow  = fs.String("input-allow", env("DARSE_FW_INPUT_ALLOW", ports(firewall.DefaultInputAllow)), "ports left open by --input drop (env DARSE_FW_INPUT_ALLOW)")
+		tenantAllow = fs.String("tenant-allow", envOr("DARSE_FW_TENANT_ALLOW", ports(firewall.DefaultTenantHostAllow)), "host ports tenant containers may reach; empty for none (env DARSE_FW_TENANT_ALLOW)")
+		egressDeny  = fs.String("egress-deny", env("DARSE_FW_EGRESS_DENY", ""), "CIDRs tenant containers may not reach, besides 169.254.0.0/16 and fe80::/10 (env DARSE_FW_EGRESS_DENY)")
+		label       = fs.String("label", env("DARSE_FW_LABEL", ""), "only containers and networks carrying this label, KEY or KEY=VALUE (env DARSE_FW_LABEL)")
+		logLevel    = fs.String("log-level", env("DARSE_LOG", "info"), "debug, info, warn or error (env DARSE_LOG)")
+		logFormat   = fs.String("log-format", env("DARSE_FW_LOG_FORMAT", "text"), "text or json (env DARSE_FW_LOG_FORMAT)")
 	)
 	fs.StringVar(&cfg.Options.Table, "table", env("DARSE_FW_TABLE", firewall.DefaultTable), "nftables inet table darse owns (env DARSE_FW_TABLE)")
 	fs.StringVar(&cfg.Options.Srv, "srv", env("DARSE_SRV", "/srv"), "platform root: platform projects live in core/ and apps/ (env DARSE_SRV)")
@@ -91,11 +105,17 @@ func run(args []string) error {
 	default:
 		return fmt.Errorf("--input %q: want accept or drop", *input)
 	}
-	allow, err := parsePorts(*inputAllow)
+	allow, err := firewall.ParsePorts(*inputAllow)
 	if err != nil {
 		return fmt.Errorf("--input-allow: %w", err)
 	}
 	cfg.Options.InputAllow = allow
+	if cfg.Options.TenantHostAllow, err = firewall.ParsePorts(*tenantAllow); err != nil {
+		return fmt.Errorf("--tenant-allow: %w", err)
+	}
+	if cfg.Options.EgressDeny, err = firewall.ParsePrefixes(*egressDeny); err != nil {
+		return fmt.Errorf("--egress-deny: %w", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -122,6 +142,7 @@ func run(args []string) error {
 	}
 	defer eng.Close()
 	log.Info("watching", "table", "inet "+cfg.Options.Table, "input", cfg.Options.Input, "label", *label,
+		"tenant_allow", ports(cfg.Options.TenantHostAllow), "egress_deny", prefixes(cfg.Options.EgressDeny),
 		"debounce_min", cfg.DebounceMin, "debounce_max", cfg.DebounceMax, "resync", cfg.Resync)
 	w := firewall.NewWatcher(eng.Firewall(*label), nft.New(), cfg, log)
 	return w.Run(ctx)
@@ -157,17 +178,10 @@ func ports(ps []firewall.Port) string {
 	return strings.Join(s, ",")
 }
 
-func parsePorts(s string) ([]firewall.Port, error) {
-	out := []firewall.Port{}
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		p, err := firewall.ParsePort(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+func prefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
 	}
-	return out, nil
+	return strings.Join(s, ",")
 }

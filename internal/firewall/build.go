@@ -34,6 +34,12 @@ type Options struct {
 	// its container only if Docker publishes the container port too, and
 	// Build says so for each exposure where it does not.
 	DockerForwardDrop bool
+	// TenantHostAllow lists the host ports tenant containers may open
+	// connections to (DefaultTenantHostAllow when nil; empty for none).
+	TenantHostAllow []Port
+	// EgressDeny lists destinations tenant containers may not reach
+	// through the host (management networks), besides LinkLocal.
+	EgressDeny []netip.Prefix
 }
 
 // InputPolicy is the host's policy for inbound connections to itself.
@@ -64,6 +70,45 @@ func ParsePort(s string) (Port, error) {
 		return Port{}, fmt.Errorf("port %q: want tcp/N or udp/N with N in 1-65535", s)
 	}
 	return Port{Protocol: labels.Protocol(proto), Number: n}, nil
+}
+
+// ParsePorts reads a comma-separated list of ParsePort's forms; "" is
+// none (an empty, non-nil list).
+func ParsePorts(s string) ([]Port, error) {
+	out := []Port{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := ParsePort(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ParsePrefixes reads "10.0.0.0/8,fd00:ec2::254" (a bare address is a
+// full-length prefix), as Options.EgressDeny takes it.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q: want an address or CIDR, such as 10.0.0.0/8 or fd00:ec2::254", f)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // DefaultInputAllow is what InputDrop leaves open: SSH, HTTP, HTTPS
@@ -238,6 +283,9 @@ func Build(s State, o Options) *Ruleset {
 	if o.InputAllow == nil {
 		o.InputAllow = DefaultInputAllow
 	}
+	if o.TenantHostAllow == nil {
+		o.TenantHostAllow = DefaultTenantHostAllow
+	}
 	r := &Ruleset{}
 	containers := make([]*Container, len(s.Containers))
 	for i := range s.Containers {
@@ -349,7 +397,7 @@ func Build(s State, o Options) *Ruleset {
 			r.Exposures = append(r.Exposures, e)
 		}
 	}
-	r.Table = table(o, s.Networks, expose, hostInput, lookups)
+	r.Table = table(o, s.Networks, expose, hostInput, lookups, egressRules(o, containers, s.Networks, hostInput))
 	return r
 }
 
@@ -546,8 +594,9 @@ func addrMatch(ip netip.Addr, m ...nft.Match) []nft.Match {
 // through the host's address.
 var ula = netip.MustParsePrefix("fc00::/7")
 
-func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *lookups) *nft.Table {
+func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *lookups, eg egress) *nft.Table {
 	sets, dnat, inbound := l.sets()
+	sets = append(sets, eg.sets...)
 	expose = append(expose, dnat...)
 	nets := slices.Clone(networks)
 	slices.SortFunc(nets, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
@@ -588,6 +637,7 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 		&nft.Chain{Name: "expose", Rules: expose},
 		&nft.Chain{Name: "forward", Type: nft.Filter, Hook: nft.Forward, Priority: prioFilter, Policy: nft.Accept, Rules: append(append([]nft.Rule{
 			{Match: []nft.Match{nft.CtEstablished | nft.CtRelated}, Action: nft.Accept},
+			eg.forward,
 		}, isolate...), toBridge...)},
 		// New connections into a container network: from the same network
 		// (bridged), or to an exposed port once translated; nothing else,
@@ -595,6 +645,7 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 		&nft.Chain{Name: "inbound", Rules: append(append(sameBridge, inbound...), nft.Rule{Action: nft.Drop})},
 		&nft.Chain{Name: "postrouting", Type: nft.NAT, Hook: nft.Postrouting, Priority: prioSNAT, Policy: nft.Accept, Rules: masq},
 	)
+	t.Chains = append(t.Chains, eg.chains...)
 	if o.Input == InputDrop {
 		rules := []nft.Rule{
 			{Match: []nft.Match{nft.CtEstablished | nft.CtRelated}, Action: nft.Accept},

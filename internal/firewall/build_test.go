@@ -23,6 +23,9 @@ type testOptions struct {
 	Input             InputPolicy `json:"input"`
 	InputAllow        []string    `json:"inputAllow"`
 	DockerForwardDrop bool        `json:"dockerForwardDrop"`
+	// TenantHostAllow is nil for the default, [] for none.
+	TenantHostAllow []string       `json:"tenantHostAllow"`
+	EgressDeny      []netip.Prefix `json:"egressDeny"`
 }
 
 // loadCase reads testdata/<name>/containers.json and options.json.
@@ -46,16 +49,28 @@ func loadCase(t testing.TB, dir string) (State, Options) {
 		if err := json.Unmarshal(b, &to); err != nil {
 			t.Fatalf("%s: %v", dir, err)
 		}
-		o.Input, o.DockerForwardDrop = to.Input, to.DockerForwardDrop
-		for _, p := range to.InputAllow {
-			port, err := ParsePort(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.InputAllow = append(o.InputAllow, port)
-		}
+		o.Input, o.DockerForwardDrop, o.EgressDeny = to.Input, to.DockerForwardDrop, to.EgressDeny
+		o.InputAllow = parsePorts(t, to.InputAllow)
+		o.TenantHostAllow = parsePorts(t, to.TenantHostAllow)
 	}
 	return s, o
+}
+
+// parsePorts keeps nil as nil (the default) and [] as none.
+func parsePorts(t testing.TB, ps []string) []Port {
+	t.Helper()
+	if ps == nil {
+		return nil
+	}
+	out := []Port{}
+	for _, p := range ps {
+		port, err := ParsePort(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, port)
+	}
+	return out
 }
 
 func cases(t testing.TB) []string {
@@ -198,6 +213,31 @@ func TestParsePort(t *testing.T) {
 		if _, err := ParsePort(in); err == nil {
 			t.Errorf("ParsePort(%q) accepted", in)
 		}
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := ParsePrefixes(" 10.1.2.3/8, fd00:ec2::254 ,192.0.2.7,,::ffff:198.51.100.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00:ec2::254/128"),
+		netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("198.51.100.1/32")}
+	if len(got) != len(want) {
+		t.Fatalf("ParsePrefixes = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("ParsePrefixes[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	for _, in := range []string{"10.0.0.0/33", "host", "fe80::1%eth0", "10.0.0.0/8,x"} {
+		if _, err := ParsePrefixes(in); err == nil {
+			t.Errorf("ParsePrefixes(%q) accepted", in)
+		}
+	}
+	if ps, err := ParsePorts(""); err != nil || ps == nil || len(ps) != 0 {
+		t.Errorf(`ParsePorts("") = %v, %v; want none, not the default`, ps, err)
 	}
 }
 

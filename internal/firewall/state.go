@@ -10,7 +10,9 @@
 //
 // A container exposes ports by darse.expose.* labels (see
 // labels.Exposure) and, outside hosted sites, by the ports Docker
-// publishes for it (compose `ports:`).
+// publishes for it (compose `ports:`). A hosted site's containers
+// (tenants) are also kept from the host and from link-local and
+// management addresses (see egress.go).
 package firewall
 
 import (

@@ -294,6 +294,8 @@ func (d Datatype) nft() (nftables.SetDatatype, error) {
 		return nftables.TypeIP6Addr, nil
 	case InetService:
 		return nftables.TypeInetService, nil
+	case IfName:
+		return nftables.TypeIFName, nil
 	}
 	return nftables.SetDatatype{}, fmt.Errorf("unknown datatype %d", d)
 }
@@ -312,6 +314,11 @@ func (s *Set) nftSet(tbl *nftables.Table, id uint32) (*nftables.Set, error) {
 		}
 	}
 	ns := &nftables.Set{Table: tbl, Name: s.Name, ID: id, KeyType: keys[0], KeyByteOrder: binaryutil.BigEndian}
+	if len(keys) == 1 && s.Key[0] == IfName {
+		// nft keeps strings in host order and lists them by the set's
+		// recorded byte order: big-endian would list the names empty.
+		ns.KeyByteOrder = binaryutil.NativeEndian
+	}
 	if len(keys) > 1 {
 		kt, err := nftables.ConcatSetType(keys...)
 		if err != nil {
@@ -336,6 +343,9 @@ func (s *Set) element(e Element) (nftables.SetElement, error) {
 	}
 	var key []byte
 	for i, v := range e.Key {
+		if name, ok := v.(Interface); ok && !validIfName(string(name)) {
+			return nftables.SetElement{}, fmt.Errorf("bad interface name %q", string(name))
+		}
 		b := v.bytes()
 		if err := s.Key[i].check(b); err != nil {
 			return nftables.SetElement{}, err
@@ -360,7 +370,7 @@ func (s *Set) element(e Element) (nftables.SetElement, error) {
 }
 
 func (d Datatype) check(b []byte) error {
-	want := map[Datatype]int{IPv4Addr: 4, IPv6Addr: 16, InetService: 2}[d]
+	want := map[Datatype]int{IPv4Addr: 4, IPv6Addr: 16, InetService: 2, IfName: unix.IFNAMSIZ}[d]
 	if len(b) != want {
 		return fmt.Errorf("%d bytes for %s", len(b), d)
 	}
@@ -369,6 +379,14 @@ func (d Datatype) check(b []byte) error {
 
 func (p Port) bytes() []byte    { return binaryutil.BigEndian.PutUint16(uint16(p)) }
 func (a Address) bytes() []byte { return netip.Addr(a).Unmap().AsSlice() }
+
+// bytes pads the name as the kernel compares it; a name that does not fit
+// comes out too long and is refused by check.
+func (i Interface) bytes() []byte {
+	b := make([]byte, max(unix.IFNAMSIZ, len(i)+1))
+	copy(b, i)
+	return b
+}
 
 func (b *builder) set(name string, key []Datatype, data Datatype) (*setInfo, error) {
 	si := b.sets[name]
@@ -404,6 +422,36 @@ func (m DAddrDPortIn) compile(b *builder) error {
 	b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 		&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: 1, SetName: si.nft.Name, SetID: si.nft.ID})
+	return nil
+}
+
+func (m IIFNameIn) compile(b *builder) error { return ifnameIn(b, expr.MetaKeyIIFNAME, m.Set) }
+func (m OIFNameIn) compile(b *builder) error { return ifnameIn(b, expr.MetaKeyOIFNAME, m.Set) }
+
+func ifnameIn(b *builder, key expr.MetaKey, set string) error {
+	si, err := b.set(set, []Datatype{IfName}, 0)
+	if err != nil {
+		return err
+	}
+	b.add(&expr.Meta{Key: key, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: si.nft.Name, SetID: si.nft.ID})
+	return nil
+}
+
+func (m SAddrIn) compile(b *builder) error {
+	si, err := b.set(m.Set, []Datatype{m.Family.AddrType()}, 0)
+	if err != nil {
+		return err
+	}
+	if err := b.needFamily(m.Family); err != nil {
+		return err
+	}
+	off, n := uint32(12), uint32(4)
+	if m.Family == IPv6 {
+		off, n = 8, 16
+	}
+	b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: 1, SetName: si.nft.Name, SetID: si.nft.ID, Invert: m.Not})
 	return nil
 }
 
@@ -492,8 +540,14 @@ func (m L4Proto) compile(b *builder) error { return b.needProto(Proto(m)) }
 func (m IIFName) compile(b *builder) error { return ifname(b, expr.MetaKeyIIFNAME, m.Name, m.Not) }
 func (m OIFName) compile(b *builder) error { return ifname(b, expr.MetaKeyOIFNAME, m.Name, m.Not) }
 
+// validIfName keeps interface names to what the kernel allows and the
+// text renders unchanged (no quotes, no wildcard).
+func validIfName(name string) bool {
+	return len(name) > 0 && len(name) < unix.IFNAMSIZ && !strings.ContainsAny(name, "\"\\*") && cleanComment(name) == name
+}
+
 func ifname(b *builder, key expr.MetaKey, name string, not bool) error {
-	if len(name) == 0 || len(name) >= unix.IFNAMSIZ || strings.ContainsAny(name, "\"\\*") {
+	if !validIfName(name) {
 		return fmt.Errorf("bad interface name %q", name)
 	}
 	data := make([]byte, unix.IFNAMSIZ)

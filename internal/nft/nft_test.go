@@ -45,6 +45,14 @@ func every(name string) *nft.Table {
 			{Key: []nft.Value{a4("fd42:1::3"), nft.Port(53)}},
 		}},
 		{Name: "empty", Key: []nft.Datatype{nft.IPv4Addr, nft.InetService}},
+		{Name: "bridges", Key: []nft.Datatype{nft.IfName}, Elements: []nft.Element{
+			{Key: []nft.Value{nft.Interface("br-0123456789ab")}},
+			{Key: []nft.Value{nft.Interface("docker0")}},
+		}},
+		{Name: "trusted4", Key: []nft.Datatype{nft.IPv4Addr}, Elements: []nft.Element{
+			{Key: []nft.Value{a4("172.20.0.9")}},
+		}},
+		{Name: "trusted6", Key: []nft.Datatype{nft.IPv6Addr}},
 	}, Chains: []*nft.Chain{
 		{Name: "prerouting", Type: nft.NAT, Hook: nft.Prerouting, Priority: -110, Policy: nft.Accept, Rules: []nft.Rule{
 			{Match: []nft.Match{nft.LocalDAddr{}}, Action: nft.Jump{Chain: "expose"}},
@@ -88,6 +96,14 @@ func every(name string) *nft.Table {
 			{Match: []nft.Match{nft.DPort{Proto: nft.TCP, Port: 22}}, Action: nft.Accept},
 			{Match: []nft.Match{nft.SAddr{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Not: true}, nft.DPort{Proto: nft.TCP, Port: 8080}}, Action: nft.Drop},
 			{Match: []nft.Match{nft.SAddr{Prefix: netip.MustParsePrefix("fd42:1::/60")}, nft.DAddr{Prefix: netip.MustParsePrefix("fd42:2::1/128")}, nft.DPort{Proto: nft.UDP, Port: 53}}, Action: nft.Accept},
+		}},
+		{Name: "tenant", Type: nft.Filter, Hook: nft.Input, Priority: -20, Policy: nft.Accept, Rules: []nft.Rule{
+			{Match: []nft.Match{nft.IIFNameIn{Set: "bridges"}}, Action: nft.Jump{Chain: "from_tenant"}},
+		}},
+		{Name: "from_tenant", Rules: []nft.Rule{
+			{Match: []nft.Match{nft.SAddrIn{Family: nft.IPv4, Set: "trusted4"}}, Action: nft.Return},
+			{Match: []nft.Match{nft.SAddrIn{Family: nft.IPv6, Set: "trusted6", Not: true}, nft.DPort{Proto: nft.TCP, Port: 22}}, Action: nft.Drop},
+			{Match: []nft.Match{nft.OIFNameIn{Set: "bridges"}, nft.CtDNAT{}}, Action: nft.Drop},
 		}},
 	}}
 }
@@ -226,6 +242,14 @@ func TestApplyRefusesBadTables(t *testing.T) {
 			Elements: []nft.Element{{Key: []nft.Value{nft.Port(1), nft.Port(2)}}}}}},
 		"ifname": {Name: "t", Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
 			Match: []nft.Match{nft.IIFName{Name: "a-very-long-interface-name"}}, Action: nft.Accept}}}}},
+		"ifname element": {Name: "t", Sets: []*nft.Set{{Name: "s", Key: []nft.Datatype{nft.IfName},
+			Elements: []nft.Element{{Key: []nft.Value{nft.Interface("a-very-long-interface-name")}}}}}},
+		"ifname quote": {Name: "t", Sets: []*nft.Set{{Name: "s", Key: []nft.Datatype{nft.IfName},
+			Elements: []nft.Element{{Key: []nft.Value{nft.Interface(`br"x`)}}}}}},
+		"saddr set type": {Name: "t", Sets: []*nft.Set{{Name: "s", Key: []nft.Datatype{nft.IPv6Addr}}}, Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
+			Match: []nft.Match{nft.SAddrIn{Family: nft.IPv4, Set: "s"}}, Action: nft.Accept}}}}},
+		"iifname set type": {Name: "t", Sets: []*nft.Set{{Name: "s", Key: []nft.Datatype{nft.IPv4Addr}}}, Chains: []*nft.Chain{{Name: "c", Rules: []nft.Rule{{
+			Match: []nft.Match{nft.IIFNameIn{Set: "s"}}, Action: nft.Accept}}}}},
 	} {
 		if err := c.Apply(context.Background(), tbl); err == nil {
 			t.Errorf("%s: applied", name)

@@ -35,6 +35,8 @@ const (
 	IPv4Addr Datatype = iota + 1
 	IPv6Addr
 	InetService
+	// IfName is an interface name (16 bytes, NUL-padded).
+	IfName
 )
 
 func (d Datatype) String() string {
@@ -45,6 +47,8 @@ func (d Datatype) String() string {
 		return "ipv6_addr"
 	case InetService:
 		return "inet_service"
+	case IfName:
+		return "ifname"
 	}
 	return "?"
 }
@@ -67,7 +71,7 @@ type Element struct {
 	Data Value
 }
 
-// Value is a set key part or map value: Port or Address.
+// Value is a set key part or map value: Port, Address or Interface.
 type Value interface {
 	bytes() []byte
 	text() string
@@ -78,6 +82,9 @@ type Port uint16
 
 // Address is an ipv4_addr or ipv6_addr value.
 type Address netip.Addr
+
+// Interface is an ifname value.
+type Interface string
 
 // Hook is the netfilter hook of a base chain; empty for a regular chain.
 type Hook string
@@ -227,6 +234,21 @@ type DAddr struct {
 type DPort struct {
 	Proto Proto
 	Port  uint16
+}
+
+// IIFNameIn matches when the input interface's name is in Set, a set
+// of IfName: one lookup for every container bridge.
+type IIFNameIn struct{ Set string }
+
+// OIFNameIn matches when the output interface's name is in Set.
+type OIFNameIn struct{ Set string }
+
+// SAddrIn matches when the source address is (or with Not, is not) in
+// Set, a set of Family's addresses.
+type SAddrIn struct {
+	Family Family
+	Set    string
+	Not    bool
 }
 
 // LocalDAddr matches packets addressed to one of the host's own addresses
@@ -380,8 +402,9 @@ func (e Element) text() string {
 	return t
 }
 
-func (p Port) text() string    { return fmt.Sprint(uint16(p)) }
-func (a Address) text() string { return netip.Addr(a).String() }
+func (p Port) text() string      { return fmt.Sprint(uint16(p)) }
+func (a Address) text() string   { return netip.Addr(a).String() }
+func (i Interface) text() string { return quote(string(i)) }
 
 func (c *Chain) write(b *strings.Builder) {
 	fmt.Fprintf(b, "\tchain %s {\n", c.Name)
@@ -425,15 +448,20 @@ func cleanComment(s string) string {
 	return s
 }
 
-func (m NFProto) text() string  { return "meta nfproto " + Family(m).String() }
-func (m L4Proto) text() string  { return "meta l4proto " + Proto(m).String() }
-func (m IIFName) text() string  { return "iifname " + neg(m.Not) + quote(m.Name) }
-func (m OIFName) text() string  { return "oifname " + neg(m.Not) + quote(m.Name) }
-func (m SAddr) text() string    { return addrText("saddr", m.Prefix, m.Not) }
-func (m DAddr) text() string    { return addrText("daddr", m.Prefix, m.Not) }
-func (m DPort) text() string    { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
-func (LocalDAddr) text() string { return "fib daddr type local" }
-func (CtDNAT) text() string     { return "ct status dnat" }
+func (m NFProto) text() string   { return "meta nfproto " + Family(m).String() }
+func (m L4Proto) text() string   { return "meta l4proto " + Proto(m).String() }
+func (m IIFName) text() string   { return "iifname " + neg(m.Not) + quote(m.Name) }
+func (m OIFName) text() string   { return "oifname " + neg(m.Not) + quote(m.Name) }
+func (m SAddr) text() string     { return addrText("saddr", m.Prefix, m.Not) }
+func (m DAddr) text() string     { return addrText("daddr", m.Prefix, m.Not) }
+func (m DPort) text() string     { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
+func (LocalDAddr) text() string  { return "fib daddr type local" }
+func (m IIFNameIn) text() string { return "iifname @" + m.Set }
+func (m OIFNameIn) text() string { return "oifname @" + m.Set }
+func (m SAddrIn) text() string {
+	return fmt.Sprintf("%s saddr %s@%s", m.Family.nftName(), neg(m.Not), m.Set)
+}
+func (CtDNAT) text() string { return "ct status dnat" }
 
 func (m CtState) text() string {
 	var names []string
