@@ -110,7 +110,17 @@ func TestTenantEgress(t *testing.T) {
 		if !b.control {
 			continue
 		}
-		if err := dialFrom(t, trusted, b.to, 2*time.Second); err != nil {
+		// Retried: a container's IPv6 link-local address is tentative
+		// for a second or two after start (duplicate address detection),
+		// longer on a loaded machine.
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			if err = dialFrom(t, trusted, b.to, 2*time.Second); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
 			t.Errorf("trusted container to %s: %v; the test's target must answer", b.to, err)
 		}
 	}

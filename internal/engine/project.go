@@ -58,6 +58,44 @@ func (e *Engine) Observe(ctx context.Context, s reconcile.Scope) (reconcile.Obse
 	return obs, nil
 }
 
+// ForeignObjects names the containers, networks and volumes carrying the
+// compose project label project but not darse.site=project.
+func (e *Engine) ForeignObjects(ctx context.Context, project string) ([]string, error) {
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project)
+	var out []string
+	foreign := func(kind, name string, l map[string]string) {
+		if l[labels.SiteLabel] != project {
+			out = append(out, kind+" "+strings.TrimPrefix(name, "/"))
+		}
+	}
+	cs, err := e.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of %s: %w", project, err)
+	}
+	for _, c := range cs.Items {
+		name := c.ID[:12]
+		if len(c.Names) > 0 {
+			name = c.Names[0]
+		}
+		foreign("container", name, c.Labels)
+	}
+	ns, err := e.c.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list networks of %s: %w", project, err)
+	}
+	for _, n := range ns.Items {
+		foreign("network", n.Name, n.Labels)
+	}
+	vs, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes of %s: %w", project, err)
+	}
+	for _, v := range vs.Items {
+		foreign("volume", v.Name, v.Labels)
+	}
+	return out, nil
+}
+
 func observed(c container.Summary) reconcile.Container {
 	o := reconcile.Container{
 		ID:      c.ID,

@@ -24,12 +24,10 @@ func (h *Hosting) AddDomain(ctx context.Context, name, domain string) (reconcile
 	if err := site.ValidateDomain(domain); err != nil {
 		return nil, inputErr(err)
 	}
-	if domain == h.cfg.Domain || strings.HasSuffix(domain, "."+h.cfg.Domain) {
+	if h.underPlatform(domain) {
 		return nil, inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: "is one of the platform's own names (" + h.cfg.Domain + " and its subdomains are given by site name)"})
 	}
-	if owner, err := h.store.DomainOwner(ctx, domain); err == nil {
-		return nil, inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: "is already used by site " + owner})
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if err := h.checkHost(ctx, domain); err != nil {
 		return nil, err
 	}
 	// Check the folder can be re-rendered before storing anything.
@@ -49,6 +47,11 @@ func (h *Hosting) AddDomain(ctx context.Context, name, domain string) (reconcile
 	}
 	_, plan, err := h.write(ctx, s, files)
 	return plan, err
+}
+
+// underPlatform reports whether domain is the platform domain or under it.
+func (h *Hosting) underPlatform(domain string) bool {
+	return domain == h.cfg.Domain || strings.HasSuffix(domain, "."+h.cfg.Domain)
 }
 
 // RemoveDomain stops routing a custom domain to the site.

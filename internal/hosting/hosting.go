@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/labels"
@@ -27,6 +28,12 @@ type Config struct {
 	EntryPoints  []string // Traefik entrypoints of the site routers
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
 	FrontNetwork string   // network Traefik reaches sites on; empty: none
+	// Reserved are site names no site may take, each with why (the
+	// platform's compose projects, darse.yml's reserved list).
+	Reserved map[string]string
+	// ReservedHosts are host names no site may answer at, each with why
+	// (the platform domain, the panel's, traefik. and api. under it).
+	ReservedHosts map[string]string
 }
 
 // UsersDir is where site folders live.
@@ -38,16 +45,25 @@ func (c Config) TemplatesDir() string { return filepath.Join(c.Srv, "templates")
 // SiteDir is the folder of a site.
 func (c Config) SiteDir(name string) string { return filepath.Join(c.UsersDir(), name) }
 
+// Engine is what hosting needs of the Docker engine (*engine.Engine).
+type Engine interface {
+	reconcile.Engine
+	// ForeignObjects names the containers, networks and volumes carrying
+	// the compose project label project but not darse.site=project:
+	// another project's, which a new site of that name must not take.
+	ForeignObjects(ctx context.Context, project string) ([]string, error)
+}
+
 // Hosting manages sites.
 type Hosting struct {
 	cfg    Config
 	store  *store.Store
-	engine reconcile.Engine
+	engine Engine
 	log    *slog.Logger
 }
 
 // New returns a Hosting over the store and engine.
-func New(cfg Config, st *store.Store, eng reconcile.Engine, log *slog.Logger) *Hosting {
+func New(cfg Config, st *store.Store, eng Engine, log *slog.Logger) *Hosting {
 	return &Hosting{cfg: cfg, store: st, engine: eng, log: log}
 }
 
@@ -87,10 +103,41 @@ func (h *Hosting) CheckCreate(ctx context.Context, req CreateRequest) error {
 	return err
 }
 
+// CheckName answers whether a new site may take the name, and so the
+// host name NAME.<platform domain> (the create form's as-you-type check).
+func (h *Hosting) CheckName(ctx context.Context, name string) error {
+	if err := site.ValidateName(name); err != nil {
+		return inputErr(err)
+	}
+	if why, ok := h.cfg.Reserved[name]; ok {
+		return inputErr(&site.FieldError{Field: "site name", Value: name, Rule: "is reserved: " + why})
+	}
+	if _, err := h.store.GetSite(ctx, name); err == nil {
+		return inputErr(&site.FieldError{Field: "site name", Value: name, Rule: "is already taken"})
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return h.checkHost(ctx, site.DefaultDomain(name, h.cfg.Domain))
+}
+
+// checkHost refuses a host name for a site: one of the platform's own,
+// or one another site answers at.
+func (h *Hosting) checkHost(ctx context.Context, domain string) error {
+	if why, ok := h.cfg.ReservedHosts[domain]; ok {
+		return inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: "is reserved: " + why})
+	}
+	if owner, err := h.store.DomainOwner(ctx, domain); err == nil {
+		return inputErr(&site.FieldError{Field: "domain", Value: domain, Rule: "is already used by site " + owner})
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // spec validates req and returns the spec it would create, without writing anything.
 func (h *Hosting) spec(ctx context.Context, req CreateRequest) (site.Spec, *template.Template, error) {
-	if err := site.ValidateName(req.Name); err != nil {
-		return site.Spec{}, nil, inputErr(err)
+	if err := h.CheckName(ctx, req.Name); err != nil {
+		return site.Spec{}, nil, err
 	}
 	t, err := template.Load(h.cfg.TemplatesDir(), req.Template)
 	if err != nil {
@@ -111,26 +158,39 @@ func (h *Hosting) spec(ctx context.Context, req CreateRequest) (site.Spec, *temp
 	if err := spec.Validate(); err != nil {
 		return site.Spec{}, nil, inputErr(err)
 	}
-	if _, err := h.store.GetSite(ctx, spec.Name); err == nil {
-		return site.Spec{}, nil, inputErr(&site.FieldError{Field: "site name", Value: spec.Name, Rule: "is already taken"})
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if d := spec.Domain; d != site.DefaultDomain(spec.Name, h.cfg.Domain) && h.underPlatform(d) {
+		return site.Spec{}, nil, inputErr(&site.FieldError{Field: "domain", Value: d,
+			Rule: "is under the platform domain, whose names are given by site name (" + site.DefaultDomain(spec.Name, h.cfg.Domain) + ")"})
+	}
+	if err := h.checkHost(ctx, spec.Domain); err != nil {
 		return site.Spec{}, nil, err
 	}
-	if owner, err := h.store.DomainOwner(ctx, spec.Domain); err == nil {
-		return site.Spec{}, nil, inputErr(&site.FieldError{Field: "domain", Value: spec.Domain, Rule: "is already used by site " + owner})
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return site.Spec{}, nil, err
-	}
-	if err := h.checkFolderFree(spec.Name); err != nil {
+	if err := h.checkFolderFree(spec.Name, spec.Owner); err != nil {
 		return site.Spec{}, nil, inputErr(err)
+	}
+	foreign, err := h.engine.ForeignObjects(ctx, spec.Name)
+	if err != nil {
+		return site.Spec{}, nil, err
+	}
+	if len(foreign) > 0 {
+		return site.Spec{}, nil, inputErr(&site.FieldError{Field: "site name", Value: spec.Name,
+			Rule: "is the name of another compose project on this engine (" + strings.Join(foreign, ", ") + ")"})
 	}
 	return spec, t, nil
 }
 
-// checkFolderFree accepts a missing folder or one holding only data/ (the
-// content kept by `site rm` without --purge), which the new site adopts.
-func (h *Hosting) checkFolderFree(name string) error {
-	entries, err := os.ReadDir(h.cfg.SiteDir(name))
+// keptFile, in a folder whose data/ `site rm` kept, names the member
+// whose files they are: only that member's new site of the same name
+// adopts them.
+const keptFile = ".darse-kept"
+
+// checkFolderFree accepts a missing folder, or one holding only data/
+// kept by `site rm` from owner's own site of that name, which the new site
+// adopts. Kept files of another member's (or of unknown owner) are never
+// handed over.
+func (h *Hosting) checkFolderFree(name, owner string) error {
+	dir := h.cfg.SiteDir(name)
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -138,11 +198,29 @@ func (h *Hosting) checkFolderFree(name string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() != render.DataDir {
-			return &site.FieldError{Field: "site name", Value: name, Rule: fmt.Sprintf("folder %s already exists and is not darse's", h.cfg.SiteDir(name))}
+		if e.Name() != render.DataDir && e.Name() != keptFile {
+			return &site.FieldError{Field: "site name", Value: name, Rule: fmt.Sprintf("folder %s already exists and is not darse's", dir)}
 		}
 	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if kept := keptOwner(dir); kept != owner {
+		return &site.FieldError{Field: "site name", Value: name, Rule: fmt.Sprintf("folder %s holds the files kept from a removed site that is not %s's; an operator must move or delete them first", dir, owner)}
+	}
 	return nil
+}
+
+// adopted drops the note on kept files once a new site has them.
+func adopted(dir string) { os.Remove(filepath.Join(dir, keptFile)) }
+
+// keptOwner reads whose files a kept folder holds; "" when unknown.
+func keptOwner(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, keptFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Create validates req, stores the spec, renders the folder and brings the
@@ -193,6 +271,7 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (reconcile.Plan
 	if err := render.Seed(t, dir); err != nil {
 		return nil, undo(err)
 	}
+
 	if err := prepareSSH(t, dir); err != nil {
 		return nil, undo(fmt.Errorf("site %q: %w", spec.Name, err))
 	}
@@ -202,6 +281,7 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (reconcile.Plan
 	if err := h.store.SetRendered(ctx, spec.Name, files.Manifest()); err != nil {
 		return nil, undo(err)
 	}
+	adopted(dir)
 	h.log.Info("site created", "site", spec.Name, "template", spec.Template)
 	plan, err := h.Up(ctx, spec.Name)
 	if err != nil {
@@ -343,6 +423,9 @@ func (h *Hosting) Remove(ctx context.Context, name string, purge bool) error {
 		}
 	} else {
 		removeRendered(dir, s.Rendered)
+		if err := render.WriteFile(filepath.Join(dir, keptFile), []byte(s.Owner+"\n"), 0o600); err != nil {
+			return fmt.Errorf("site %q: record whose kept files are: %w", name, err)
+		}
 	}
 	if err := h.store.DeleteSite(ctx, name); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/store"
@@ -64,11 +65,12 @@ func (h *Hosting) RecoverCreate(ctx context.Context, name string, before CreateF
 		if _, err := h.Up(ctx, name); err != nil {
 			return fmt.Errorf("site %q created but not started: %w", name, err)
 		}
+		adopted(dir)
 		h.log.Info("interrupted creation finished", "site", name)
 		return nil
 	}
 	if before.FolderExisted {
-		if err := removeAllBut(dir, render.DataDir); err != nil {
+		if err := removeAllBut(dir, render.DataDir, keptFile); err != nil {
 			return fmt.Errorf("undo create of site %q: %w", name, err)
 		}
 	} else if err := os.RemoveAll(dir); err != nil {
@@ -93,8 +95,8 @@ func complete(dir string, m render.Manifest) bool {
 	return true
 }
 
-// removeAllBut empties dir except for the entry keep.
-func removeAllBut(dir, keep string) error {
+// removeAllBut empties dir except for the entries keep.
+func removeAllBut(dir string, keep ...string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -103,7 +105,7 @@ func removeAllBut(dir, keep string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() == keep {
+		if slices.Contains(keep, e.Name()) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {

@@ -169,12 +169,16 @@ func TestSSHAccess(t *testing.T) {
 		t.Fatalf("render again changed the access: %+v, then %+v", again, same)
 	}
 
-	// Removed without purge, only data/ is left, and the name can be taken again.
+	// Removed without purge, only data/ is left (with a note of whose it
+	// is), and the name can be taken again by its owner only.
 	if err := h.Remove(ctx, "blog", false); err != nil {
 		t.Fatal(err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 || entries[0].Name() != "data" {
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 || entries[0].Name() != keptFile || entries[1].Name() != "data" {
 		t.Fatalf("left after rm: %v", entries)
+	}
+	if _, err := h.Create(ctx, CreateRequest{Name: "blog", Template: "static", Owner: "mallory"}); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "kept from a removed site") {
+		t.Fatalf("another member took the kept data/: %v", err)
 	}
 	if _, err := h.Create(ctx, CreateRequest{Name: "blog", Template: "static", Owner: "alice"}); err != nil {
 		t.Fatal(err)

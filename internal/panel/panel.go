@@ -30,6 +30,7 @@ import (
 // of the engine's containers.
 type Sites interface {
 	Status(ctx context.Context, name string) (*hosting.Status, error)
+	CheckName(ctx context.Context, name string) error
 	QuickStates(names []string, cs []engine.ContainerInfo) map[string]hosting.Quick
 	Drifts(ctx context.Context, names []string) (map[string][]string, map[string]error, error)
 }

@@ -239,22 +239,11 @@ func (s *Server) checkSite(c *gin.Context) error {
 	ctx := c.Request.Context()
 	name := strings.TrimSpace(c.Query("name"))
 	out := checkResult{OK: true, Domain: site.DefaultDomain(name, s.cfg.PlatformDomain)}
-	err := site.ValidateName(name)
-	if err == nil {
-		if _, gerr := s.store.GetSite(ctx, name); gerr == nil {
-			err = &site.FieldError{Field: "site name", Value: name, Rule: "is already taken"}
-		} else if !errors.Is(gerr, store.ErrNotFound) {
-			return gerr
-		}
-	}
-	if err == nil {
-		if owner, derr := s.store.DomainOwner(ctx, out.Domain); derr == nil {
-			err = &site.FieldError{Field: "domain", Value: out.Domain, Rule: "is already used by site " + owner}
-		}
-	}
-	if err != nil {
+	if err := s.sites.CheckName(ctx, name); err != nil {
 		var fe *site.FieldError
-		errors.As(err, &fe)
+		if !errors.As(err, &fe) {
+			return err
+		}
 		out.OK, out.Error = false, fe.Rule
 	}
 	c.JSON(http.StatusOK, out)

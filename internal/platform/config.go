@@ -43,6 +43,10 @@ type Config struct {
 	Firewall Firewall `yaml:"firewall"`
 	// Panel configures the members' web panel.
 	Panel Panel `yaml:"panel"`
+	// Reserved are names no site may take (seed 000's "noms de domaine
+	// bannis"): a DNS label reserves that site name and LABEL.<domain>; a
+	// fully qualified name reserves that host.
+	Reserved []string `yaml:"reserved"`
 }
 
 // Panel configures apps/panel.
@@ -157,6 +161,11 @@ func (c Config) Validate() error {
 	if l := c.Firewall.Label; l != "" && strings.ContainsAny(l, " \n\"'`$") {
 		return &site.FieldError{Field: "firewall.label", Value: l, Rule: "must be KEY or KEY=VALUE without spaces or quotes"}
 	}
+	for i, r := range c.Reserved {
+		if !site.IsDNSLabel(r) && site.ValidateDomain(r) != nil {
+			return &site.FieldError{Field: fmt.Sprintf("reserved[%d]", i), Value: r, Rule: "must be a site name (a DNS label) or a fully qualified domain name"}
+		}
+	}
 	if c.ACME != nil {
 		u, err := url.Parse(c.ACME.CA)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -196,6 +205,18 @@ func (c Config) PanelURL() string {
 // Hosting is the sites' side of the configuration.
 func (c Config) Hosting(srv string) hosting.Config {
 	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, EntryPoints: []string{"web"}}
+	// A site's name is its compose project's: never one of the platform's.
+	h.Reserved = map[string]string{TopProject: "the platform's compose project", c.Front.Project: "the front door's compose project",
+		c.Panel.Project: "the panel's compose project"}
+	h.ReservedHosts = map[string]string{c.Domain: "the platform domain", c.PanelHost(): "the panel's host name",
+		"traefik." + c.Domain: "the front door's host name", "api." + c.Domain: "the platform's API host name"}
+	for _, r := range c.Reserved {
+		if site.IsDNSLabel(r) {
+			h.Reserved[r] = "reserved in darse.yml"
+			r += "." + c.Domain
+		}
+		h.ReservedHosts[r] = "reserved in darse.yml"
+	}
 	if c.ACME != nil {
 		h.EntryPoints, h.CertResolver = []string{"websecure"}, Resolver
 	}

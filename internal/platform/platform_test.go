@@ -41,6 +41,26 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// The names sites may not take: the platform's compose projects, its host
+// names, and darse.yml's reserved list (labels and host names).
+func TestHostingReserved(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "domain: example.org\nreserved: [wiki, shop.example.net]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Hosting("/srv")
+	for _, name := range []string{"darse", "front", "darse-panel", "wiki"} {
+		if h.Reserved[name] == "" {
+			t.Errorf("site name %q not reserved: %v", name, h.Reserved)
+		}
+	}
+	for _, host := range []string{"example.org", "panel.example.org", "traefik.example.org", "api.example.org", "wiki.example.org", "shop.example.net"} {
+		if h.ReservedHosts[host] == "" {
+			t.Errorf("host %q not reserved: %v", host, h.ReservedHosts)
+		}
+	}
+}
+
 func TestLoadRefuses(t *testing.T) {
 	for want, body := range map[string]string{
 		"domain":               "domain: '*.example.org'\n",
@@ -53,6 +73,7 @@ func TestLoadRefuses(t *testing.T) {
 		"acme.ca":              "acme: {ca: 'http://insecure.example/dir'}\n",
 		"acme.email":           "acme: {email: 'not an email'}\n",
 		"acme.ca_certificates": "acme: {ca_certificates: relative.pem}\n",
+		"reserved[1]":          "reserved: [mail, 'Not A Name']\n",
 	} {
 		if _, err := Load(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to mention %q", body, err, want)

@@ -99,6 +99,27 @@ func (f *Fake) Observe(ctx context.Context, s reconcile.Scope) (reconcile.Observ
 	return obs, nil
 }
 
+// ForeignObjects names what carries the project label but not darse.site=project.
+func (f *Fake) ForeignObjects(ctx context.Context, project string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.containers {
+		if c.labels[compose.LabelProject] == project && c.labels[labels.SiteLabel] != project {
+			out = append(out, "container "+c.name)
+		}
+	}
+	for kind, m := range map[string]map[string]map[string]string{"network": f.networks, "volume": f.volumes} {
+		for n, l := range m {
+			if l[compose.LabelProject] == project && l[labels.SiteLabel] != project {
+				out = append(out, kind+" "+n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // CreateNetwork keeps the network.
 func (f *Fake) CreateNetwork(ctx context.Context, n compose.Network) error {
 	f.mu.Lock()
