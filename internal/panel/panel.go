@@ -8,6 +8,7 @@ package panel
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -70,6 +71,8 @@ type Config struct {
 	UploadMax     int64
 	ContentLimits content.Limits
 	Now           func() time.Time
+
+	verify func(pw, hash string) (bool, error) // checks a login's password; tests count the calls
 }
 
 // Server is the panel.
@@ -135,6 +138,9 @@ func New(cfg Config, st *store.Store, sites Sites, ops Operations, eng Engine, w
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.verify == nil {
+		cfg.verify = auth.Verify
 	}
 	s := &Server{cfg: cfg, store: st, sites: sites, ops: ops, engine: eng, log: log,
 		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32)}
@@ -208,17 +214,18 @@ func (s *Server) routes() (http.Handler, error) {
 }
 
 // SetupLink returns a one-time path that creates the first admin, valid
-// for ttl, or "" when an admin exists already.
+// for ttl, or "" when an admin exists already. The link dies as soon as
+// any admin exists, however made.
 func (s *Server) SetupLink(ctx context.Context, ttl time.Duration) (string, error) {
-	ok, err := s.store.HasAdmin(ctx)
-	if err != nil || ok {
-		return "", err
-	}
 	tok, err := auth.Token()
 	if err != nil {
 		return "", err
 	}
-	if err := s.store.CreateSetupToken(ctx, auth.TokenHash(tok), s.cfg.Now().Add(ttl)); err != nil {
+	err = s.store.CreateSetupToken(ctx, auth.TokenHash(tok), s.cfg.Now().Add(ttl))
+	if errors.Is(err, store.ErrAdminExists) {
+		return "", nil
+	}
+	if err != nil {
 		return "", err
 	}
 	return "/setup?token=" + tok, nil

@@ -252,7 +252,7 @@ func (s *Server) login(c *gin.Context) error {
 	default:
 		return err
 	}
-	ok, err := auth.Verify(pw, hash)
+	ok, err := s.cfg.verify(pw, hash)
 	if err != nil {
 		s.log.Error("stored password hash unreadable", "user", name, "err", err)
 	}
@@ -310,6 +310,12 @@ func (s *Server) setup(c *gin.Context) error {
 		view.Errors = fieldErrors(err)
 		s.render(c, status(err), "setup", view)
 		return nil
+	}
+	// A dead link answers as such whatever the form holds.
+	if ok, err := s.store.SetupTokenValid(ctx, auth.TokenHash(view.Token), s.cfg.Now()); err != nil {
+		return err
+	} else if !ok {
+		return setupLinkGone
 	}
 	if err := site.ValidateOwner(view.Name); err != nil {
 		return fail(&site.FieldError{Field: "name", Value: view.Name, Rule: err.(*site.FieldError).Rule})
