@@ -228,19 +228,19 @@ func (s *Server) login(c *gin.Context) error {
 	pw := c.PostForm("password")
 	next := localPath(c.PostForm("next"), "/sites")
 	view := loginView{Name: name, Next: c.PostForm("next")}
-	keys := []string{"addr:" + c.ClientIP(), "member:" + name}
 	refuse := func(err error) error {
 		view.Page = s.page(c, "Log in")
 		view.Error = err.Error()
 		s.render(c, status(err), "login", view)
 		return nil
 	}
-	for _, k := range keys {
-		if wait := s.limiter.RetryAfter(k); wait > 0 {
-			c.Header("Retry-After", itoa(int(wait.Seconds())+1))
-			view.Limited = true
-			return refuse(rateLimited{wait})
-		}
+	// Counted before the password is checked: of any number of parallel
+	// attempts, at most the limit reach the (costly) verification.
+	attempt, wait := s.limiter.Try("addr:"+c.ClientIP(), "member:"+name)
+	if wait > 0 {
+		c.Header("Retry-After", itoa(int(wait.Seconds())+1))
+		view.Limited = true
+		return refuse(rateLimited{wait})
 	}
 	u, err := s.store.GetUser(ctx, name)
 	hash := s.dummyHash
@@ -257,17 +257,16 @@ func (s *Server) login(c *gin.Context) error {
 		s.log.Error("stored password hash unreadable", "user", name, "err", err)
 	}
 	if !ok || u == nil {
-		for _, k := range keys {
-			s.limiter.Fail(k)
-		}
 		return refuse(errLogin)
 	}
 	if u.Disabled {
 		return refuse(&site.FieldError{Field: "member", Value: name, Rule: "is disabled; ask an admin"})
 	}
-	for _, k := range keys {
-		s.limiter.Reset(k)
-	}
+	// A success does not count, and clears the member's failures; the
+	// address keeps its failures, or a member of its own could reset them
+	// between guesses at others.
+	s.limiter.Forgive(attempt)
+	s.limiter.Reset("member:" + name)
 	if err := s.startSession(c, u); err != nil {
 		return err
 	}
