@@ -88,6 +88,7 @@ type Server struct {
 	limiter   *auth.Limiter
 	anonKey   []byte // signs the CSRF token of forms shown before login
 	dummyHash string // verified when the member does not exist, to keep timing flat
+	origins   *http.CrossOriginProtection
 	handler   http.Handler
 
 	// The engine's container list, read at most every containersTTL: a
@@ -143,7 +144,8 @@ func New(cfg Config, st *store.Store, sites Sites, ops Operations, eng Engine, w
 		cfg.verify = auth.Verify
 	}
 	s := &Server{cfg: cfg, store: st, sites: sites, ops: ops, engine: eng, log: log,
-		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32)}
+		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32),
+		origins: http.NewCrossOriginProtection()}
 	s.limiter.Now = cfg.Now
 	if _, err := rand.Read(s.anonKey); err != nil {
 		return nil, err
@@ -172,7 +174,7 @@ func (s *Server) routes() (http.Handler, error) {
 	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(s.recover, s.limitBody, s.secureHeaders, s.loadSession)
+	r.Use(s.recover, s.limitBody, s.secureHeaders, s.sameOrigin, s.loadSession)
 	r.StaticFS("/static", http.FS(s.static))
 	r.GET("/favicon.ico", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })

@@ -22,6 +22,16 @@ const (
 	preCookie  = "darse_pre" // random value the CSRF token of pre-login forms is bound to
 )
 
+// preCookieName is preCookie's name here: behind TLS __Host-…, which a
+// tenant's site on a sibling domain cannot set for the panel (cookie
+// tossing would otherwise fix a pre-login value whose token it knows).
+func (s *Server) preCookieName() string {
+	if s.cfg.SecureCookies {
+		return "__Host-" + preCookie
+	}
+	return preCookie
+}
+
 func (s *Server) sessionCookie() string {
 	if s.cfg.SecureCookies {
 		return "__Host-darse_session" // only settable by this host, over HTTPS, for path /
@@ -91,11 +101,11 @@ func (s *Server) csrfToken(c *gin.Context) string {
 	if se := currentSession(c); se != nil {
 		return se.CSRF
 	}
-	pre, err := c.Cookie(preCookie)
+	pre, err := c.Cookie(s.preCookieName())
 	if err != nil || len(pre) < 32 {
 		pre, _ = auth.Token()
-		s.setCookie(c, preCookie, pre, 0)
-		c.Request.AddCookie(&http.Cookie{Name: preCookie, Value: pre}) // the same page may ask again
+		s.setCookie(c, s.preCookieName(), pre, 0)
+		c.Request.AddCookie(&http.Cookie{Name: s.preCookieName(), Value: pre}) // the same page may ask again
 	}
 	return s.anonToken(pre)
 }
@@ -122,11 +132,33 @@ func (s *Server) checkCSRF(c *gin.Context) {
 	var want string
 	if se := currentSession(c); se != nil {
 		want = se.CSRF
-	} else if pre, err := c.Cookie(preCookie); err == nil && len(pre) >= 32 {
+	} else if pre, err := c.Cookie(s.preCookieName()); err == nil && len(pre) >= 32 {
 		want = s.anonToken(pre)
 	}
 	if got == "" || want == "" || !auth.Equal(got, want) {
 		s.fail(c, errCSRF)
+		return
+	}
+	c.Next()
+}
+
+// errCrossOrigin is a state-changing request a browser sent from another
+// site; a 403 like a missing form token.
+type errCrossOrigin struct{ err error }
+
+func (e errCrossOrigin) Error() string {
+	return "this request came from another site: the panel only accepts forms sent from its own pages"
+}
+func (e errCrossOrigin) Unwrap() error { return errCSRF }
+
+// sameOrigin refuses a POST a browser sent from another site, even with a
+// valid form token: a tenant's site on a sibling domain is "same-site", so
+// SameSite=Lax cookies alone do not keep it out. Browsers say where a
+// request comes from (Sec-Fetch-Site, Origin); requests without either
+// (scripts, curl) and safe methods pass.
+func (s *Server) sameOrigin(c *gin.Context) {
+	if err := s.origins.Check(c.Request); err != nil {
+		s.fail(c, errCrossOrigin{err})
 		return
 	}
 	c.Next()
@@ -192,9 +224,20 @@ func (s *Server) startSession(c *gin.Context, u *store.User) error {
 	return nil
 }
 
-// localPath keeps a ?next= redirect on the panel itself.
+// localPath keeps a ?next= redirect on the panel itself: an absolute path
+// on this host, or def. Browsers take "//x", "/\x" and "/<tab>/x" (they
+// drop tabs and newlines, and read a backslash as a slash) to host x.
 func localPath(next, def string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return def
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return def
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return def
 	}
 	return next
