@@ -201,7 +201,9 @@ func (s *Server) routes() (http.Handler, error) {
 	mp := m.Group("/", s.checkCSRF)
 	mp.POST("/logout", s.handle(s.logout))
 	mp.POST("/sites", s.handle(s.createSite))
-	mp.POST("/sites/:site/:action", s.handle(s.siteAction))
+	for _, action := range siteActionRoutes {
+		mp.POST("/sites/:site/"+action, withParam("action", action, s.handle(s.siteAction)))
+	}
 	mp.POST("/account/password", s.handle(s.changePassword))
 
 	a := m.Group("/admin", s.requireAdmin)
@@ -211,8 +213,28 @@ func (s *Server) routes() (http.Handler, error) {
 	a.GET("/ops", s.handle(s.adminOps))
 	ap := a.Group("", s.checkCSRF)
 	ap.POST("/members", s.handle(s.createMember))
-	ap.POST("/members/:member/:action", s.handle(s.memberAction))
+	for _, action := range memberActionRoutes {
+		ap.POST("/members/:member/"+action, withParam("action", action, s.handle(s.memberAction)))
+	}
 	return r, nil
+}
+
+// The actions on a site (siteAction) and on a member (memberAction) each
+// have a route of their own rather than one ":action" route: the route
+// table then lists every endpoint, and routes_test.go calls each one as
+// another member. A new action needs its name here.
+var (
+	siteActionRoutes   = []string{"start", "stop", "restart", "delete", "content", "key-add", "key-remove", "forward-add", "forward-remove"}
+	memberActionRoutes = []string{"disable", "enable", "grant-admin", "revoke-admin", "quota"}
+)
+
+// withParam serves a route of its own with a handler that reads the
+// action from a parameter.
+func withParam(key, value string, h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Params = append(c.Params, gin.Param{Key: key, Value: value})
+		h(c)
+	}
 }
 
 // SetupLink returns a one-time path that creates the first admin, valid
