@@ -202,7 +202,12 @@ func (s *Server) routes() (http.Handler, error) {
 	mp.POST("/logout", s.handle(s.logout))
 	mp.POST("/sites", s.handle(s.createSite))
 	for _, action := range siteActionRoutes {
-		mp.POST("/sites/:site/"+action, withParam("action", action, s.handle(s.siteAction)))
+		h := withParam("action", action, s.handle(s.siteAction))
+		if action == "content" { // an upload may take minutes: longer deadlines, for members only
+			m.POST("/sites/:site/"+action, s.slowUpload, s.checkCSRF, h)
+			continue
+		}
+		mp.POST("/sites/:site/"+action, h)
 	}
 	mp.POST("/account/password", s.handle(s.changePassword))
 
@@ -235,6 +240,49 @@ func withParam(key, value string, h gin.HandlerFunc) gin.HandlerFunc {
 		c.Params = append(c.Params, gin.Param{Key: key, Value: value})
 		h(c)
 	}
+}
+
+// Deadlines of the panel's connections (HTTPServer). A form is a few KiB
+// and every page answers at once (engine work is done by operations), so
+// a minute to send a request and two to get the answer are plenty; an
+// upload gets uploadTimeout instead (slowUpload).
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10 // cookies and a few headers; Go's default is 1 MiB
+	// uploadTimeout is how long an upload may take: 64 MiB (the default
+	// UploadMax) at 1 Mbit/s takes 9 minutes.
+	uploadTimeout = 15 * time.Minute
+)
+
+// HTTPServer is an http.Server serving the panel, with deadlines that
+// keep slow or stalled clients from holding connections.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// slowUpload gives a logged-in member's upload uploadTimeout to arrive and
+// be answered, past the server's ReadTimeout and WriteTimeout.
+func (s *Server) slowUpload(c *gin.Context) {
+	rc := http.NewResponseController(c.Writer)
+	until := time.Now().Add(uploadTimeout) // deadlines are real time, whatever Config.Now says
+	if err := rc.SetReadDeadline(until); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.log.Warn("extend the read deadline of an upload", "err", err)
+	}
+	if err := rc.SetWriteDeadline(until); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.log.Warn("extend the write deadline of an upload", "err", err)
+	}
+	c.Next()
 }
 
 // SetupLink returns a one-time path that creates the first admin, valid

@@ -1,9 +1,13 @@
 package panel
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -329,5 +333,100 @@ func TestCrossOriginPostsRefused(t *testing.T) {
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	if p := a.do(req); p.code != http.StatusOK {
 		t.Errorf("GET from a link on another site: %d", p.code)
+	}
+}
+
+func TestHTTPServerDeadlines(t *testing.T) {
+	f := newFixture(t)
+	hs := f.panel.HTTPServer()
+	if hs.ReadHeaderTimeout <= 0 || hs.ReadTimeout <= 0 || hs.WriteTimeout <= 0 || hs.IdleTimeout <= 0 ||
+		hs.MaxHeaderBytes <= 0 || hs.MaxHeaderBytes >= http.DefaultMaxHeaderBytes {
+		t.Fatalf("deadlines: header %v, read %v, write %v, idle %v, header bytes %d",
+			hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout, hs.IdleTimeout, hs.MaxHeaderBytes)
+	}
+	if hs.WriteTimeout <= hs.ReadTimeout {
+		t.Errorf("write deadline %v: a request that takes its read deadline %v has no time left to be answered", hs.WriteTimeout, hs.ReadTimeout)
+	}
+	if hs.Handler != f.panel {
+		t.Fatal("the server does not serve the panel")
+	}
+
+	// The same server with the deadlines shortened, to see them act.
+	hs.ReadHeaderTimeout, hs.ReadTimeout, hs.WriteTimeout = 200*time.Millisecond, 300*time.Millisecond, 500*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	base := "http://" + ln.Addr().String()
+
+	// Headers that never end: the connection is closed.
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET /login HTTP/1.1\r\nHost: panel\r\n"))
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	start := time.Now()
+	if _, err := io.ReadAll(conn); err != nil || time.Since(start) > 2*time.Second {
+		t.Errorf("stalled headers: connection open after %v (%v)", time.Since(start), err)
+	}
+
+	f.user("alice", "alice's long password", false, 3)
+	f.site("blog", "alice")
+	b := f.browser()
+	b.mustLogin("alice", "alice's long password")
+	token := b.token("/sites/blog")
+	session := b.cookie("darse_session")
+	// drip sends body in four parts 300 ms apart, longer than the read
+	// and write deadlines.
+	drip := func(path, contentType string, body []byte) (int, error) {
+		pr, pw := io.Pipe()
+		defer pr.Close()
+		go func() {
+			n := len(body) / 4
+			for i := 0; i < 4; i++ {
+				part := body[i*n:]
+				if i < 3 {
+					part = part[:n]
+				}
+				if _, err := pw.Write(part); err != nil {
+					return
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, base+path, pr)
+		req.ContentLength = int64(len(body))
+		req.Header.Set("Content-Type", contentType)
+		req.AddCookie(session)
+		resp, err := b.c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	form := url.Values{"csrf": {token}}.Encode()
+	if code, err := drip("/sites/blog/stop", "application/x-www-form-urlencoded", []byte(form)); err == nil && code == http.StatusSeeOther {
+		t.Error("a form sent slower than the read deadline was taken")
+	}
+	if list, _ := f.store.ListOps(context.Background(), store.OpFilter{}); len(list) != 0 {
+		t.Fatalf("the slow form recorded %d operations", len(list))
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("csrf", token)
+	w, _ := mw.CreateFormFile("archive", "site.tar.gz")
+	w.Write(tarGz(t, map[string]string{"index.html": "<h1>slow</h1>"}, nil))
+	mw.Close()
+	if code, err := drip("/sites/blog/content", mw.FormDataContentType(), body.Bytes()); err != nil || code != http.StatusSeeOther {
+		t.Fatalf("an upload slower than the read and write deadlines: %d, %v", code, err)
+	}
+	if list, _ := f.store.ListOps(context.Background(), store.OpFilter{}); len(list) != 1 {
+		t.Fatalf("the slow upload recorded %d operations, want 1", len(list))
 	}
 }
