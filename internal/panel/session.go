@@ -270,7 +270,7 @@ func (s *Server) login(c *gin.Context) error {
 	name := strings.TrimSpace(c.PostForm("name"))
 	pw := c.PostForm("password")
 	next := localPath(c.PostForm("next"), "/sites")
-	view := loginView{Name: name, Next: c.PostForm("next")}
+	view := loginView{Name: name, Next: localPath(c.PostForm("next"), "")}
 	refuse := func(err error) error {
 		view.Page = s.page(c, "Log in")
 		view.Error = err.Error()
