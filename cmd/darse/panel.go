@@ -113,7 +113,7 @@ func newPanelCmd(a *app) *cobra.Command {
 					}
 				}
 			}()
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			hs := srv.HTTPServer() // with read, write and idle deadlines
 			go func() {
 				<-ctx.Done()
 				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,6 +2,8 @@ package auth
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -65,24 +67,62 @@ func TestLimiter(t *testing.T) {
 	l := NewLimiter(5, time.Minute)
 	l.Now = func() time.Time { return now }
 	for i := 0; i < 5; i++ {
-		if d := l.RetryAfter("ip"); d != 0 {
+		if _, d := l.Try("ip"); d != 0 {
 			t.Fatalf("attempt %d limited: %v", i+1, d)
 		}
-		l.Fail("ip")
 		now = now.Add(time.Second)
 	}
-	if d := l.RetryAfter("ip"); d != 55*time.Second {
+	if _, d := l.Try("ip"); d != 55*time.Second {
 		t.Fatalf("6th attempt: retry after %v, want 55s", d)
 	}
-	if d := l.RetryAfter("other"); d != 0 {
+	if _, d := l.Try("other"); d != 0 {
 		t.Fatal("another key is limited")
 	}
+	// Any limited key refuses the attempt, and it is counted on none.
+	if _, d := l.Try("fresh", "ip"); d != 55*time.Second {
+		t.Fatalf("attempt with one limited key: %v", d)
+	}
+	if len(l.attempts["fresh"]) != 0 {
+		t.Fatal("a refused attempt was counted")
+	}
 	now = now.Add(55 * time.Second)
-	if d := l.RetryAfter("ip"); d != 0 {
+	a, d := l.Try("ip", "member")
+	if d != 0 {
 		t.Fatalf("after the window: %v", d)
 	}
+	if len(l.attempts["ip"]) != 5 || len(l.attempts["member"]) != 1 {
+		t.Fatalf("attempts %v", l.attempts)
+	}
+	// A success takes back its own count, not the others'.
+	l.Forgive(a)
+	if len(l.attempts["ip"]) != 4 || l.attempts["member"] != nil {
+		t.Fatalf("after forgiving: %v", l.attempts)
+	}
 	l.Reset("ip")
-	if len(l.failures) != 0 {
-		t.Fatal("reset kept failures")
+	if _, ok := l.attempts["ip"]; ok {
+		t.Fatal("reset kept attempts")
+	}
+}
+
+// Parallel attempts cannot all pass the check before any is counted.
+func TestLimiterParallel(t *testing.T) {
+	l := NewLimiter(5, time.Minute)
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, d := l.Try("addr", "member"); d == 0 {
+				passed.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := passed.Load(); n != 5 {
+		t.Fatalf("%d of 100 parallel attempts passed, want 5", n)
 	}
 }

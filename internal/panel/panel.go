@@ -8,6 +8,7 @@ package panel
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -73,6 +74,8 @@ type Config struct {
 	UploadMax     int64
 	ContentLimits content.Limits
 	Now           func() time.Time
+
+	verify func(pw, hash string) (bool, error) // checks a login's password; tests count the calls
 }
 
 // Server is the panel.
@@ -88,6 +91,7 @@ type Server struct {
 	limiter   *auth.Limiter
 	anonKey   []byte // signs the CSRF token of forms shown before login
 	dummyHash string // verified when the member does not exist, to keep timing flat
+	origins   *http.CrossOriginProtection
 	handler   http.Handler
 
 	// The engine's container list, read at most every containersTTL: a
@@ -139,8 +143,12 @@ func New(cfg Config, st *store.Store, sites Sites, ops Operations, eng Engine, w
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.verify == nil {
+		cfg.verify = auth.Verify
+	}
 	s := &Server{cfg: cfg, store: st, sites: sites, ops: ops, engine: eng, log: log,
-		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32)}
+		limiter: auth.NewLimiter(cfg.LoginFailures, cfg.LoginWindow), anonKey: make([]byte, 32),
+		origins: http.NewCrossOriginProtection()}
 	s.limiter.Now = cfg.Now
 	if _, err := rand.Read(s.anonKey); err != nil {
 		return nil, err
@@ -169,7 +177,7 @@ func (s *Server) routes() (http.Handler, error) {
 	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	r.Use(s.recover, s.limitBody, s.secureHeaders, s.loadSession)
+	r.Use(s.recover, s.limitBody, s.secureHeaders, s.sameOrigin, s.loadSession)
 	r.StaticFS("/static", http.FS(s.static))
 	r.GET("/favicon.ico", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
@@ -196,7 +204,14 @@ func (s *Server) routes() (http.Handler, error) {
 	mp := m.Group("/", s.checkCSRF)
 	mp.POST("/logout", s.handle(s.logout))
 	mp.POST("/sites", s.handle(s.createSite))
-	mp.POST("/sites/:site/:action", s.handle(s.siteAction))
+	for _, action := range siteActionRoutes {
+		h := withParam("action", action, s.handle(s.siteAction))
+		if action == "content" { // an upload may take minutes: longer deadlines, for members only
+			m.POST("/sites/:site/"+action, s.slowUpload, s.checkCSRF, h)
+			continue
+		}
+		mp.POST("/sites/:site/"+action, h)
+	}
 	mp.POST("/account/password", s.handle(s.changePassword))
 
 	a := m.Group("/admin", s.requireAdmin)
@@ -206,22 +221,86 @@ func (s *Server) routes() (http.Handler, error) {
 	a.GET("/ops", s.handle(s.adminOps))
 	ap := a.Group("", s.checkCSRF)
 	ap.POST("/members", s.handle(s.createMember))
-	ap.POST("/members/:member/:action", s.handle(s.memberAction))
+	for _, action := range memberActionRoutes {
+		ap.POST("/members/:member/"+action, withParam("action", action, s.handle(s.memberAction)))
+	}
 	return r, nil
 }
 
-// SetupLink returns a one-time path that creates the first admin, valid
-// for ttl, or "" when an admin exists already.
-func (s *Server) SetupLink(ctx context.Context, ttl time.Duration) (string, error) {
-	ok, err := s.store.HasAdmin(ctx)
-	if err != nil || ok {
-		return "", err
+// The actions on a site (siteAction) and on a member (memberAction) each
+// have a route of their own rather than one ":action" route: the route
+// table then lists every endpoint, and routes_test.go calls each one as
+// another member. A new action needs its name here.
+var (
+	siteActionRoutes   = []string{"start", "stop", "restart", "delete", "content", "key-add", "key-remove", "forward-add", "forward-remove"}
+	memberActionRoutes = []string{"disable", "enable", "grant-admin", "revoke-admin", "quota"}
+)
+
+// withParam serves a route of its own with a handler that reads the
+// action from a parameter.
+func withParam(key, value string, h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Params = append(c.Params, gin.Param{Key: key, Value: value})
+		h(c)
 	}
+}
+
+// Deadlines of the panel's connections (HTTPServer). A form is a few KiB
+// and every page answers at once (engine work is done by operations), so
+// a minute to send a request and two to get the answer are plenty; an
+// upload gets uploadTimeout instead (slowUpload).
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10 // cookies and a few headers; Go's default is 1 MiB
+	// uploadTimeout is how long an upload may take: 64 MiB (the default
+	// UploadMax) at 1 Mbit/s takes 9 minutes.
+	uploadTimeout = 15 * time.Minute
+)
+
+// HTTPServer is an http.Server serving the panel, with deadlines that
+// keep slow or stalled clients from holding connections.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// slowUpload gives a logged-in member's upload uploadTimeout to arrive and
+// be answered, past the server's ReadTimeout and WriteTimeout.
+func (s *Server) slowUpload(c *gin.Context) {
+	rc := http.NewResponseController(c.Writer)
+	until := time.Now().Add(uploadTimeout) // deadlines are real time, whatever Config.Now says
+	if err := rc.SetReadDeadline(until); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.log.Warn("extend the read deadline of an upload", "err", err)
+	}
+	if err := rc.SetWriteDeadline(until); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.log.Warn("extend the write deadline of an upload", "err", err)
+	}
+	c.Next()
+}
+
+// SetupLink returns a one-time path that creates the first admin, valid
+// for ttl, or "" when an admin exists already. The link dies as soon as
+// any admin exists, however made.
+func (s *Server) SetupLink(ctx context.Context, ttl time.Duration) (string, error) {
 	tok, err := auth.Token()
 	if err != nil {
 		return "", err
 	}
-	if err := s.store.CreateSetupToken(ctx, auth.TokenHash(tok), s.cfg.Now().Add(ttl)); err != nil {
+	err = s.store.CreateSetupToken(ctx, auth.TokenHash(tok), s.cfg.Now().Add(ttl))
+	if errors.Is(err, store.ErrAdminExists) {
+		return "", nil
+	}
+	if err != nil {
 		return "", err
 	}
 	return "/setup?token=" + tok, nil

@@ -22,6 +22,16 @@ const (
 	preCookie  = "darse_pre" // random value the CSRF token of pre-login forms is bound to
 )
 
+// preCookieName is preCookie's name here: behind TLS __Host-…, which a
+// tenant's site on a sibling domain cannot set for the panel (cookie
+// tossing would otherwise fix a pre-login value whose token it knows).
+func (s *Server) preCookieName() string {
+	if s.cfg.SecureCookies {
+		return "__Host-" + preCookie
+	}
+	return preCookie
+}
+
 func (s *Server) sessionCookie() string {
 	if s.cfg.SecureCookies {
 		return "__Host-darse_session" // only settable by this host, over HTTPS, for path /
@@ -91,11 +101,11 @@ func (s *Server) csrfToken(c *gin.Context) string {
 	if se := currentSession(c); se != nil {
 		return se.CSRF
 	}
-	pre, err := c.Cookie(preCookie)
+	pre, err := c.Cookie(s.preCookieName())
 	if err != nil || len(pre) < 32 {
 		pre, _ = auth.Token()
-		s.setCookie(c, preCookie, pre, 0)
-		c.Request.AddCookie(&http.Cookie{Name: preCookie, Value: pre}) // the same page may ask again
+		s.setCookie(c, s.preCookieName(), pre, 0)
+		c.Request.AddCookie(&http.Cookie{Name: s.preCookieName(), Value: pre}) // the same page may ask again
 	}
 	return s.anonToken(pre)
 }
@@ -122,11 +132,33 @@ func (s *Server) checkCSRF(c *gin.Context) {
 	var want string
 	if se := currentSession(c); se != nil {
 		want = se.CSRF
-	} else if pre, err := c.Cookie(preCookie); err == nil && len(pre) >= 32 {
+	} else if pre, err := c.Cookie(s.preCookieName()); err == nil && len(pre) >= 32 {
 		want = s.anonToken(pre)
 	}
 	if got == "" || want == "" || !auth.Equal(got, want) {
 		s.fail(c, errCSRF)
+		return
+	}
+	c.Next()
+}
+
+// errCrossOrigin is a state-changing request a browser sent from another
+// site; a 403 like a missing form token.
+type errCrossOrigin struct{ err error }
+
+func (e errCrossOrigin) Error() string {
+	return "this request came from another site: the panel only accepts forms sent from its own pages"
+}
+func (e errCrossOrigin) Unwrap() error { return errCSRF }
+
+// sameOrigin refuses a POST a browser sent from another site, even with a
+// valid form token: a tenant's site on a sibling domain is "same-site", so
+// SameSite=Lax cookies alone do not keep it out. Browsers say where a
+// request comes from (Sec-Fetch-Site, Origin); requests without either
+// (scripts, curl) and safe methods pass.
+func (s *Server) sameOrigin(c *gin.Context) {
+	if err := s.origins.Check(c.Request); err != nil {
+		s.fail(c, errCrossOrigin{err})
 		return
 	}
 	c.Next()
@@ -192,9 +224,20 @@ func (s *Server) startSession(c *gin.Context, u *store.User) error {
 	return nil
 }
 
-// localPath keeps a ?next= redirect on the panel itself.
+// localPath keeps a ?next= redirect on the panel itself: an absolute path
+// on this host, or def. Browsers take "//x", "/\x" and "/<tab>/x" (they
+// drop tabs and newlines, and read a backslash as a slash) to host x.
 func localPath(next, def string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return def
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return def
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return def
 	}
 	return next
@@ -227,20 +270,20 @@ func (s *Server) login(c *gin.Context) error {
 	name := strings.TrimSpace(c.PostForm("name"))
 	pw := c.PostForm("password")
 	next := localPath(c.PostForm("next"), "/sites")
-	view := loginView{Name: name, Next: c.PostForm("next")}
-	keys := []string{"addr:" + c.ClientIP(), "member:" + name}
+	view := loginView{Name: name, Next: localPath(c.PostForm("next"), "")}
 	refuse := func(err error) error {
 		view.Page = s.page(c, "Log in")
 		view.Error = err.Error()
 		s.render(c, status(err), "login", view)
 		return nil
 	}
-	for _, k := range keys {
-		if wait := s.limiter.RetryAfter(k); wait > 0 {
-			c.Header("Retry-After", itoa(int(wait.Seconds())+1))
-			view.Limited = true
-			return refuse(rateLimited{wait})
-		}
+	// Counted before the password is checked: of any number of parallel
+	// attempts, at most the limit reach the (costly) verification.
+	attempt, wait := s.limiter.Try("addr:"+c.ClientIP(), "member:"+name)
+	if wait > 0 {
+		c.Header("Retry-After", itoa(int(wait.Seconds())+1))
+		view.Limited = true
+		return refuse(rateLimited{wait})
 	}
 	u, err := s.store.GetUser(ctx, name)
 	hash := s.dummyHash
@@ -252,22 +295,21 @@ func (s *Server) login(c *gin.Context) error {
 	default:
 		return err
 	}
-	ok, err := auth.Verify(pw, hash)
+	ok, err := s.cfg.verify(pw, hash)
 	if err != nil {
 		s.log.Error("stored password hash unreadable", "user", name, "err", err)
 	}
 	if !ok || u == nil {
-		for _, k := range keys {
-			s.limiter.Fail(k)
-		}
 		return refuse(errLogin)
 	}
 	if u.Disabled {
 		return refuse(&site.FieldError{Field: "member", Value: name, Rule: "is disabled; ask an admin"})
 	}
-	for _, k := range keys {
-		s.limiter.Reset(k)
-	}
+	// A success does not count, and clears the member's failures; the
+	// address keeps its failures, or a member of its own could reset them
+	// between guesses at others.
+	s.limiter.Forgive(attempt)
+	s.limiter.Reset("member:" + name)
 	if err := s.startSession(c, u); err != nil {
 		return err
 	}
@@ -310,6 +352,12 @@ func (s *Server) setup(c *gin.Context) error {
 		view.Errors = fieldErrors(err)
 		s.render(c, status(err), "setup", view)
 		return nil
+	}
+	// A dead link answers as such whatever the form holds.
+	if ok, err := s.store.SetupTokenValid(ctx, auth.TokenHash(view.Token), s.cfg.Now()); err != nil {
+		return err
+	} else if !ok {
+		return setupLinkGone
 	}
 	if err := site.ValidateOwner(view.Name); err != nil {
 		return fail(&site.FieldError{Field: "name", Value: view.Name, Rule: err.(*site.FieldError).Rule})

@@ -103,6 +103,16 @@ func TestSetupToken(t *testing.T) {
 	if err := s.ClaimSetup(ctx, "tok", now.Add(2*time.Hour), User{Name: "root", Hash: "h"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("expired link: %v", err)
 	}
+	// A failed claim does not consume the link.
+	if err := s.CreateUser(ctx, User{Name: "carol", Hash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimSetup(ctx, "tok", now, User{Name: "carol", Hash: "h"}); !errors.Is(err, ErrUserExists) {
+		t.Fatalf("claim with a taken name: %v", err)
+	}
+	if ok, _ := s.SetupTokenValid(ctx, "tok", now); !ok {
+		t.Fatal("failed claim consumed the link")
+	}
 	if err := s.ClaimSetup(ctx, "tok", now, User{Name: "root", Hash: "h"}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +122,12 @@ func TestSetupToken(t *testing.T) {
 	if err := s.ClaimSetup(ctx, "tok", now, User{Name: "eve", Hash: "h"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second use of the link: %v", err)
 	}
-	// A failed claim does not consume the link.
-	s.CreateSetupToken(ctx, "tok2", now.Add(time.Hour))
-	if err := s.ClaimSetup(ctx, "tok2", now, User{Name: "root", Hash: "h"}); !errors.Is(err, ErrUserExists) {
-		t.Fatalf("claim with a taken name: %v", err)
+	// With an admin, no link is stored any more.
+	if err := s.CreateSetupToken(ctx, "tok2", now.Add(time.Hour)); !errors.Is(err, ErrAdminExists) {
+		t.Fatalf("setup link with an admin present: %v", err)
 	}
-	if ok, _ := s.SetupTokenValid(ctx, "tok2", now); !ok {
-		t.Fatal("failed claim consumed the link")
+	if err := s.ClaimSetup(ctx, "tok2", now, User{Name: "eve", Hash: "h"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("claim with an admin present: %v", err)
 	}
 }
 

@@ -68,16 +68,28 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) error 
 	return err
 }
 
+// ErrAdminExists refuses a setup link: it only ever creates the first admin.
+var ErrAdminExists = errors.New("an admin exists already: setup links are refused")
+
+// Setup links only ever create the first admin: once an admin exists
+// (made with `darse user add NAME --admin`, granted, or through a link)
+// every link is refused and deleted, so the one printed in the panel's
+// log does not stay a way in for its 24 hours.
+
 // CreateSetupToken stores (the hash of) a one-time link that creates the
-// first admin. Earlier unused links are dropped.
+// first admin. Earlier unused links are dropped. Once an admin exists it
+// stores nothing and gives ErrAdminExists.
 func (s *Store) CreateSetupToken(ctx context.Context, tokenHash string, expires time.Time) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM setup_tokens`); err != nil {
+	if err := dropSetupLinks(ctx, tx); err != nil {
 		return err
+	}
+	if has, err := hasAdmin(ctx, tx); err != nil || has {
+		return commitRefusal(tx, err, ErrAdminExists)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO setup_tokens(token_hash, expires_at) VALUES(?,?)`, tokenHash, ts(expires)); err != nil {
 		return fmt.Errorf("create setup link: %w", err)
@@ -85,22 +97,41 @@ func (s *Store) CreateSetupToken(ctx context.Context, tokenHash string, expires 
 	return tx.Commit()
 }
 
-// SetupTokenValid reports whether the setup link is unused and unexpired.
+// SetupTokenValid reports whether the setup link is unused and unexpired,
+// and no admin exists.
 func (s *Store) SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if has, err := hasAdmin(ctx, tx); err != nil || has {
+		if err == nil {
+			err = dropSetupLinks(ctx, tx)
+		}
+		return false, commitRefusal(tx, err, nil)
+	}
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM setup_tokens WHERE token_hash = ? AND expires_at > ?`, tokenHash, ts(now)).Scan(&n)
+	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM setup_tokens WHERE token_hash = ? AND expires_at > ?`, tokenHash, ts(now)).Scan(&n)
 	return n > 0, err
 }
 
 // ClaimSetup uses the one-time link to create the first admin: the link is
 // consumed and the member created in one transaction, or neither happens.
-// A link that is unknown, used or expired gives ErrNotFound.
+// A link that is unknown, used or expired gives ErrNotFound, and so does
+// any link once an admin exists.
 func (s *Store) ClaimSetup(ctx context.Context, tokenHash string, now time.Time, admin User) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if has, err := hasAdmin(ctx, tx); err != nil || has {
+		if err == nil {
+			err = dropSetupLinks(ctx, tx)
+		}
+		return commitRefusal(tx, err, fmt.Errorf("setup link: %w (%w)", ErrNotFound, ErrAdminExists))
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM setup_tokens WHERE token_hash = ? AND expires_at > ?`, tokenHash, ts(now))
 	if err != nil {
 		return err
@@ -113,4 +144,37 @@ func (s *Store) ClaimSetup(ctx context.Context, tokenHash string, now time.Time,
 		return err
 	}
 	return tx.Commit()
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// hasAdmin reports whether an enabled admin exists (as HasAdmin).
+func hasAdmin(ctx context.Context, db querier) (bool, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE admin = 1 AND disabled = 0`).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for an admin: %w", err)
+	}
+	return n > 0, nil
+}
+
+// commitRefusal keeps the deletion of setup links a refusal made and
+// returns the refusal, unless err (a failure on the way) came first.
+func commitRefusal(tx *sql.Tx, err, refusal error) error {
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("drop setup links: %w", err)
+	}
+	return refusal
+}
+
+// dropSetupLinks deletes every setup link, as an admin appears.
+func dropSetupLinks(ctx context.Context, db execer) error {
+	if _, err := db.ExecContext(ctx, `DELETE FROM setup_tokens`); err != nil {
+		return fmt.Errorf("drop setup links: %w", err)
+	}
+	return nil
 }

@@ -58,6 +58,9 @@ func createUser(ctx context.Context, db execer, u User) error {
 	if err != nil {
 		return fmt.Errorf("create member %q: %w", u.Name, err)
 	}
+	if u.Admin && !u.Disabled {
+		return dropSetupLinks(ctx, db)
+	}
 	return nil
 }
 
@@ -152,13 +155,20 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 }
 
 // SetAdmin grants or revokes admin rights; the last active admin keeps them.
+// Granting them ends the setup links (see CreateSetupToken).
 func (s *Store) SetAdmin(ctx context.Context, name string, admin bool) error {
 	if !admin {
 		if err := s.keepAnAdmin(ctx, name); err != nil {
 			return err
 		}
 	}
-	return s.updateUser(ctx, name, `admin = ?`, admin)
+	if err := s.updateUser(ctx, name, `admin = ?`, admin); err != nil {
+		return err
+	}
+	if admin {
+		return dropSetupLinks(ctx, s.db)
+	}
+	return nil
 }
 
 func (s *Store) keepAnAdmin(ctx context.Context, name string) error {
