@@ -509,63 +509,6 @@ func (e *env) waitRunning(name, kind string) store.Operation {
 	}
 }
 
-// TestCLIKilledDuringCreate kills `darse site create` with SIGKILL at
-// several points of the creation; the next CLI run settles the operation
-// (done or failed) and the store and <srv>/users agree.
-func TestCLIKilledDuringCreate(t *testing.T) {
-	needEngine(t, "darse/nginx:bookworm")
-	e := newEnv(t)
-	e.ok("op", "ls") // the store exists before two processes open it at once
-	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
-		name := siteName(fmt.Sprintf("ck%d", i))
-		e.cleanup(name)
-		cli := exec.Command(darseBin, "site", "create", name, "--template", "static")
-		cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
-		if err := cli.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if op := e.waitRunning(name, "create"); op.State != store.OpRunning {
-			t.Logf("create ended before the kill: %+v", op)
-		}
-		time.Sleep(delay)
-		cli.Process.Kill() // SIGKILL
-		cli.Wait()
-
-		// The next run settles it first (once its heartbeat is stale).
-		out, errs, code := e.run("site", "up", name)
-		var create store.Operation
-		for _, op := range e.opsOn(name) {
-			if op.Kind == "create" {
-				create = op
-			}
-		}
-		if create.State != store.OpDone && create.State != store.OpFailed {
-			t.Fatalf("interrupted create still %s after the next run (exit %d)\n%s%s", create.State, code, out, errs)
-		}
-
-		stored, folder := e.rowAndFolderAgree(name)
-		t.Logf("killed %v after start: create %s %q; row %v, folder %v; next up: exit %d %q", delay, create.State, create.Error, stored, folder, code, strings.TrimSpace(errs))
-		if (create.State == store.OpDone) != stored {
-			t.Fatalf("create %s but site stored = %v", create.State, stored)
-		}
-		if stored {
-			if code != 0 {
-				t.Fatalf("up of the recovered site: exit %d %s", code, errs)
-			}
-			if s := e.status(name); s.State != hosting.StateRunning {
-				t.Fatalf("recovered site is %s", s.State)
-			}
-		} else {
-			if code == 0 || !strings.Contains(errs, "no such site") {
-				t.Fatalf("up of an undone site: exit %d %q", code, errs)
-			}
-			if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+name).Output(); len(bytes.TrimSpace(out)) != 0 {
-				t.Fatalf("undone creation left containers: %s", out)
-			}
-		}
-	}
-}
-
 // service is the status of one service of a site.
 func service(t *testing.T, s hosting.Status, name string) hosting.ServiceStatus {
 	t.Helper()

@@ -20,6 +20,7 @@ import (
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
@@ -152,6 +153,35 @@ func newOpCmd(a *app) *cobra.Command {
 	ls.Flags().StringVar(&state, "state", "", "only in these states (queued,running,done,failed)")
 	ls.Flags().IntVarP(&f.Limit, "n", "n", 50, "at most N")
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(ls)
+	cmd.AddCommand(ls, &cobra.Command{
+		Use:   "recover",
+		Short: "Settle the operations whose process died (finished or undone); the panel does it on its own",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Preparing a run settles them; nothing else is asked.
+			_, err := a.operations(cmd.Context())
+			return err
+		},
+	}, &cobra.Command{
+		Use:   "run ID",
+		Short: "Carry out a queued operation now, in this process (one left queued with no panel running)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id < 1 {
+				return &site.FieldError{Field: "operation", Value: args[0], Rule: "must be an operation id (see darse op ls)"}
+			}
+			o, err := a.operations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			op, err := o.run(cmd.Context(), id)
+			if op != nil {
+				o.printPlan(cmd.OutOrStdout(), op.Site, op)
+				fmt.Fprintf(cmd.OutOrStdout(), "operation %d (%s %s): %s\n", op.ID, op.Kind, op.Site, op.State)
+			}
+			return err
+		},
+	})
 	return cmd
 }

@@ -14,6 +14,8 @@ type forwarder interface {
 	AddForward(ctx context.Context, name string, req hosting.ForwardRequest) (*store.Forward, reconcile.Plan, error)
 	CheckRemoveForward(ctx context.Context, name string, hostPort int) error
 	RemoveForward(ctx context.Context, name string, hostPort int) (reconcile.Plan, error)
+	Render(ctx context.Context, name string, force bool) ([]string, reconcile.Plan, error)
+	Up(ctx context.Context, name string) (reconcile.Plan, error)
 }
 
 // Forward exposes a container port of the site's web service on a host
@@ -59,7 +61,15 @@ func (k *Forward) Run(ctx context.Context, e *Env, t Target) error {
 	return e.Plan(plan, err)
 }
 
-func (k *Forward) Resume(ctx context.Context, e *Env, t Target) error { return k.Run(ctx, e, t) }
+// Resume forwards again (the forward already stored is returned), then
+// converges: the crash may have cut the recreation short after the files
+// were written, and a render that changes nothing converges nothing.
+func (k *Forward) Resume(ctx context.Context, e *Env, t Target) error {
+	if err := k.Run(ctx, e, t); err != nil {
+		return err
+	}
+	return e.Plan(e.Hosting.Up(ctx, t.Site))
+}
 
 // Unforward stops forwarding one of the site's host ports.
 type Unforward struct {
@@ -77,10 +87,16 @@ func (k *Unforward) Run(ctx context.Context, e *Env, t Target) error {
 	return e.Plan(e.Hosting.RemoveForward(ctx, t.Site, k.HostPort))
 }
 
-// Resume removes again; already gone means the removal got through.
+// Resume removes again; already gone from the store means the removal got
+// that far, and the site is rendered and converged without it (the crash
+// may have cut the render or the recreation short).
 func (k *Unforward) Resume(ctx context.Context, e *Env, t Target) error {
-	if err := k.Run(ctx, e, t); err != nil && !errors.Is(err, hosting.ErrInput) {
+	err := k.Run(ctx, e, t)
+	if !errors.Is(err, hosting.ErrInput) {
 		return err
 	}
-	return nil
+	if _, _, err := e.Hosting.Render(ctx, t.Site, false); err != nil {
+		return err
+	}
+	return e.Plan(e.Hosting.Up(ctx, t.Site))
 }

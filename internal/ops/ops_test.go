@@ -99,6 +99,9 @@ func (f *fakeHosting) Status(ctx context.Context, name string) (*hosting.Status,
 func (f *fakeHosting) AddForward(ctx context.Context, name string, req hosting.ForwardRequest) (*store.Forward, reconcile.Plan, error) {
 	return &store.Forward{Site: name, ContainerPort: req.Port, Proto: req.Proto, HostPort: 40000}, nil, f.call("forward", name)
 }
+func (f *fakeHosting) Render(ctx context.Context, name string, force bool) ([]string, reconcile.Plan, error) {
+	return nil, nil, f.call("render", name)
+}
 func (f *fakeHosting) RemoveForward(ctx context.Context, name string, hostPort int) (reconcile.Plan, error) {
 	return nil, f.call("unforward", name)
 }
