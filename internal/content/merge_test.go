@@ -1,9 +1,12 @@
 package content
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/darse/darse/internal/testenv"
 )
 
 // siteUID:siteGID own every site's files in production; tests running as
@@ -233,4 +238,198 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// oneOld is the previous data/ Install set aside.
+func oneOld(t *testing.T, users, name string) string {
+	t.Helper()
+	olds, err := filepath.Glob(filepath.Join(users, name, ".data-old-*"))
+	if err != nil || len(olds) != 1 {
+		t.Fatalf("previous data/: %v %v", olds, err)
+	}
+	return olds[0]
+}
+
+// TestMergeSharesNoInode: every file of the merged data/ is its own
+// (a copy), except hard links the archive itself made between its
+// entries; none is linked to the previous data/ or to anything else.
+func TestMergeSharesNoInode(t *testing.T) {
+	users := t.TempDir()
+	data := filepath.Join(users, "blog", "data")
+	mustWrite(t, filepath.Join(data, "index.html"), "old home", 0o644)
+	mustWrite(t, filepath.Join(data, "a", "b", "page.html"), "old page", 0o644)
+	if err := os.Link(filepath.Join(data, "index.html"), filepath.Join(data, "twin.html")); err != nil {
+		t.Fatal(err)
+	}
+	ownAsSite(t, filepath.Join(users, "blog"))
+	arch := tarGz(t,
+		member{name: "new.html", body: "new"},
+		member{name: "same.html", typ: tar.TypeLink, link: "new.html"},
+		member{name: "a/c.html", body: "c"})
+	if _, err := (Installer{UsersDir: users}).Install(context.Background(), "blog", arch, "m.tar.gz", Merge); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a/", "a/b/", "a/b/page.html = old page", "a/c.html = c", "index.html = old home", "new.html = new", "same.html = new", "twin.html = old home"}
+	if got := tree(t, data); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("after merge: %v", got)
+	}
+	files := regularFiles(t, data)
+	old := regularFiles(t, oneOld(t, users, "blog"))
+	for p, st := range files {
+		inside := 0
+		for _, other := range files {
+			if os.SameFile(st, other) {
+				inside++
+			}
+		}
+		if n := nlink(st); n != uint64(inside) {
+			t.Errorf("%s: %d links, %d of them in data/: linked to something outside", p, n, inside)
+		}
+		for q, ost := range old {
+			if os.SameFile(st, ost) {
+				t.Errorf("%s is the previous data/'s %s", p, q)
+			}
+		}
+	}
+	if n := nlink(files[filepath.Join(data, "new.html")]); n != 2 {
+		t.Errorf("the archive's own hard link is lost: new.html has %d links", n)
+	}
+}
+
+// TestMergeCopiesAsTheyAre: symlinks are recreated with their target,
+// never followed (even one leading out of data/); modes and times are
+// kept; fifos and sockets are skipped without blocking the copy; the
+// upload's entries win over the current ones of the same name.
+func TestMergeCopiesAsTheyAre(t *testing.T) {
+	users := t.TempDir()
+	data := filepath.Join(users, "blog", "data")
+	outside := filepath.Join(users, "other", "data")
+	mustWrite(t, filepath.Join(outside, "secret.html"), "OTHER", 0o644)
+	mustWrite(t, filepath.Join(data, "run.sh"), "#!/bin/sh", 0o750)
+	mustWrite(t, filepath.Join(data, "ro", "keep.html"), "kept", 0o444)
+	mustWrite(t, filepath.Join(data, "both", "old.html"), "old", 0o644)
+	mustWrite(t, filepath.Join(data, "dir-then-file", "x"), "x", 0o644)
+	mustWrite(t, filepath.Join(data, "file-then-dir"), "old file", 0o644)
+	mustSymlink(t, outside, filepath.Join(data, "abs"))
+	mustSymlink(t, "../../other/data", filepath.Join(data, "up"))
+	mustSymlink(t, "run.sh", filepath.Join(data, "latest"))
+	if err := syscall.Mkfifo(filepath.Join(data, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock, err := net.Listen("unix", filepath.Join(data, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	if err := os.Chmod(filepath.Join(data, "ro"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // for TempDir's RemoveAll, without root
+		ros, _ := filepath.Glob(filepath.Join(users, "blog", "*", "ro"))
+		for _, ro := range ros {
+			os.Chmod(ro, 0o755)
+		}
+	})
+	stamp := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(data, "run.sh"), stamp, stamp); err != nil {
+		t.Fatal(err)
+	}
+	ownAsSite(t, filepath.Join(users, "blog"))
+	arch := tarGz(t,
+		member{name: "both/new.html", body: "new"},
+		member{name: "dir-then-file", body: "upload's file"},
+		member{name: "file-then-dir/y", body: "upload's folder"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := (Installer{UsersDir: users}).Install(ctx, "blog", arch, "m.tar.gz", Merge); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"abs -> " + outside, "both/", "both/new.html = new", "both/old.html = old",
+		"dir-then-file = upload's file", "file-then-dir/", "file-then-dir/y = upload's folder",
+		"latest -> run.sh", "ro/", "ro/keep.html = kept", "run.sh = #!/bin/sh", "up -> ../../other/data",
+	}
+	if got := tree(t, data); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("after merge:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for name, mode := range map[string]os.FileMode{"run.sh": 0o750, "ro": 0o555 | os.ModeDir, "ro/keep.html": 0o444} {
+		st, err := os.Lstat(filepath.Join(data, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode() != mode {
+			t.Errorf("%s: mode %v, want %v", name, st.Mode(), mode)
+		}
+	}
+	if st, err := os.Lstat(filepath.Join(data, "run.sh")); err != nil || !st.ModTime().Equal(stamp) {
+		t.Errorf("run.sh: modified %v (%v), want %v", st.ModTime(), err, stamp)
+	}
+}
+
+// TestMergeLimits: the archive laid over the current files is bounded as
+// before; a refused one leaves data/ as it was.
+func TestMergeLimits(t *testing.T) {
+	users := t.TempDir()
+	data := filepath.Join(users, "blog", "data")
+	mustWrite(t, filepath.Join(data, "index.html"), "home", 0o644)
+	ownAsSite(t, filepath.Join(users, "blog"))
+	in := Installer{UsersDir: users, Limits: Limits{Entries: 2, Bytes: 1 << 20}}
+	arch := tarGz(t, member{name: "a", body: "a"}, member{name: "b", body: "b"}, member{name: "c", body: "c"})
+	if _, err := in.Install(context.Background(), "blog", arch, "m.tar.gz", Merge); err == nil || !strings.Contains(err.Error(), "more than 2 entries") {
+		t.Fatalf("over the limits: %v", err)
+	}
+	if got := tree(t, data); strings.Join(got, "|") != "index.html = home" {
+		t.Fatalf("refused merge changed data/: %v", got)
+	}
+	if _, err := os.Lstat(filepath.Join(users, "blog", ".data-new")); !os.IsNotExist(err) {
+		t.Fatalf("refused merge left its staging folder: %v", err)
+	}
+}
+
+// TestMergeRunsAsSiteUser: as root, the copy runs as data/'s owner, not
+// root: a file only root may read stops the merge, naming it, and data/
+// stays as it was; what was copied belongs to the site's user.
+func TestMergeRunsAsSiteUser(t *testing.T) {
+	testenv.NeedRoot(t)
+	users := t.TempDir()
+	data := filepath.Join(users, "blog", "data")
+	mustWrite(t, filepath.Join(data, "index.html"), "home", 0o644)
+	mustWrite(t, filepath.Join(data, "sub", "page.html"), "page", 0o644)
+	ownAsSite(t, filepath.Join(users, "blog"))
+	mustWrite(t, filepath.Join(data, "sub", "root-only"), "root's", 0o600) // owned by root
+	in := Installer{UsersDir: users}
+	arch := tarGz(t, member{name: "new.html", body: "new"})
+	before := tree(t, data)
+	_, err := in.Install(context.Background(), "blog", arch, "m.tar.gz", Merge)
+	if err == nil || !strings.Contains(err.Error(), "data/sub/root-only") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("merge of a root-only file: %v", err)
+	}
+	if after := tree(t, data); strings.Join(after, "|") != strings.Join(before, "|") {
+		t.Fatalf("refused merge changed data/: %v", after)
+	}
+	if err := os.Remove(filepath.Join(data, "sub", "root-only")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Install(context.Background(), "blog", arch, "m.tar.gz", Merge); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(data, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if s := st.Sys().(*syscall.Stat_t); s.Uid != testUID || s.Gid != testGID {
+			t.Errorf("%s: owned by %d:%d, want %d:%d", p, s.Uid, s.Gid, testUID, testGID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RunHelper(context.Background(), io.Discard); err == nil || !strings.Contains(err.Error(), "refuses to run as root") {
+		t.Fatalf("helper as root: %v", err)
+	}
 }
