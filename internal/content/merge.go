@@ -163,12 +163,12 @@ func (c copier) folder(src, dst *os.Root, rel string, depth int) error {
 	}
 	d, err := src.Open(".")
 	if err != nil {
-		return fmt.Errorf("%s: %w", rel, err)
+		return entryErr(rel, err)
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return fmt.Errorf("%s: %w", rel, err)
+		return entryErr(rel, err)
 	}
 	sort.Strings(names)
 	for _, name := range names {
@@ -202,14 +202,14 @@ func (c copier) try(src, dst *os.Root, name, rel string, depth int) (again bool,
 		return false, nil // removed meanwhile
 	}
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	have, err := dst.Lstat(name)
 	switch {
 	case err == nil && !(have.IsDir() && st.IsDir()):
 		return false, nil // the upload's entry wins
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	switch {
 	case st.IsDir():
@@ -220,6 +220,16 @@ func (c copier) try(src, dst *os.Root, name, rel string, depth int) (again bool,
 		return c.file(src, dst, name, rel, st)
 	}
 	return false, nil
+}
+
+// entryErr names the entry by its path in data/ (a PathError would name
+// it by its folder's descriptor).
+func entryErr(rel string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: %w", rel, err)
 }
 
 // moved reports whether name is no longer the file st describes.
@@ -233,7 +243,7 @@ func (c copier) subfolder(src, dst *os.Root, name, rel string, st fs.FileInfo, e
 	// cannot block the open.
 	sub, err := src.OpenRoot(name + "/.")
 	if err != nil {
-		return moved(src, name, st), fmt.Errorf("%s: %w", rel, err)
+		return moved(src, name, st), entryErr(rel, err)
 	}
 	defer sub.Close()
 	if got, err := sub.Stat("."); err != nil || !os.SameFile(got, st) {
@@ -241,12 +251,12 @@ func (c copier) subfolder(src, dst *os.Root, name, rel string, st fs.FileInfo, e
 	}
 	if !exists {
 		if err := dst.Mkdir(name, 0o700); err != nil {
-			return false, fmt.Errorf("%s: %w", rel, err)
+			return false, entryErr(rel, err)
 		}
 	}
 	out, err := dst.OpenRoot(name)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	defer out.Close()
 	if err := c.folder(sub, out, rel, depth+1); err != nil {
@@ -257,7 +267,7 @@ func (c copier) subfolder(src, dst *os.Root, name, rel string, st fs.FileInfo, e
 	}
 	// Mode and time last: a read-only folder is filled first.
 	if err := dst.Chmod(name, st.Mode().Perm()); err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	return false, dst.Chtimes(name, time.Time{}, st.ModTime())
 }
@@ -265,10 +275,10 @@ func (c copier) subfolder(src, dst *os.Root, name, rel string, st fs.FileInfo, e
 func (c copier) symlink(src, dst *os.Root, name, rel string, st fs.FileInfo) (bool, error) {
 	target, err := src.Readlink(name)
 	if err != nil {
-		return moved(src, name, st), fmt.Errorf("%s: %w", rel, err)
+		return moved(src, name, st), entryErr(rel, err)
 	}
 	if err := dst.Symlink(target, name); err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	return false, nil
 }
@@ -277,7 +287,7 @@ func (c copier) file(src, dst *os.Root, name, rel string, st fs.FileInfo) (bool,
 	// O_NONBLOCK: a fifo swapped in cannot block the open.
 	in, err := src.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return moved(src, name, st), fmt.Errorf("%s: %w", rel, err)
+		return moved(src, name, st), entryErr(rel, err)
 	}
 	defer in.Close()
 	if got, err := in.Stat(); err != nil || !os.SameFile(got, st) {
@@ -285,7 +295,7 @@ func (c copier) file(src, dst *os.Root, name, rel string, st fs.FileInfo) (bool,
 	}
 	out, err := dst.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	_, err = io.Copy(out, in)
 	if err == nil {
@@ -299,7 +309,7 @@ func (c copier) file(src, dst *os.Root, name, rel string, st fs.FileInfo) (bool,
 	}
 	if err != nil {
 		dst.Remove(name) // no half file taken for the upload's
-		return false, fmt.Errorf("%s: %w", rel, err)
+		return false, entryErr(rel, err)
 	}
 	return false, nil
 }
