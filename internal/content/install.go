@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -71,7 +72,10 @@ func (in Installer) Install(ctx context.Context, name, archive, displayName, mod
 		return sum, fmt.Errorf("swap data/ of site %q: %w", name, err)
 	}
 	// staging now holds the previous data/, which running containers still
-	// serve until they restart.
+	// serve until they restart; nothing when there was none.
+	if _, err := os.Lstat(staging); errors.Is(err, fs.ErrNotExist) {
+		return sum, nil
+	}
 	if err := os.Rename(staging, filepath.Join(dir, fmt.Sprintf(".data-old-%d", time.Now().UnixNano()))); err != nil {
 		return sum, err
 	}

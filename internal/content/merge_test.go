@@ -433,3 +433,35 @@ func TestMergeRunsAsSiteUser(t *testing.T) {
 		t.Fatalf("helper as root: %v", err)
 	}
 }
+
+// TestMergeWithoutData: a merge into a site without data/ installs the
+// archive; one whose data/ is a symlink is refused, the link untouched.
+func TestMergeWithoutData(t *testing.T) {
+	users := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(users, "blog"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := Installer{UsersDir: users}
+	arch := tarGz(t, member{name: "index.html", body: "new"})
+	if _, err := in.Install(context.Background(), "blog", arch, "m.tar.gz", Merge); err != nil {
+		t.Fatal(err)
+	}
+	if got := tree(t, filepath.Join(users, "blog", "data")); strings.Join(got, "|") != "index.html = new" {
+		t.Fatalf("merge without data/: %v", got)
+	}
+	mustWrite(t, filepath.Join(users, "other", "data", "secret.html"), "OTHER", 0o644)
+	link := filepath.Join(users, "linked", "data")
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, filepath.Join(users, "other", "data"), link)
+	if _, err := in.Install(context.Background(), "linked", arch, "m.tar.gz", Merge); err == nil {
+		t.Fatal("merge through a data/ symlink accepted")
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("data/ symlink replaced: %v %v", st, err)
+	}
+	if got := tree(t, filepath.Join(users, "other", "data")); strings.Join(got, "|") != "secret.html = OTHER" {
+		t.Fatalf("the link's target changed: %v", got)
+	}
+}
