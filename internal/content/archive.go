@@ -1,5 +1,29 @@
 // Package content moves a site's files (its data/ folder) in and out:
 // safe extraction of uploaded archives and a final archive on deletion.
+//
+// Installing never follows anything the member controls. An upload is
+// unpacked into a fresh folder beside data/ (.data-new, which no container
+// sees) and swapped with data/ in one rename. A merge also needs the
+// current files: after the archive, the names it lacks are copied from
+// data/ into the new folder, never hard-linked (a link would hand the
+// member a writable twin of whatever it reached). The member may be
+// changing data/ meanwhile (SFTP, PHP), so each folder is held open as an
+// os.Root, out of which no symlink leads, and each entry opened is checked
+// to be the inode its lstat saw; symlinks are recreated with their target,
+// unfollowed; fifos, sockets and devices are skipped. Copies belong to the
+// user who made them; modes and modification times are kept. Limits bound
+// the archive, as before; the copied files are the site's own, uncounted.
+//
+// The copy does not run as root. As root, Install re-executes its own
+// binary (/proc/self/exe HelperCommand: darse's hidden command, which calls
+// RunHelper) as data/'s owner, or www-data (33:33) when data/ is root's,
+// with no supplementary group, no capability, an empty environment and
+// only the two folders open: even a bug in it cannot write root's files
+// or read root-only ones. (Other sites' files share 33:33 and the store is
+// world-readable: os.Root, not the uid, keeps those out.) Not running as
+// root (unit tests), Install copies in-process, already unprivileged. A
+// test binary that merges as root serves HelperCommand from its TestMain,
+// as merge_test.go does.
 package content
 
 import (

@@ -25,9 +25,11 @@ type Installer struct {
 	Limits   Limits
 }
 
-// Install unpacks the archive next to the site's data/, merges the current
-// files in when mode is Merge, then swaps the new folder with data/ in one
-// rename (RENAME_EXCHANGE): data/ is always either all old or all new.
+// Install unpacks the archive into a fresh folder next to the site's
+// data/, copies the current files the archive lacks into it when mode is
+// Merge (see the package comment: as the site's user, never following a
+// link), then swaps the new folder with data/ in one rename
+// (RENAME_EXCHANGE): data/ is always either all old or all new.
 // Containers keep the folder they were started with (a bind mount follows
 // the folder, not its name): restart them afterwards to serve the new one,
 // then call Cleanup.
@@ -42,10 +44,14 @@ func (in Installer) Install(ctx context.Context, name, archive, displayName, mod
 		return Summary{}, err
 	}
 	uid, gid := -1, -1
-	if st, err := os.Stat(data); err == nil {
+	if st, err := os.Lstat(data); err == nil {
 		if s, ok := st.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(s.Uid), int(s.Gid)
 		}
+	}
+	if mode == Merge && uid >= 0 {
+		// The copy writes into the new folder as this user.
+		uid, gid = copyOwner(uid, gid)
 	}
 	lim := in.Limits
 	if lim == (Limits{}) {
@@ -56,7 +62,7 @@ func (in Installer) Install(ctx context.Context, name, archive, displayName, mod
 		return sum, err
 	}
 	if mode == Merge {
-		if err := mergeInto(ctx, staging, data); err != nil {
+		if err := copyCurrent(ctx, data, staging, uid, gid); err != nil {
 			os.RemoveAll(staging)
 			return sum, fmt.Errorf("merge into data/ of site %q: %w", name, err)
 		}
@@ -66,7 +72,10 @@ func (in Installer) Install(ctx context.Context, name, archive, displayName, mod
 		return sum, fmt.Errorf("swap data/ of site %q: %w", name, err)
 	}
 	// staging now holds the previous data/, which running containers still
-	// serve until they restart.
+	// serve until they restart; nothing when there was none.
+	if _, err := os.Lstat(staging); errors.Is(err, fs.ErrNotExist) {
+		return sum, nil
+	}
 	if err := os.Rename(staging, filepath.Join(dir, fmt.Sprintf(".data-old-%d", time.Now().UnixNano()))); err != nil {
 		return sum, err
 	}
@@ -97,61 +106,4 @@ func exchange(a, b string) error {
 		}
 	}
 	return err
-}
-
-// mergeInto adds to dst (the new tree) what src (the current data/) has
-// and dst lacks, as hard links: no copy, and the current files are never
-// modified.
-func mergeInto(ctx context.Context, dst, src string) error {
-	if _, err := os.Lstat(src); os.IsNotExist(err) {
-		return nil
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel == "." {
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		st, err := os.Lstat(target)
-		if err == nil {
-			if st.IsDir() && d.IsDir() {
-				return nil // both folders: merge inside
-			}
-			if d.IsDir() {
-				return filepath.SkipDir // the upload replaced this folder
-			}
-			return nil // the upload's file wins
-		}
-		if !os.IsNotExist(err) {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			if err := os.Mkdir(target, info.Mode().Perm()); err != nil {
-				return err
-			}
-			if s, ok := info.Sys().(*syscall.Stat_t); ok {
-				os.Lchown(target, int(s.Uid), int(s.Gid))
-			}
-		case info.Mode()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(t, target)
-		case info.Mode().IsRegular():
-			return os.Link(p, target)
-		}
-		return nil
-	})
 }
