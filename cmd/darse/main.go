@@ -122,6 +122,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddCommand(newSiteCmd(a), newImagesCmd(a), newTemplatesCmd(a), newPlatformCmd(a))
 	root.AddCommand(newUserCmd(a), newOpCmd(a), newPanelCmd(a), newKeyCmd(a), newForwardCmd(a))
 	root.AddCommand(newFwCmd(a), newDockerProxyCmd(a))
+	root.AddCommand(newContentHelperCmd())
 	return root
 }
 

@@ -36,6 +36,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +45,30 @@ type Archiver struct {
 	UsersDir   string // <srv>/users
 	ArchiveDir string // where archives are kept, e.g. <srv>/archives
 	Now        func() time.Time
+}
+
+// copyRegular writes one regular file of root to the archive, provided it
+// is still the file lstat saw (not swapped for a fifo or a link meanwhile):
+// opened without following a final symlink and without blocking.
+func copyRegular(tw *tar.Writer, root *os.Root, rel string, hdr *tar.Header, seen fs.FileInfo) error {
+	r, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	now, err := r.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(now, seen) || !now.Mode().IsRegular() {
+		return fmt.Errorf("%s changed while it was archived", rel)
+	}
+	hdr.Size = now.Size()
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err = io.CopyN(tw, r, now.Size())
+	return err
 }
 
 // ArchiveData writes <ArchiveDir>/<name>-<UTC time>.tar.gz holding the
@@ -71,24 +96,30 @@ func (a Archiver) ArchiveData(ctx context.Context, name string) (string, error) 
 	defer f.Close()
 	zw := gzip.NewWriter(f)
 	tw := tar.NewWriter(zw)
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	// Read through an os.Root: the site may still be running, and nothing
+	// a member turns into a symlink mid-walk leads out of data/.
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		return "", fmt.Errorf("archive data of site %q: %w", name, err)
+	}
+	defer root.Close()
+	err = fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
 		if rel == "." {
 			return nil
 		}
-		info, err := d.Info()
+		info, err := root.Lstat(rel)
 		if err != nil {
 			return err
 		}
 		link := ""
 		if info.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
+			if link, err = root.Readlink(rel); err != nil {
 				return err
 			}
 		} else if !info.Mode().IsRegular() && !info.IsDir() {
@@ -103,19 +134,10 @@ func (a Archiver) ArchiveData(ctx context.Context, name string) (string, error) 
 			hdr.Name += "/"
 		}
 		hdr.Uname, hdr.Gname = "", ""
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
 		if info.Mode().IsRegular() {
-			r, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, r)
-			r.Close()
-			return err
+			return copyRegular(tw, root, rel, hdr, info)
 		}
-		return nil
+		return tw.WriteHeader(hdr)
 	})
 	if err == nil {
 		err = tw.Close()

@@ -37,6 +37,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// Members' password hashes and sessions: for the platform's eyes only.
+	// SQLite gives its -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	} else {
+		f.Close()
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
 	// Two processes opening a new database at once may see it busy where
 	// SQLite calls no busy handler (switching it to WAL): try again.
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {

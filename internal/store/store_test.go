@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -115,5 +116,27 @@ func TestDomains(t *testing.T) {
 	}
 	if err := s.RemoveDomain(ctx, "blog", "www.blog.net"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The database holds password hashes: readable by its owner only, even
+// where an older darse left it world-readable.
+func TestStoreFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "darse.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.ListSites(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v", p, fi.Mode().Perm())
+		}
 	}
 }
