@@ -17,7 +17,7 @@ import (
 func newFwCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "fw", Short: "The firewall watcher's nftables ruleset (darse-fw)"}
 	var (
-		table, input, allow, label, stateFile, forward string
+		table, input, allow, tenantAllow, egressDeny, label, stateFile, forward string
 	)
 	render := &cobra.Command{
 		Use:   "render",
@@ -41,6 +41,13 @@ and every refused or limited one with the reason. Nothing is changed.`,
 					return fmt.Errorf("--input-allow: %w", err)
 				}
 				o.InputAllow = append(o.InputAllow, p)
+			}
+			var err error
+			if o.TenantHostAllow, err = firewall.ParsePorts(tenantAllow); err != nil {
+				return fmt.Errorf("--tenant-allow: %w", err)
+			}
+			if o.EgressDeny, err = firewall.ParsePrefixes(egressDeny); err != nil {
+				return fmt.Errorf("--egress-deny: %w", err)
 			}
 			switch forward {
 			case "auto":
@@ -73,13 +80,15 @@ and every refused or limited one with the reason. Nothing is changed.`,
 					return err
 				}
 			}
-			_, err := fmt.Fprint(cmd.OutOrStdout(), firewall.Build(st, o).Text())
+			_, err = fmt.Fprint(cmd.OutOrStdout(), firewall.Build(st, o).Text())
 			return err
 		},
 	}
 	render.Flags().StringVar(&table, "table", envOr("DARSE_FW_TABLE", firewall.DefaultTable), "nftables inet table (env DARSE_FW_TABLE)")
 	render.Flags().StringVar(&input, "input", envOr("DARSE_FW_INPUT", string(firewall.InputAccept)), "host input policy: accept or drop (env DARSE_FW_INPUT)")
 	render.Flags().StringVar(&allow, "input-allow", envOr("DARSE_FW_INPUT_ALLOW", portList(firewall.DefaultInputAllow)), "ports left open by --input drop (env DARSE_FW_INPUT_ALLOW)")
+	render.Flags().StringVar(&tenantAllow, "tenant-allow", envOr("DARSE_FW_TENANT_ALLOW", portList(firewall.DefaultTenantHostAllow)), "host ports tenant containers may reach; empty for none (env DARSE_FW_TENANT_ALLOW)")
+	render.Flags().StringVar(&egressDeny, "egress-deny", envOr("DARSE_FW_EGRESS_DENY", ""), "CIDRs tenant containers may not reach, besides link-local (env DARSE_FW_EGRESS_DENY)")
 	render.Flags().StringVar(&label, "label", envOr("DARSE_FW_LABEL", ""), "only containers and networks with this label, KEY or KEY=VALUE (env DARSE_FW_LABEL)")
 	render.Flags().StringVar(&stateFile, "state", "", "render from this JSON state (as `darse fw state` prints) instead of the engine")
 	render.Flags().StringVar(&forward, "docker-forward", "auto", "Docker's IPv4 FORWARD policy: auto (read it), drop or accept")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -67,6 +68,9 @@ type Firewall struct {
 	// Label, when set, limits the watcher to containers carrying it
 	// (KEY or KEY=VALUE): for a second platform on one engine, e.g. a test's.
 	Label string `yaml:"label"`
+	// EgressDeny are the networks tenant containers may not reach besides
+	// link-local ones: the host's management addresses, say (CIDRs).
+	EgressDeny []string `yaml:"egress_deny"`
 }
 
 // Front holds Traefik's listening addresses. ":80" listens on every IPv4
@@ -157,6 +161,13 @@ func (c Config) Validate() error {
 	}
 	if !site.IsDNSLabel(c.Firewall.Table) {
 		return &site.FieldError{Field: "firewall.table", Value: c.Firewall.Table, Rule: "must be lowercase letters, digits and dashes"}
+	}
+	for i, d := range c.Firewall.EgressDeny {
+		if _, err := netip.ParsePrefix(d); err != nil {
+			if _, err := netip.ParseAddr(d); err != nil {
+				return &site.FieldError{Field: fmt.Sprintf("firewall.egress_deny[%d]", i), Value: d, Rule: "must be an IPv4 or IPv6 address or CIDR prefix"}
+			}
+		}
 	}
 	if l := c.Firewall.Label; l != "" && strings.ContainsAny(l, " \n\"'`$") {
 		return &site.FieldError{Field: "firewall.label", Value: l, Rule: "must be KEY or KEY=VALUE without spaces or quotes"}

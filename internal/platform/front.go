@@ -118,7 +118,8 @@ func (p *Platform) RenderFront(image string) (render.Files, error) {
 		"DARSE_SRV=" + p.Srv + "\n" +
 		"DARSE_FW_TABLE=" + fw.Table + "\n" +
 		"DARSE_FW_INPUT=" + fw.Input + "\n" +
-		"DARSE_FW_LABEL=" + fw.Label + "\n"
+		"DARSE_FW_LABEL=" + fw.Label + "\n" +
+		"DARSE_FW_EGRESS_DENY=" + strings.Join(fw.EgressDeny, ",") + "\n"
 	if a := p.Config.ACME; a != nil && a.CACertificates != "" {
 		pem, err := os.ReadFile(a.CACertificates)
 		if err != nil {
