@@ -367,7 +367,11 @@ func TestBadInputWritesNothing(t *testing.T) {
 		t.Error("duplicate create changed the first site's .env")
 	}
 	other := siteName("other")
-	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".test.example.org"); code == 0 || !strings.Contains(errs, "already used by site "+name) {
+	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".test.example.org"); code == 0 || !strings.Contains(errs, "is under the platform domain") {
+		t.Errorf("another site's name under the platform domain: exit %d, %q", code, errs)
+	}
+	e.ok("site", "domain", "add", name, name+".example.net")
+	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".example.net"); code == 0 || !strings.Contains(errs, "already used by site "+name) {
 		t.Errorf("duplicate domain: exit %d, %q", code, errs)
 	}
 }

@@ -64,7 +64,7 @@ func (a *app) Platform(ctx context.Context) (*platform.Platform, error) {
 		return nil, err
 	}
 	a.cfg = cfg.Hosting(a.srv)
-	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Binaries: binaries(), Log: a.log}, nil
+	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Binaries: binaries(), Socket: platform.EngineSocket(os.Getenv("DOCKER_HOST")), Log: a.log}, nil
 }
 
 // binaries are darse and darse-fw, side by side (bin/ in the repository).

@@ -41,7 +41,27 @@ type Platform struct {
 	// Binaries are darse's own static binaries (darse, darse-fw) put in
 	// the image the firewall watcher and the panel run from.
 	Binaries []string
-	Log      *slog.Logger
+	// Socket is the engine's unix socket on the host, which the platform's
+	// containers mount (default /var/run/docker.sock; DOCKER_HOST's when
+	// it names another, as the test suite's own engine does).
+	Socket string
+	Log    *slog.Logger
+}
+
+// EngineSocket is the host path of the engine's socket named by
+// dockerHost (DOCKER_HOST), or the default one.
+func EngineSocket(dockerHost string) string {
+	if p, ok := strings.CutPrefix(dockerHost, "unix://"); ok && p != "" {
+		return p
+	}
+	return "/var/run/docker.sock"
+}
+
+func (p *Platform) socket() string {
+	if p.Socket == "" {
+		return EngineSocket("")
+	}
+	return p.Socket
 }
 
 // project is one of the platform's compose projects.
@@ -116,6 +136,7 @@ func (p *Platform) RenderFront(image string) (render.Files, error) {
 		"COMPOSE_PROJECT_NAME=" + p.Config.Front.Project + "\n" +
 		"DARSE_IMAGE=" + image + "\n" +
 		"DARSE_SRV=" + p.Srv + "\n" +
+		"DOCKER_SOCKET=" + p.socket() + "\n" +
 		"DARSE_FW_TABLE=" + fw.Table + "\n" +
 		"DARSE_FW_INPUT=" + fw.Input + "\n" +
 		"DARSE_FW_LABEL=" + fw.Label + "\n" +
@@ -136,7 +157,7 @@ func (p *Platform) RenderFront(image string) (render.Files, error) {
 
 // RenderPanel computes the panel's files: the publishable compose file,
 // .env, and the override routing the panel's host to it (typed labels, as
-// for sites: the router is "site-panel", a name no site can take).
+// for sites: the router is "site-<panel project>", a name no site can take).
 // trusted is the front network's subnets, whence Traefik connects.
 func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, error) {
 	files, err := shipped(PanelDir, nil)
@@ -144,7 +165,9 @@ func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, er
 		return nil, fmt.Errorf("render panel: %w", err)
 	}
 	h := p.Config.Hosting(p.Srv)
-	tl, err := labels.Traefik(labels.Route{Site: "panel", Domains: []string{p.Config.PanelHost()}, Port: 8080,
+	// The router is named after the panel's compose project: unique per
+	// platform on one engine, and a name no site may take.
+	tl, err := labels.Traefik(labels.Route{Site: p.Config.Panel.Project, Domains: []string{p.Config.PanelHost()}, Port: 8080,
 		EntryPoints: h.EntryPoints, CertResolver: h.CertResolver, Network: compose.FrontNetwork})
 	if err != nil {
 		return nil, fmt.Errorf("render panel: %w", err)
@@ -163,6 +186,7 @@ func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, er
 		"COMPOSE_PROJECT_NAME=" + p.Config.Panel.Project + "\n" +
 		"DARSE_IMAGE=" + image + "\n" +
 		"DARSE_SRV=" + p.Srv + "\n" +
+		"DOCKER_SOCKET=" + p.socket() + "\n" +
 		"PANEL_URL=" + p.Config.PanelURL() + "\n" +
 		"PANEL_SECURE=" + secure + "\n" +
 		"PANEL_TRUSTED_PROXY=" + strings.Join(trusted, ",") + "\n")
@@ -180,7 +204,8 @@ func (p *Platform) RenderTop(image string) render.Files {
 		render.EnvFile: []byte("# Rendered by darse platform up.\n" +
 			"COMPOSE_PROJECT_NAME=" + TopProject + "\n" +
 			"DARSE_IMAGE=" + image + "\n" +
-			"DARSE_SRV=" + p.Srv + "\n"),
+			"DARSE_SRV=" + p.Srv + "\n" +
+			"DOCKER_SOCKET=" + p.socket() + "\n"),
 	}
 }
 
