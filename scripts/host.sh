@@ -1,6 +1,9 @@
 # Sourced by up.sh and test.sh: makes a fresh Debian 12 machine ready for
 # darse — the Docker engine, Debian's docker-compose, debootstrap — and
-# starts the engine when it is not running. Idempotent and quiet when done.
+# starts the engine when it is not running. An engine the host already has
+# (Docker CE or Debian's docker.io) is used as it is, never replaced, and
+# only a dockerd this script started is ever stopped. Idempotent and quiet
+# when done.
 
 set -eu
 
@@ -11,9 +14,10 @@ need_root() {
 	fi
 }
 
+# install_packages installs the Debian packages named that are missing.
 install_packages() {
 	missing=""
-	for p in docker.io docker-compose debootstrap nftables iproute2 curl ca-certificates chromium openssh-client; do
+	for p in "$@"; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 	done
 	if [ -n "$missing" ]; then
@@ -23,14 +27,33 @@ install_packages() {
 	fi
 }
 
-# Debian's docker CLI and the engine it talks to come from docker.io.
+# The platform's packages. The engine comes from docker.io only when the
+# host has none: on a host with Docker CE, installing docker.io would make
+# apt remove it, and the engine the host runs with it.
+install_platform_packages() {
+	engine=""
+	if ! command -v dockerd >/dev/null 2>&1; then
+		engine=docker.io
+	fi
+	install_packages $engine docker-compose debootstrap nftables iproute2 curl ca-certificates
+}
+
 export PATH="/usr/local/go/bin:$PATH"
 
-# A site with several services (php) gets a network of its own, and the
-# engine's default address pools hold about 30 networks (/16s and /20s).
-# darse's pool cuts 172.16.0.0/13 into 2048 /24s; the shared front network
-# takes 172.24.0.0/16, outside it (compose.Front). An operator's own
-# daemon.json is left as it is.
+# darse's address pool for the engine: a site with several services (php)
+# gets a network of its own, and the engine's default pools hold about 30
+# networks (/16s and /20s). 172.16.0.0/13 in 2048 /24s; the shared front
+# network takes 172.24.0.0/16, outside it (compose.Front). live-restore
+# keeps containers running while dockerd restarts.
+daemon_json='{
+  "default-address-pools": [{"base": "172.16.0.0/13", "size": 24}],
+  "live-restore": true
+}'
+
+# configure_engine writes /etc/docker/daemon.json when there is none and
+# no engine runs yet (it is read when dockerd starts). An operator's own
+# daemon.json, or an engine already running without one, is left alone:
+# darse never restarts an engine it did not start.
 configure_engine() {
 	f=/etc/docker/daemon.json
 	if [ -e "$f" ]; then
@@ -38,29 +61,16 @@ configure_engine() {
 			echo "darse: $f sets no default-address-pools: the engine will hold about 30 networks (one per site with several services)" >&2
 		return
 	fi
-	mkdir -p /etc/docker
-	printf '{\n  "default-address-pools": [{"base": "172.16.0.0/13", "size": 24}]\n}\n' >"$f"
 	if docker info >/dev/null 2>&1; then
-		echo "darse: wrote $f; restarting dockerd to use it"
-		stop_engine
-	fi
-}
-
-stop_engine() {
-	if [ -d /run/systemd/system ] && systemctl stop docker 2>/dev/null; then
+		echo "darse: the running engine has no $f; darse leaves it as it is (see README, \"The engine\")" >&2
 		return
 	fi
-	pkill -TERM -x dockerd || true
-	i=0
-	while pgrep -x dockerd >/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt 120 ]; then
-			echo "darse: dockerd did not stop" >&2
-			exit 1
-		fi
-		sleep 0.5
-	done
+	mkdir -p /etc/docker
+	printf '%s\n' "$daemon_json" >"$f"
 }
+
+# The dockerd this script started, if any: the only one it ever stops.
+engine_pidfile=/run/darse-dockerd.pid
 
 start_engine() {
 	if docker info >/dev/null 2>&1; then
@@ -70,14 +80,35 @@ start_engine() {
 		:
 	else
 		echo "darse: starting dockerd (log: /var/log/darse-dockerd.log)"
-		nohup /usr/sbin/dockerd >/var/log/darse-dockerd.log 2>&1 &
+		nohup /usr/sbin/dockerd --pidfile "$engine_pidfile" >/var/log/darse-dockerd.log 2>&1 &
 	fi
 	i=0
 	until docker info >/dev/null 2>&1; do
 		i=$((i + 1))
-		if [ "$i" -gt 60 ]; then
+		if [ "$i" -gt 120 ]; then
 			echo "darse: the Docker engine did not start; see /var/log/darse-dockerd.log" >&2
 			tail -20 /var/log/darse-dockerd.log >&2 || true
+			exit 1
+		fi
+		sleep 0.5
+	done
+}
+
+# stop_engine stops the dockerd start_engine started, and no other.
+stop_engine() {
+	[ -s "$engine_pidfile" ] || return 0
+	stop_pid "$(cat "$engine_pidfile")" dockerd
+	rm -f "$engine_pidfile"
+}
+
+# stop_pid sends SIGTERM to a process and waits (up to a minute) for it to end.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	i=0
+	while kill -0 "$1" 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt 120 ]; then
+			echo "darse: $2 ($1) did not stop" >&2
 			exit 1
 		fi
 		sleep 0.5
@@ -117,11 +148,13 @@ build_darse() {
 	CGO_ENABLED=0 go build -o bin/darse-fw ./cmd/darse-fw
 }
 
+# prepare_host makes the host ready to run the platform: packages, the
+# engine (started if it is not running), darse's binaries and its images.
 prepare_host() {
 	need_root
 	need_go
 	enable_forwarding
-	install_packages
+	install_platform_packages
 	configure_engine
 	start_engine
 	accept_forward_policy

@@ -1,12 +1,39 @@
 #!/bin/sh
-# Runs darse's whole test suite against the real parts: installs and starts
-# them first (Docker engine, docker-compose, debootstrap, the local images).
+# Runs darse's whole test suite against the real parts, on an engine of
+# its own: installs what the tests need (the platform's packages, and the
+# test-only ones: Chromium), starts a second dockerd in the network
+# namespace darse-test (scripts/test-engine.sh), gives it the platform's
+# images, and runs every test in that namespace against it. A platform
+# running on the host is left alone, and checked to be
+# (scripts/live-probe.sh).
 # Usage: ./scripts/test.sh   (as root, from the repository)
 cd "$(dirname "$0")/.."
 . ./scripts/host.sh
-prepare_host
+. ./scripts/test-engine.sh
+. ./scripts/live-probe.sh
+
+need_root
+need_go
+install_platform_packages
+install_packages chromium openssh-client
+build_darse
 go vet ./...
-DARSE_INTEGRATION=require go test -count=1 -timeout 30m ./...
-# Alone, once everything else is done: restarts the machine's Docker engine
-# under a running firewall watcher.
-DARSE_INTEGRATION=require go test -count=1 -timeout 5m -tags enginerestart -run TestRealEngineRestart ./cmd/darse-fw/
+# Everything Go needs, fetched and compiled here: the test namespace has
+# no way out (GOPROXY=off there).
+go test -count=1 -exec /bin/true ./... >/dev/null
+go test -count=1 -exec /bin/true -tags enginerestart ./cmd/darse-fw/ >/dev/null
+go build -o /dev/null github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
+
+start_live_probe
+trap 'stop_test_engine' EXIT
+start_test_engine
+load_test_images
+status=0
+in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 30m ./... || status=1
+# Alone, once everything else is done: restarts the test engine under a
+# running firewall watcher.
+if [ "$status" = 0 ]; then
+	in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 5m -tags enginerestart -run TestRealEngineRestart ./cmd/darse-fw/ || status=1
+fi
+stop_live_probe || status=1
+exit "$status"

@@ -4,8 +4,11 @@ package main
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,9 +21,9 @@ import (
 // ruleset is the desired one again, the container that came back is
 // reachable and the one that did not is not.
 //
-// It restarts the engine of the whole machine, so it is built only with
-// the enginerestart tag and run alone, after the rest of the suite
-// (scripts/test.sh).
+// It restarts the engine it runs against, so it is built only with the
+// enginerestart tag and run alone, after the rest of the suite, by
+// scripts/test.sh against the test suite's own engine.
 func TestRealEngineRestart(t *testing.T) {
 	l := newLab(t)
 	f := l.start()
@@ -41,24 +44,48 @@ func TestRealEngineRestart(t *testing.T) {
 	}
 }
 
-// restartEngine stops dockerd and starts it again the way scripts/host.sh
-// does.
+// restartEngine stops the test suite's own engine (scripts/test-engine.sh,
+// whose pid file test.sh passes in DARSE_TEST_ENGINE_PIDFILE) and starts it
+// again the same way. It never touches an engine it was not given: the
+// host's, and the sites a live platform runs on it, are left alone.
 func restartEngine(t *testing.T) {
 	t.Helper()
-	if out, err := exec.Command("pkill", "-TERM", "-x", "dockerd").CombinedOutput(); err != nil {
-		t.Fatalf("pkill dockerd: %v %s", err, out)
+	pidfile := os.Getenv("DARSE_TEST_ENGINE_PIDFILE")
+	if pidfile == "" {
+		t.Fatal("this test restarts the engine: run it through scripts/test.sh, against the test suite's own engine (DARSE_TEST_ENGINE_PIDFILE unset)")
 	}
-	for deadline := time.Now().Add(60 * time.Second); exec.Command("pgrep", "-x", "dockerd").Run() == nil; time.Sleep(100 * time.Millisecond) {
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("%s: no pid: %q", pidfile, b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop the test engine (%d): %v", pid, err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("dockerd did not stop")
+			t.Fatal("the test engine did not stop")
 		}
 	}
 	if _, err := firewalltest.Docker("info"); err == nil {
 		t.Fatal("the engine still answers after dockerd stopped")
 	}
-	cmd := exec.Command("sh", "-c", ". ./scripts/host.sh && start_engine")
+	os.Remove(pidfile)
+	// Its output goes to a file: a pipe would be held open by what the
+	// engine starts in the background, and never reach its end.
+	out, err := os.CreateTemp(t.TempDir(), "start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("sh", "-c", ". ./scripts/host.sh && . ./scripts/test-engine.sh && start_test_engine")
 	cmd.Dir = "../.."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("start the engine: %v %s", err, out)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("start the test engine: %v %s", err, b)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/darse/darse/internal/firewall"
 	"github.com/darse/darse/internal/firewall/firewalltest"
 	"github.com/darse/darse/internal/nft"
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/testenv"
 )
 
@@ -492,7 +493,7 @@ func TestRestartResyncs(t *testing.T) {
 func TestEngineReconnect(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
-	p := newSocketProxy(t, "/var/run/docker.sock")
+	p := newSocketProxy(t, platform.EngineSocket(os.Getenv("DOCKER_HOST")))
 	f := l.start("DOCKER_HOST=unix://" + p.path)
 	portA, portB := hostPort(), hostPort()
 	a := l.run("a", exposeArgs("web", 8080, portA, "tcp")...)
