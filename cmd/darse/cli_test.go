@@ -128,7 +128,7 @@ func siteName(base string) string {
 }
 
 func (e *env) cleanup(name string) {
-	e.t.Cleanup(func() { e.run("site", "rm", name, "--purge") })
+	e.t.Cleanup(func() { e.run("site", "rm", name, "--purge", "--yes") })
 }
 
 func pid(t *testing.T, container string) int {
@@ -257,7 +257,7 @@ func TestStaticSiteLifecycle(t *testing.T) {
 	if body := get(t, web, "/", 200); body != page {
 		t.Errorf("re-created site serves %q, want the kept page", body)
 	}
-	e.ok("site", "rm", name, "--purge")
+	e.ok("site", "rm", name, "--purge", "--yes")
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("rm --purge left the folder: %v", err)
 	}
