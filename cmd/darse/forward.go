@@ -15,8 +15,8 @@ func newForwardCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "forward", Short: "Port forwards: a site's container port on a host port of 40000-50000"}
 	var udp bool
 	add := &cobra.Command{
-		Use:   "add SITE PORT [--udp]",
-		Short: "Forward a container port of the site's web service; the host port is allocated",
+		Use:               "add SITE PORT [--udp]",
+		Short:             "Forward a container port of the site's web service; the host port is allocated",
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"os"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -14,12 +14,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/darse/darse/internal/hosting"
-	"github.com/darse/darse/internal/platform"
-	"github.com/darse/darse/internal/template"
 	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/template"
 )
 
 func newSiteCmd(a *app) *cobra.Command {
