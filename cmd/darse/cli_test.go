@@ -375,9 +375,21 @@ func TestBadInputWritesNothing(t *testing.T) {
 // opsOn returns the operations of one site, newest first.
 func (e *env) opsOn(name string) []store.Operation {
 	e.t.Helper()
-	var list []store.Operation
-	if err := json.Unmarshal([]byte(e.ok("op", "ls", "--site", name, "--json")), &list); err != nil {
+	var printed []opJSON
+	if err := json.Unmarshal([]byte(e.ok("op", "ls", "--site", name, "--json")), &printed); err != nil {
 		e.t.Fatal(err)
+	}
+	list := []store.Operation{}
+	for _, p := range printed {
+		op := store.Operation{ID: p.ID, Kind: p.Kind, Site: p.Site, Owner: p.Owner, User: p.User, Args: p.Args,
+			State: p.State, Error: p.Error, CreatedAt: p.CreatedAt}
+		if p.StartedAt != nil {
+			op.StartedAt = *p.StartedAt
+		}
+		if p.FinishedAt != nil {
+			op.FinishedAt = *p.FinishedAt
+		}
+		list = append(list, op)
 	}
 	return list
 }

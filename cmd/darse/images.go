@@ -79,17 +79,21 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 				b.Output = cmd.ErrOrStderr()
 			}
 			out := cmd.OutOrStdout()
+			// With -v the tools' output goes to stderr: a live line
+			// would be torn by it.
+			live := isTerminal(out) && !verbose
 			for _, d := range defs {
-				fmt.Fprintf(out, "%s (%s): ", d.Name, d.Tag)
+				p := newStepPrinter(out, live, fmt.Sprintf("%s (%s): ", d.Name, d.Tag))
+				b.Progress = p.Step
 				res, err := b.Ensure(ctx, d, force)
-				if err != nil {
-					fmt.Fprintln(out, "failed")
+				switch {
+				case err != nil:
+					p.Done("failed")
 					return err
-				}
-				if res.Built {
-					fmt.Fprintf(out, "built in %s\n", res.Took.Round(time.Second))
-				} else {
-					fmt.Fprintln(out, "already present")
+				case res.Built:
+					p.Done("built in " + res.Took.Round(time.Second).String())
+				default:
+					p.Done("already present")
 				}
 			}
 			return nil
