@@ -163,13 +163,13 @@ func newOpCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	ls.RegisterFlagCompletionFunc("site", flagCompleter(a.siteNames))
-	ls.RegisterFlagCompletionFunc("user", flagCompleter(a.userNames))
 	ls.Flags().StringVar(&f.Site, "site", "", "only this site's")
 	ls.Flags().StringVar(&f.User, "user", "", "only those asked by this member")
 	ls.Flags().StringVar(&state, "state", "", "only in these states (queued,running,done,failed)")
 	ls.Flags().IntVarP(&f.Limit, "n", "n", 50, "at most N")
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	ls.RegisterFlagCompletionFunc("site", flagCompleter(a.siteNames))
+	ls.RegisterFlagCompletionFunc("user", flagCompleter(a.userNames))
 	cmd.AddCommand(ls, &cobra.Command{
 		Use:   "recover",
 		Short: "Settle the operations whose process died (finished or undone); the panel does it on its own",
