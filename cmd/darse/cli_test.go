@@ -366,8 +366,15 @@ func TestBadInputWritesNothing(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Error("duplicate create changed the first site's .env")
 	}
+	// Names under the platform domain are given by site name; a custom
+	// domain another site answers at is taken.
 	other := siteName("other")
-	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".test.example.org"); code == 0 || !strings.Contains(errs, "already used by site "+name) {
+	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", name+".test.example.org"); code == 0 || !strings.Contains(errs, "is under the platform domain") {
+		t.Errorf("domain under the platform's: exit %d, %q", code, errs)
+	}
+	custom := name + ".example.net"
+	e.ok("site", "domain", "add", name, custom)
+	if _, errs, code := e.run("site", "create", other, "--template", "static", "--domain", custom); code == 0 || !strings.Contains(errs, "already used by site "+name) {
 		t.Errorf("duplicate domain: exit %d, %q", code, errs)
 	}
 }
