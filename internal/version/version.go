@@ -55,13 +55,13 @@ func From(bi *debug.BuildInfo, version, commit, date string) Info {
 	}
 	if info.Commit == "" {
 		info.Commit = settings["vcs.revision"]
+		if len(info.Commit) > 12 {
+			info.Commit = info.Commit[:12]
+		}
 		info.Dirty = settings["vcs.modified"] == "true"
 	}
 	if info.Built == "" {
 		info.Committed = settings["vcs.time"]
-	}
-	if len(info.Commit) > 12 {
-		info.Commit = info.Commit[:12]
 	}
 	return info
 }
