@@ -1,8 +1,16 @@
 # Conveniences over the scripts; the README's commands need no make.
 .PHONY: up test short bench build vet
 
+# The commit and build time go in with -ldflags: Go records no VCS
+# information from a git worktree nor with -buildvcs=false.
+# `make build VERSION=0.2.0` for a release.
+VERSION_PKG := github.com/darse/darse/internal/version
+LDFLAGS := -X $(VERSION_PKG).Commit=$(shell git rev-parse --short HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty) \
+	-X $(VERSION_PKG).Date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ) \
+	$(if $(VERSION),-X $(VERSION_PKG).Version=$(VERSION))
+
 build:
-	go build -o bin/darse ./cmd/darse
+	go build -ldflags '$(LDFLAGS)' -o bin/darse ./cmd/darse
 
 up:
 	./scripts/up.sh

@@ -15,10 +15,14 @@ func newForwardCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "forward", Short: "Port forwards: a site's container port on a host port of 40000-50000"}
 	var udp bool
 	add := &cobra.Command{
-		Use:   "add SITE PORT [--udp]",
-		Short: "Forward a container port of the site's web service; the host port is allocated",
-		Args:  cobra.ExactArgs(2),
+		Use:               "add SITE PORT [--udp]",
+		Short:             "Forward a container port of the site's web service; the host port is allocated",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := site.ValidateName(args[0]); err != nil {
+				return err
+			}
 			port, err := strconv.Atoi(args[1])
 			if err != nil || port < 1 || port > 65535 {
 				return &site.FieldError{Field: "port", Value: args[1], Rule: "must be a port number from 1 to 65535"}
@@ -58,22 +62,30 @@ func newForwardCmd(a *app) *cobra.Command {
 		},
 	}
 	add.Flags().BoolVar(&udp, "udp", false, "forward UDP instead of TCP")
-	cmd.AddCommand(add, &cobra.Command{
-		Use:   "ls [SITE]",
-		Short: "List the forwards of a site, or of every site",
-		Args:  cobra.MaximumNArgs(1),
+	var asJSON bool
+	ls := &cobra.Command{
+		Use:               "ls [SITE] [--json]",
+		Short:             "List the forwards of a site, or of every site",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+				if err := site.ValidateName(name); err != nil {
+					return err
+				}
+			}
 			st, err := a.Store(cmd.Context())
 			if err != nil {
 				return err
 			}
-			name := ""
-			if len(args) == 1 {
-				name = args[0]
-			}
 			fs, err := st.ListForwards(cmd.Context(), name)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), forwardsJSON(fs))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SITE\tHOST PORT\tSERVICE\tPORT\tPROTO")
@@ -82,14 +94,20 @@ func newForwardCmd(a *app) *cobra.Command {
 			}
 			return tw.Flush()
 		},
-	}, &cobra.Command{
-		Use:   "rm SITE HOSTPORT",
-		Short: "Stop forwarding a host port",
-		Args:  cobra.ExactArgs(2),
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(add, ls, &cobra.Command{
+		Use:               "rm SITE HOSTPORT",
+		Short:             "Stop forwarding a host port",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeSiteThen(hostPorts),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := site.ValidateName(args[0]); err != nil {
+				return err
+			}
 			hp, err := strconv.Atoi(args[1])
-			if err != nil {
-				return &site.FieldError{Field: "host port", Value: args[1], Rule: "must be a number"}
+			if err != nil || hp < 1 || hp > 65535 {
+				return &site.FieldError{Field: "host port", Value: args[1], Rule: "must be a port number from 1 to 65535"}
 			}
 			o, err := a.operations(cmd.Context())
 			if err != nil {

@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/testenv"
 )
 
@@ -146,7 +145,7 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 	eventually(t, v4, hostA, 200, pageA)
 
 	// platform status shows Traefik running and the routers it serves.
-	var st platform.Status
+	var st platformJSON
 	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +439,7 @@ func TestTopLevelComposeBringsPlatformUp(t *testing.T) {
 	}
 	compose("up")
 	f.waitAPI(t)
-	var st platform.Status
+	var st platformJSON
 	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ and every refused or limited one with the reason. Nothing is changed.`,
 	render.Flags().StringVar(&tenantAllow, "tenant-allow", envOr("DARSE_FW_TENANT_ALLOW", portList(firewall.DefaultTenantHostAllow)), "host ports tenant containers may reach; empty for none (env DARSE_FW_TENANT_ALLOW)")
 	render.Flags().StringVar(&egressDeny, "egress-deny", envOr("DARSE_FW_EGRESS_DENY", ""), "CIDRs tenant containers may not reach, besides link-local (env DARSE_FW_EGRESS_DENY)")
 	render.Flags().StringVar(&label, "label", envOr("DARSE_FW_LABEL", ""), "only containers and networks with this label, KEY or KEY=VALUE (env DARSE_FW_LABEL)")
-	render.Flags().StringVar(&stateFile, "state", "", "render from this JSON state (as `darse fw state` prints) instead of the engine")
+	render.Flags().StringVar(&stateFile, "state", "", "render from this JSON state (as darse fw state prints) instead of the engine")
 	render.Flags().StringVar(&forward, "docker-forward", "auto", "Docker's IPv4 FORWARD policy: auto (read it), drop or accept")
 
 	state := &cobra.Command{

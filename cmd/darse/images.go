@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -45,6 +47,19 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 		Long: "Build each image whose tag the engine does not have yet, or every one with\n" +
 			"--force. Needs root (debootstrap) and network access to the Debian mirror;\n" +
 			"downloaded packages are kept in --cache-dir for the next build.",
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			defs, err := loadImages()
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, d := range defs {
+				if strings.HasPrefix(d.Name, toComplete) && !slices.Contains(args, d.Name) {
+					out = append(out, d.Name)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, names []string) error {
 			ctx := cmd.Context()
 			defs, err := loadImages()
@@ -64,17 +79,21 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 				b.Output = cmd.ErrOrStderr()
 			}
 			out := cmd.OutOrStdout()
+			// With -v the tools' output goes to stderr: a live line
+			// would be torn by it.
+			live := isTerminal(out) && !verbose
 			for _, d := range defs {
-				fmt.Fprintf(out, "%s (%s): ", d.Name, d.Tag)
+				p := newStepPrinter(out, live, fmt.Sprintf("%s (%s): ", d.Name, d.Tag))
+				b.Progress = p.Step
 				res, err := b.Ensure(ctx, d, force)
-				if err != nil {
-					fmt.Fprintln(out, "failed")
+				switch {
+				case err != nil:
+					p.Done("failed")
 					return err
-				}
-				if res.Built {
-					fmt.Fprintf(out, "built in %s\n", res.Took.Round(time.Second))
-				} else {
-					fmt.Fprintln(out, "already present")
+				case res.Built:
+					p.Done("built in " + res.Took.Round(time.Second).String())
+				default:
+					p.Done("already present")
 				}
 			}
 			return nil
@@ -90,8 +109,9 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 }
 
 func newImagesLsCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ls",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json]",
 		Short: "List the defined images and whether the engine has them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -104,23 +124,35 @@ func newImagesLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTAG\tSTATUS\tSIZE\tCREATED")
+			list := []imageJSON{}
 			for _, d := range defs {
 				img, err := e.ImageInspect(ctx, d.Tag)
 				switch {
 				case errors.Is(err, engine.ErrImageNotFound):
-					fmt.Fprintf(tw, "%s\t%s\tmissing\t-\t-\n", d.Name, d.Tag)
+					list = append(list, imageJSON{Name: d.Name, Tag: d.Tag})
 				case err != nil:
 					return err
 				default:
-					fmt.Fprintf(tw, "%s\t%s\tpresent\t%s\t%s\n", d.Name, d.Tag,
-						humanSize(img.Size), img.Created.Local().Format(time.DateTime))
+					list = append(list, imageJSON{Name: d.Name, Tag: d.Tag, Present: true, Size: img.Size, Created: when(img.Created)})
 				}
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTAG\tSTATUS\tSIZE\tCREATED")
+			for _, i := range list {
+				if !i.Present {
+					fmt.Fprintf(tw, "%s\t%s\tmissing\t-\t-\n", i.Name, i.Tag)
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\tpresent\t%s\t%s\n", i.Name, i.Tag, humanSize(i.Size), i.Created.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func humanSize(n int64) string {

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/version"
 )
 
 // app holds what every command shares: the configuration and, opened on
@@ -113,17 +115,56 @@ func envOr(key, def string) string {
 
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "darse",
-		Short:         "Self-hosted web hosting: sites as docker compose projects",
+		Use:   "darse",
+		Short: "Self-hosted web hosting: sites as docker compose projects",
+		// Errors are printed once, on one line, by run; usage is for --help.
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.String(),
 	}
+	root.SetVersionTemplate("darse {{.Version}}\n")
 	root.PersistentFlags().StringVar(&a.srv, "srv", envOr("DARSE_SRV", "/srv"), "root of the platform's folders (env DARSE_SRV); its configuration is conf/darse.yml")
 	root.AddCommand(newSiteCmd(a), newImagesCmd(a), newTemplatesCmd(a), newPlatformCmd(a))
 	root.AddCommand(newUserCmd(a), newOpCmd(a), newPanelCmd(a), newKeyCmd(a), newForwardCmd(a))
-	root.AddCommand(newFwCmd(a), newDockerProxyCmd(a))
+	root.AddCommand(newFwCmd(a), newDockerProxyCmd(a), newVersionCmd())
 	root.AddCommand(newContentHelperCmd())
+	root.SetHelpCommand(newHelpCmd(root))
+	root.InitDefaultCompletionCmd()
+	strictUsage(root)
 	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print darse's version, the commit it was built from and when",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "darse", version.String())
+			return err
+		},
+	}
+}
+
+// run executes the command line args and returns the exit status: 0, 1
+// for a failure, 2 for a command line that was not understood. Every
+// error is one line on stderr.
+func run(ctx context.Context, a *app, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	a.close()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "darse:", err)
+	if isUsage(err) {
+		return 2
+	}
+	return 1
 }
 
 func main() {
@@ -134,11 +175,7 @@ func main() {
 		os.Exit(2)
 	}
 	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
-	err := newRootCmd(a).ExecuteContext(ctx)
-	a.close()
+	code := run(ctx, a, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "darse:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +105,27 @@ func (c *cliOps) printPlan(w io.Writer, name string, op *store.Operation) {
 	}
 }
 
+// checkOpFilter answers a bad filter before the store is opened.
+func checkOpFilter(f *store.OpFilter, state string) error {
+	if f.Limit < 1 {
+		return &site.FieldError{Field: "-n", Value: strconv.Itoa(f.Limit), Rule: "must be 1 or more"}
+	}
+	if f.Site != "" && !site.IsDNSLabel(f.Site) {
+		return site.ValidateName(f.Site)
+	}
+	f.States = nil
+	for _, s := range strings.Split(state, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "":
+		case store.OpQueued, store.OpRunning, store.OpDone, store.OpFailed:
+			f.States = append(f.States, s)
+		default:
+			return &site.FieldError{Field: "--state", Value: s, Rule: "must be queued, running, done or failed"}
+		}
+	}
+	return nil
+}
+
 func newOpCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "op", Short: "Operations: every action on sites asked through the panel or the CLI, as recorded"}
 	var f store.OpFilter
@@ -116,8 +136,8 @@ func newOpCmd(a *app) *cobra.Command {
 		Short: "List operations, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if state != "" {
-				f.States = strings.Split(state, ",")
+			if err := checkOpFilter(&f, state); err != nil {
+				return err
 			}
 			st, err := a.Store(cmd.Context())
 			if err != nil {
@@ -128,12 +148,7 @@ func newOpCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if list == nil {
-					list = []*store.Operation{}
-				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return writeJSON(cmd.OutOrStdout(), opsJSON(list))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tKIND\tSITE\tUSER\tSTATE\tASKED\tTOOK\tERROR")
@@ -153,6 +168,8 @@ func newOpCmd(a *app) *cobra.Command {
 	ls.Flags().StringVar(&state, "state", "", "only in these states (queued,running,done,failed)")
 	ls.Flags().IntVarP(&f.Limit, "n", "n", 50, "at most N")
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	ls.RegisterFlagCompletionFunc("site", flagCompleter(a.siteNames))
+	ls.RegisterFlagCompletionFunc("user", flagCompleter(a.userNames))
 	cmd.AddCommand(ls, &cobra.Command{
 		Use:   "recover",
 		Short: "Settle the operations whose process died (finished or undone); the panel does it on its own",

@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/darse/darse/internal/version"
 )
 
 func newPlatformCmd(a *app) *cobra.Command {
@@ -57,11 +59,11 @@ func newPlatformCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
+				return writeJSON(cmd.OutOrStdout(), platformView(p.Config.Domain, st))
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "domain:  %s\nhttp:    %s\nhttps:   %s (ACME: %v)\npanel:   %s\ndrift:   %s\n\n",
-				p.Config.Domain, p.Config.Front.HTTP, p.Config.Front.HTTPS, p.Config.ACME != nil, st.PanelURL, driftText(st.Drift))
+			fmt.Fprintf(w, "darse:   %s\ndomain:  %s\nhttp:    %s\nhttps:   %s (ACME: %v)\npanel:   %s\ndrift:   %s\n\n",
+				version.String(), p.Config.Domain, p.Config.Front.HTTP, p.Config.Front.HTTPS, p.Config.ACME != nil, st.PanelURL, driftText(st.Drift))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CONTAINER\tSTATE\tHEALTH\tIMAGE")
 			if len(st.Containers) == 0 {

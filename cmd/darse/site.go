@@ -1,21 +1,25 @@
 package main
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
+	"github.com/darse/darse/internal/template"
 )
 
 func newSiteCmd(a *app) *cobra.Command {
@@ -31,10 +35,14 @@ func newSiteCmd(a *app) *cobra.Command {
 		{"restart", func() ops.Kind { return new(ops.Restart) }, "Restart the site's containers"},
 	} {
 		cmd.AddCommand(&cobra.Command{
-			Use:   c.use + " NAME",
-			Short: c.short,
-			Args:  cobra.ExactArgs(1),
+			Use:               c.use + " NAME",
+			Short:             c.short,
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: a.completeSite(),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := site.ValidateName(args[0]); err != nil {
+					return err
+				}
 				o, err := a.operations(cmd.Context())
 				if err != nil {
 					return err
@@ -68,6 +76,9 @@ func newSiteCreateCmd(a *app) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
+			if err := site.ValidateName(name); err != nil {
+				return err
+			}
 			k.Set = map[string]string{}
 			for _, kv := range set {
 				key, v, ok := strings.Cut(kv, "=")
@@ -79,8 +90,8 @@ func newSiteCreateCmd(a *app) *cobra.Command {
 				}
 				k.Set[key] = v
 			}
-			if k.Template == "" {
-				return &site.FieldError{Field: "--template", Value: "", Rule: "is required"}
+			if err := a.checkCreate(name, owner, &k); err != nil {
+				return err
 			}
 			o, err := a.operations(cmd.Context())
 			if err != nil {
@@ -108,11 +119,51 @@ func newSiteCreateCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&k.Template, "template", "", "template to render the site from (see `darse templates ls`)")
+	cmd.Flags().StringVar(&k.Template, "template", "", "template to render the site from (see darse templates ls)")
 	cmd.Flags().StringVar(&k.Domain, "domain", "", "domain the site answers at (default NAME.<platform domain>)")
 	cmd.Flags().StringVar(&owner, "owner", "admin", "member owning the site")
 	cmd.Flags().StringArrayVar(&set, "set", nil, "template parameter KEY=VALUE (repeatable)")
+	cmd.RegisterFlagCompletionFunc("template", flagCompleter(a.templateNames))
+	cmd.RegisterFlagCompletionFunc("owner", flagCompleter(a.userNames))
+	cmd.ValidArgsFunction = cobra.NoFileCompletions
 	return cmd
+}
+
+// checkCreate answers what can be told wrong about a new site without the
+// engine or the store: names, the domain's form, the template and its
+// parameters, the names darse.yml reserves. Taken names and domains are
+// the kind's check, with the store.
+func (a *app) checkCreate(name, owner string, k *ops.Create) error {
+	if err := site.ValidateOwner(owner); err != nil {
+		return &site.FieldError{Field: "--owner", Value: owner, Rule: err.(*site.FieldError).Rule}
+	}
+	if k.Domain != "" {
+		if err := site.ValidateDomain(k.Domain); err != nil {
+			return err
+		}
+	}
+	if k.Template == "" {
+		return &site.FieldError{Field: "--template", Value: "", Rule: "is required"}
+	}
+	dir := hosting.Config{Srv: a.srv}.TemplatesDir()
+	if err := installTemplates(dir); err != nil {
+		return err
+	}
+	t, err := template.Load(dir, k.Template)
+	if err != nil {
+		return err
+	}
+	if _, err := t.Resolve(k.Set); err != nil {
+		return err
+	}
+	cfg, err := platform.Load(a.srv)
+	if err != nil {
+		return err
+	}
+	if why, ok := cfg.Hosting(a.srv).Reserved[name]; ok {
+		return &site.FieldError{Field: "site name", Value: name, Rule: "is reserved: " + why}
+	}
+	return nil
 }
 
 func newSiteDomainCmd(a *app) *cobra.Command {
@@ -129,10 +180,17 @@ func newSiteDomainCmd(a *app) *cobra.Command {
 		}},
 	} {
 		cmd.AddCommand(&cobra.Command{
-			Use:   c.use + " NAME DOMAIN",
-			Short: c.short,
-			Args:  cobra.ExactArgs(2),
+			Use:               c.use + " NAME DOMAIN",
+			Short:             c.short,
+			Args:              cobra.ExactArgs(2),
+			ValidArgsFunction: a.completeSite(),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := site.ValidateName(args[0]); err != nil {
+					return err
+				}
+				if err := site.ValidateDomain(args[1]); err != nil {
+					return err
+				}
 				h, err := a.Hosting(cmd.Context())
 				if err != nil {
 					return err
@@ -157,13 +215,21 @@ func newSiteRenderCmd(a *app) *cobra.Command {
 		Short: "Render sites again from the store, the templates and darse.yml, and converge what changed",
 		Long: "After a template or the platform's configuration changed. A site whose files\n" +
 			"were edited by hand is refused (its drift is named) unless --force.",
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return a.completeSite()(cmd, nil, toComplete)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return usagef(cmd, "name sites or give --all, not both")
+			}
+			for _, name := range args {
+				if err := site.ValidateName(name); err != nil {
+					return err
+				}
+			}
 			h, err := a.Hosting(cmd.Context())
 			if err != nil {
 				return err
-			}
-			if all == (len(args) > 0) {
-				return &site.FieldError{Field: "sites", Value: strings.Join(args, " "), Rule: "name sites or give --all, not both"}
 			}
 			if all {
 				sites, err := h.List(cmd.Context())
@@ -201,12 +267,21 @@ func newSiteRenderCmd(a *app) *cobra.Command {
 }
 
 func newSiteRmCmd(a *app) *cobra.Command {
-	var purge bool
+	var purge, yes bool
 	cmd := &cobra.Command{
-		Use:   "rm NAME [--purge]",
-		Short: "Remove a site's containers, networks and rendered files; data/ is kept unless --purge",
-		Args:  cobra.ExactArgs(1),
+		Use:               "rm NAME [--purge [--yes]]",
+		Short:             "Remove a site's containers, networks and rendered files; data/ is kept unless --purge",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := site.ValidateName(args[0]); err != nil {
+				return err
+			}
+			if purge && !yes {
+				if err := a.confirmPurge(cmd, args[0]); err != nil {
+					return err
+				}
+			}
 			o, err := a.operations(cmd.Context())
 			if err != nil {
 				return err
@@ -222,7 +297,8 @@ func newSiteRmCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&purge, "purge", false, "also delete data/ and the site's volumes")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete data/ and the site's volumes (asks first on a terminal)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with --purge: delete without asking (needed when not on a terminal)")
 	return cmd
 }
 
@@ -242,7 +318,7 @@ func newSiteLsCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), sites)
+				return writeJSON(cmd.OutOrStdout(), sitesJSON(sites))
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTEMPLATE\tOWNER\tSTATE\tDOMAIN\tDRIFT")
@@ -259,10 +335,14 @@ func newSiteLsCmd(a *app) *cobra.Command {
 func newSiteStatusCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "status NAME [--json]",
-		Short: "Show each service's state, health, image, container and addresses, and folder drift",
-		Args:  cobra.ExactArgs(1),
+		Use:               "status NAME [--json]",
+		Short:             "Show each service's state, health, image, container and addresses, and folder drift",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := site.ValidateName(args[0]); err != nil {
+				return err
+			}
 			h, err := a.Hosting(cmd.Context())
 			if err != nil {
 				return err
@@ -272,7 +352,7 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), s)
+				return writeJSON(cmd.OutOrStdout(), siteJSON(*s))
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "site:     %s (%s)\ntemplate: %s\nowner:    %s\ndomain:   %s\ndrift:    %s\n",
@@ -311,6 +391,28 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// confirmPurge asks, on a terminal, for the site's name before its files
+// are deleted; without a terminal it refuses: scripts say --yes.
+func (a *app) confirmPurge(cmd *cobra.Command, name string) error {
+	f, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return &usageError{msg: fmt.Sprintf("site rm %s --purge deletes the site's files: add --yes to confirm (no terminal to ask on)", name)}
+	}
+	// A site that does not exist is for the operation to report.
+	if _, err := os.Stat(hosting.Config{Srv: a.srv}.SiteDir(name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "delete the files of site %s? type its name: ", name)
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read the confirmation: %w", err)
+	}
+	if strings.TrimSpace(line) != name {
+		return fmt.Errorf("site %s: not confirmed, nothing removed", name)
+	}
+	return nil
+}
+
 func driftText(d []string) string {
 	if len(d) == 0 {
 		return "none"
@@ -323,10 +425,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

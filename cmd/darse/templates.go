@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -45,37 +46,49 @@ func writeIfChanged(name string, b []byte) error {
 
 func newTemplatesCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "templates", Short: "Site templates"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "ls",
+	var asJSON bool
+	ls := &cobra.Command{
+		Use:   "ls [--json]",
 		Short: "List the templates sites can be created from",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := installTemplates(hosting.Config{Srv: a.srv}.TemplatesDir()); err != nil {
+			dir := hosting.Config{Srv: a.srv}.TemplatesDir()
+			if err := installTemplates(dir); err != nil {
 				return err
 			}
-			names, err := template.List(hosting.Config{Srv: a.srv}.TemplatesDir())
+			names, err := template.List(dir)
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTITLE\tPLAN\tPARAMETERS")
+			list := []templateJSON{}
 			for _, n := range names {
-				t, err := template.Load(hosting.Config{Srv: a.srv}.TemplatesDir(), n)
+				t, err := template.Load(dir, n)
 				if err != nil {
-					fmt.Fprintf(tw, "%s\t(broken: %v)\t\t\n", n, err)
+					list = append(list, templateJSON{Name: n, Params: []paramJSON{}, Error: err.Error()})
 					continue
 				}
-				var params string
-				for i, p := range t.Params {
-					if i > 0 {
-						params += ", "
-					}
-					params += p.Name + "=" + p.Default
+				list = append(list, templateView(t))
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTITLE\tPLAN\tPARAMETERS")
+			for _, t := range list {
+				if t.Error != "" {
+					fmt.Fprintf(tw, "%s\t(broken: %s)\t\t\n", t.Name, t.Error)
+					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s CPU, %s, %d pids\t%s\n", n, t.Title, t.Plan.CPUs, t.Plan.Memory, t.Plan.Pids, params)
+				var params []string
+				for _, p := range t.Params {
+					params = append(params, p.Name+"="+p.Default)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s CPU, %s, %d pids\t%s\n", t.Name, t.Title, t.Plan.CPUs, t.Plan.Memory, t.Plan.Pids, strings.Join(params, ", "))
 			}
 			return tw.Flush()
 		},
-	})
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(ls)
 	return cmd
 }

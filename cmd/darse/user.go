@@ -40,10 +40,14 @@ func newUserCmd(a *app) *cobra.Command {
 		}, "is no longer an admin"},
 	} {
 		cmd.AddCommand(&cobra.Command{
-			Use:   c.use + " NAME",
-			Short: c.short,
-			Args:  cobra.ExactArgs(1),
+			Use:               c.use + " NAME",
+			Short:             c.short,
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: a.completeUser(),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := validMember(args[0]); err != nil {
+					return err
+				}
 				st, err := a.Store(cmd.Context())
 				if err != nil {
 					return err
@@ -90,6 +94,14 @@ func readPassword(cmd *cobra.Command, prompt string) (string, error) {
 	return pw, auth.ValidatePassword(pw)
 }
 
+// validMember checks a member's name before anything is opened.
+func validMember(name string) error {
+	if err := site.ValidateOwner(name); err != nil {
+		return &site.FieldError{Field: "member name", Value: name, Rule: err.(*site.FieldError).Rule}
+	}
+	return nil
+}
+
 func newUserAddCmd(a *app) *cobra.Command {
 	var admin bool
 	var quota int
@@ -99,8 +111,8 @@ func newUserAddCmd(a *app) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := site.ValidateOwner(name); err != nil {
-				return &site.FieldError{Field: "member name", Value: name, Rule: err.(*site.FieldError).Rule}
+			if err := validMember(name); err != nil {
+				return err
 			}
 			if quota < 0 {
 				return &site.FieldError{Field: "--quota", Value: strconv.Itoa(quota), Rule: "must be 0 or more"}
@@ -138,10 +150,14 @@ func newUserAddCmd(a *app) *cobra.Command {
 
 func newUserPasswdCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "passwd NAME",
-		Short: "Set a member's password (asked for, or read from stdin); their sessions end",
-		Args:  cobra.ExactArgs(1),
+		Use:               "passwd NAME",
+		Short:             "Set a member's password (asked for, or read from stdin); their sessions end",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeUser(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validMember(args[0]); err != nil {
+				return err
+			}
 			st, err := a.Store(cmd.Context())
 			if err != nil {
 				return err
@@ -168,10 +184,14 @@ func newUserPasswdCmd(a *app) *cobra.Command {
 
 func newUserQuotaCmd(a *app) *cobra.Command {
 	return &cobra.Command{
-		Use:   "quota NAME N",
-		Short: "Set how many sites a member may own",
-		Args:  cobra.ExactArgs(2),
+		Use:               "quota NAME N",
+		Short:             "Set how many sites a member may own",
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeUser(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validMember(args[0]); err != nil {
+				return err
+			}
 			n, err := strconv.Atoi(args[1])
 			if err != nil || n < 0 || n > 1000 {
 				return &site.FieldError{Field: "quota", Value: args[1], Rule: "must be a number from 0 to 1000"}
@@ -190,8 +210,9 @@ func newUserQuotaCmd(a *app) *cobra.Command {
 }
 
 func newUserLsCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ls",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls [--json]",
 		Short: "List members",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -203,9 +224,20 @@ func newUserLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			list := []userJSON{}
+			for _, u := range users {
+				n, err := st.CountSitesOwnedBy(cmd.Context(), u.Name)
+				if err != nil {
+					return err
+				}
+				list = append(list, userJSON{Name: u.Name, Admin: u.Admin, Disabled: u.Disabled, Sites: n, Quota: u.Quota, CreatedAt: u.CreatedAt.UTC()})
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tSITES\tQUOTA\tCREATED")
-			for _, u := range users {
+			for _, u := range list {
 				role, state := "member", "active"
 				if u.Admin {
 					role = "admin"
@@ -213,13 +245,11 @@ func newUserLsCmd(a *app) *cobra.Command {
 				if u.Disabled {
 					state = "disabled"
 				}
-				n, err := st.CountSitesOwnedBy(cmd.Context(), u.Name)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", u.Name, role, state, n, u.Quota, u.CreatedAt.Format("2006-01-02"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", u.Name, role, state, u.Sites, u.Quota, u.CreatedAt.Format("2006-01-02"))
 			}
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

@@ -43,6 +43,10 @@ type Builder struct {
 	// Output, when set, receives the build tools' output as it happens;
 	// otherwise only its tail is kept for the error message.
 	Output io.Writer
+	// Progress, when set, is called with each step of a build as it
+	// begins (the Step constants), from the building goroutine or from
+	// the one reading a build tool's output, never from two at once.
+	Progress func(step string)
 }
 
 // Result says what Ensure did for one image.
@@ -112,12 +116,14 @@ func (b *Builder) Build(ctx context.Context, d Definition) (id string, err error
 	log.Info("tree built", "took", time.Since(start).Round(time.Second))
 
 	if d.Overlay != nil {
+		b.step(StepOverlay)
 		if err := copyOverlay(d.Overlay, root); err != nil {
 			return "", fmt.Errorf("build image %q: overlay: %w", d.Name, err)
 		}
 	}
 
 	start = time.Now()
+	b.step(StepImport)
 	id, err = b.importTree(ctx, d, root)
 	if err != nil {
 		return "", fmt.Errorf("build image %q: import: %w", d.Name, err)

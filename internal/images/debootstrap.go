@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"errors"
+	"io"
 	"fmt"
 	"io/fs"
 	"os"
@@ -33,7 +34,12 @@ func (b *Builder) debootstrap(ctx context.Context, d *Debootstrap, root string) 
 	// mounted in the tree (proc, sys, bound /dev nodes) before we remove it.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
-	if err := b.runCmd(cmd); err != nil {
+	b.step(StepResolve)
+	var watch []io.Writer
+	if b.Progress != nil {
+		watch = append(watch, &stepWriter{parse: debootstrapStep, report: b.Progress, last: StepResolve})
+	}
+	if err := b.runCmd(cmd, watch...); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("debootstrap: %w", ctx.Err())
 		}
@@ -44,6 +50,7 @@ func (b *Builder) debootstrap(ctx context.Context, d *Debootstrap, root string) 
 		return err
 	}
 	defer r.Close()
+	b.step(StepTrim)
 	for _, p := range d.Remove {
 		if err := r.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)

@@ -107,6 +107,7 @@ func (b *Builder) buildGoModule(ctx context.Context, name string, g *GoModule, r
 			return err
 		}
 		os.Remove(filepath.Join(dir, "go.sum"))
+		b.step(StepGoGet)
 		if err := b.run(ctx, dir, nil, "go", "get", g.Package+"@"+g.Version); err != nil {
 			return fmt.Errorf("resolve %s: %w", g.Module, err)
 		}
@@ -116,6 +117,7 @@ func (b *Builder) buildGoModule(ctx context.Context, name string, g *GoModule, r
 			args = append(args, "-ldflags", g.Ldflags)
 		}
 		args = append(args, g.Package)
+		b.step(StepGoBuild)
 		if err := b.run(ctx, dir, []string{"CGO_ENABLED=0"}, "go", args...); err != nil {
 			return fmt.Errorf("build %s: %w", g.Package, err)
 		}
@@ -164,14 +166,15 @@ func (b *Builder) run(ctx context.Context, dir string, env []string, name string
 	return b.runCmd(cmd)
 }
 
-// runCmd runs cmd, its output going to b.Output as it happens; the tail is
-// kept for the error message.
-func (b *Builder) runCmd(cmd *exec.Cmd) error {
+// runCmd runs cmd, its output going to b.Output and to watch as it
+// happens; the tail is kept for the error message.
+func (b *Builder) runCmd(cmd *exec.Cmd, watch ...io.Writer) error {
 	tail := &tailBuffer{max: 4 << 10}
-	var out io.Writer = tail
+	outs := append([]io.Writer{tail}, watch...)
 	if b.Output != nil {
-		out = io.MultiWriter(tail, b.Output)
+		outs = append(outs, b.Output)
 	}
+	out := io.MultiWriter(outs...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail.String())
