@@ -251,7 +251,7 @@ func TestPanelInBrowser(t *testing.T) {
 	chromium := needChromium(t)
 	e := newEnv(t)
 	e.addUser("root", "root's long password", "--admin")
-	e.addUser("alice", "alice's long password")
+	e.addUser("alice", "alice's long password", "--quota", "5")
 	name := siteName("shop")
 	e.cleanup(name)
 	p := e.startPanel()
@@ -506,6 +506,32 @@ func TestPanelInBrowser(t *testing.T) {
 	get(t, bad+"_web_1", "/", 200)
 	if list := adminList(); !strings.Contains(list, `data-site-row="`+bad+`" class="tone-ok"`) {
 		t.Errorf("the admin list still shows %s failing", bad)
+	}
+	// For the tours below: that site stopped by its owner, and another
+	// left failed (made over HTTP, as alice).
+	run("stop it",
+		chromedp.Click(css(`form[action="/sites/`+bad+`/stop"] button`)),
+		chromedp.WaitVisible(css(`form[action="/sites/`+bad+`/start"]`)),
+	)
+	bad2 := siteName("oops2")
+	e.cleanup(bad2)
+	squatter2 := bad2 + "_web_1"
+	if out, err := exec.Command("docker", "create", "--name", squatter2, "darse/nginx:bookworm").CombinedOutput(); err != nil {
+		t.Fatalf("docker create %s: %v\n%s", squatter2, err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", squatter2).Run() })
+	member := newFormClient(t, p.url)
+	member.post("/login", "/login", url.Values{"name": {"alice"}, "password": {"alice's long password"}})
+	if resp := member.post("/sites/new", "/sites", url.Values{"name": {bad2}, "template": {"static"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create %s: %d", bad2, resp.StatusCode)
+	}
+	for deadline = time.Now().Add(60 * time.Second); !strings.Contains(adminList(), `data-site-row="`+bad2+`" class="tone-bad"`); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never shown failing in the admin list", bad2)
+		}
+	}
+	if list := adminList(); !strings.Contains(list, `data-site-row="`+bad+`" class="tone-quiet"`) {
+		t.Errorf("the admin list does not show %s stopped by its owner, quietly", bad)
 	}
 
 	// Every page a member reaches through the navigation, on a desktop

@@ -288,6 +288,9 @@ func TestSitePageForMembersAndAdmins(t *testing.T) {
 	if body := root.get("/sites/blog").body; !strings.Contains(body, "Files edited by hand on the server: <strong>docker-compose.yml</strong>") {
 		t.Errorf("root's site page lacks the hand-edit warning:\n%s", body)
 	}
+	if body := root.get("/sites/blog").body; !strings.Contains(body, `<a class="back" href="/admin">← All sites</a>`) {
+		t.Error("an admin on another's site page is not led back to the admin list")
+	}
 	if body := root.get("/admin").body; !strings.Contains(body, `<span class="tag tag-warn">docker-compose.yml</span>`) {
 		t.Errorf("the admin list does not show the drift:\n%s", body)
 	}

@@ -299,6 +299,9 @@ func (s *Server) renderSite(c *gin.Context, st *store.Site, code int, errs Field
 	v := siteView{Page: s.page(c, st.Name), Site: card, Errors: errs, UploadMax: s.cfg.UploadMax >> 20,
 		Files: filepath.Join(s.cfg.UsersDir, st.Name, render.DataDir)}
 	v.Page.Nav = "sites"
+	if st.Owner != v.Page.User.Name { // an admin looking at another's site
+		v.Page.Nav = "admin"
+	}
 	if v.Ops, err = s.store.ListOps(ctx, store.OpFilter{Site: st.Name, Limit: 8}); err != nil {
 		return err
 	}
