@@ -19,12 +19,27 @@ import (
 	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/panel"
+	"github.com/darse/darse/internal/platform"
 )
 
 // siteFiles is what operations do with sites' files.
 type siteFiles struct {
 	content.Archiver
 	content.Installer
+}
+
+// siteAddress is how visitors reach sites, for the panel's links: HTTPS
+// when the front door gets certificates (acme: in darse.yml), plain HTTP
+// otherwise, and the front door's port when it is not the scheme's own.
+func siteAddress(cfg platform.Config) (scheme, port string) {
+	scheme, addr, def := "http", cfg.Front.HTTP, "80"
+	if cfg.ACME != nil {
+		scheme, addr, def = "https", cfg.Front.HTTPS, "443"
+	}
+	if _, p, err := net.SplitHostPort(addr); err == nil && p != def {
+		port = p
+	}
+	return scheme, port
 }
 
 func newPanelCmd(a *app) *cobra.Command {
@@ -65,6 +80,11 @@ func newPanelCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			plat, err := a.Platform(ctx)
+			if err != nil {
+				return err
+			}
+			scheme, port := siteAddress(plat.Config)
 			gin.SetMode(gin.ReleaseMode)
 			srv, err := panel.New(panel.Config{
 				SecureCookies:  secure,
@@ -72,6 +92,8 @@ func newPanelCmd(a *app) *cobra.Command {
 				TemplatesDir:   a.cfg.TemplatesDir(),
 				UsersDir:       a.cfg.UsersDir(),
 				PlatformDomain: a.cfg.Domain,
+				SiteScheme:     scheme,
+				SitePort:       port,
 				UploadsDir:     filepath.Join(a.srv, "conf", "uploads"),
 			}, st, h, runner, eng, web, a.log)
 			if err != nil {

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/darse/darse/internal/netns"
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/store"
 	"github.com/darse/darse/internal/testenv"
 )
@@ -250,7 +251,7 @@ func TestPanelInBrowser(t *testing.T) {
 	chromium := needChromium(t)
 	e := newEnv(t)
 	e.addUser("root", "root's long password", "--admin")
-	e.addUser("alice", "alice's long password")
+	e.addUser("alice", "alice's long password", "--quota", "5")
 	name := siteName("shop")
 	e.cleanup(name)
 	p := e.startPanel()
@@ -426,6 +427,128 @@ func TestPanelInBrowser(t *testing.T) {
 
 	run("dashboard", chromedp.Click(css("a.back")), chromedp.WaitVisible(css(".site-card .state-running")))
 	screenshot(t, ctx, "dashboard")
+	// A default install (no acme: in darse.yml) serves sites over plain HTTP.
+	if href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector(".site-card a.domain").href`)); err != nil || href != "http://"+name+".test.example.org/" {
+		t.Errorf("the site's link is %q (%v), want http://%s.test.example.org/", href, err, name)
+	}
+
+	// A creation that cannot start (a container squats the name its web
+	// service needs) is shown failed, in the member's terms, with a retry
+	// that works once the cause is gone.
+	bad := siteName("oops")
+	e.cleanup(bad)
+	squatter := bad + "_web_1"
+	if out, err := exec.Command("docker", "create", "--name", squatter, "darse/nginx:bookworm").CombinedOutput(); err != nil {
+		t.Fatalf("docker create %s: %v\n%s", squatter, err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", squatter).Run() })
+	run("create a site that cannot start",
+		chromedp.Navigate(p.url+"/sites/new"),
+		chromedp.WaitVisible(css("#name")),
+		chromedp.SendKeys(css("#name"), bad),
+		chromedp.WaitNotVisible(css("#name-error")),
+		chromedp.Submit(css("#name")),
+		chromedp.WaitVisible(css(`[data-op-state="failed"] .alert-error`)),
+	)
+	memberText := func(what string) string {
+		t.Helper()
+		got := text("main")
+		for _, never := range []string{"darse site", "darse op", "`", "already in use", "Conflict", "Stopped"} {
+			if strings.Contains(got, never) {
+				t.Errorf("%s shows the member %q:\n%s", what, never, got)
+			}
+		}
+		return got
+	}
+	if got := memberText("the failed operation"); !strings.Contains(got, "could not be started. You can try again; if it keeps failing, contact an admin.") {
+		t.Errorf("the failed operation says:\n%s", got)
+	}
+	screenshot(t, ctx, "op-failed")
+	onPhone(t, ctx, "op-failed")
+	run("dashboard with the failed site",
+		chromedp.Click(css(`.nav a[href="/sites"]`)),
+		chromedp.WaitVisible(css(`.site-card[data-live-site="`+bad+`"] .state-failed`)),
+	)
+	if got := memberText("the dashboard"); !strings.Contains(got, "Creation failed") {
+		t.Errorf("the dashboard does not show the failed creation:\n%s", got)
+	}
+	screenshot(t, ctx, "dashboard-failed")
+	onPhone(t, ctx, "dashboard-failed")
+	admin := newFormClient(t, p.url)
+	if resp := admin.post("/login", "/login", url.Values{"name": {"root"}, "password": {"root's long password"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("root logs in over HTTP: %d", resp.StatusCode)
+	}
+	adminList := func() string {
+		t.Helper()
+		resp, err := admin.c.Get(p.url + "/admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if list := adminList(); !strings.Contains(list, `data-site-row="`+bad+`" class="tone-bad"`) || !strings.Contains(list, "is already in use") {
+		t.Errorf("the admin list does not show %s failing with the engine's error", bad)
+	}
+	if out, err := exec.Command("docker", "rm", "-f", squatter).CombinedOutput(); err != nil {
+		t.Fatalf("docker rm %s: %v\n%s", squatter, err, out)
+	}
+	run("try again",
+		chromedp.Click(css(`.site-card[data-live-site="`+bad+`"] form[action="/sites/`+bad+`/start"] button`)),
+		chromedp.WaitVisible(css(`.page-head[data-live-site="`+bad+`"]`)),
+	)
+	for deadline = time.Now().Add(60 * time.Second); text("h1 [data-state]") != "Running"; time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("the retried site never shown running", nil)
+		}
+	}
+	get(t, bad+"_web_1", "/", 200)
+	if list := adminList(); !strings.Contains(list, `data-site-row="`+bad+`" class="tone-ok"`) {
+		t.Errorf("the admin list still shows %s failing", bad)
+	}
+	// For the tours below: that site stopped by its owner, and another
+	// left failed (made over HTTP, as alice).
+	run("stop it",
+		chromedp.Click(css(`form[action="/sites/`+bad+`/stop"] button`)),
+		chromedp.WaitVisible(css(`form[action="/sites/`+bad+`/start"]`)),
+	)
+	bad2 := siteName("oops2")
+	e.cleanup(bad2)
+	squatter2 := bad2 + "_web_1"
+	if out, err := exec.Command("docker", "create", "--name", squatter2, "darse/nginx:bookworm").CombinedOutput(); err != nil {
+		t.Fatalf("docker create %s: %v\n%s", squatter2, err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", squatter2).Run() })
+	member := newFormClient(t, p.url)
+	member.post("/login", "/login", url.Values{"name": {"alice"}, "password": {"alice's long password"}})
+	if resp := member.post("/sites/new", "/sites", url.Values{"name": {bad2}, "template": {"static"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create %s: %d", bad2, resp.StatusCode)
+	}
+	for deadline = time.Now().Add(60 * time.Second); !strings.Contains(adminList(), `data-site-row="`+bad2+`" class="tone-bad"`); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never shown failing in the admin list", bad2)
+		}
+	}
+	if list := adminList(); !strings.Contains(list, `data-site-row="`+bad+`" class="tone-quiet"`) {
+		t.Errorf("the admin list does not show %s stopped by its owner, quietly", bad)
+	}
+
+	// Every page a member reaches through the navigation, on a desktop
+	// and on a phone: nothing wider than the screen.
+	tour(t, ctx, p.url, "member", []step{
+		{"dashboard", `.nav a[href="/sites"]`, "meter.quota"},
+		{"new-site", `a[href="/sites/new"]`, "#name"},
+		{"", `.nav a[href="/sites"]`, ".site-grid"},
+		{"site", `a.site-name[href="/sites/` + name + `"]`, "#forwards"},
+		{"logs", `a[href="/sites/` + name + `/logs"]`, "pre.logs"},
+		{"", "a.back", "#forwards"},
+		{"operation", `.table a[href^="/ops/"]`, "[data-op]"},
+		{"", `.nav a[href="/sites"]`, ".site-grid"},
+		{"", `a.site-name[href="/sites/` + name + `"]`, "#forwards"},
+		{"delete", `a[href="/sites/` + name + `/delete"]`, "#confirm"},
+		{"account", `.nav a[href="/account"]`, "#current"},
+	})
 
 	run("log out",
 		chromedp.Click(css(`form[action="/logout"] button`)),
@@ -453,6 +576,116 @@ func TestPanelInBrowser(t *testing.T) {
 	screenshot(t, ctx, "admin-members")
 	run("admin operations", chromedp.Navigate(p.url+"/admin/ops"), chromedp.WaitVisible(css(".opstate-done")))
 	screenshot(t, ctx, "admin-ops")
+
+	tour(t, ctx, p.url, "admin", []step{
+		{"admin-sites", `.nav a[href="/admin"]`, `tr[data-site-row="` + name + `"]`},
+		{"admin-containers", `.subnav a[href="/admin/containers"]`, "td[title]"},
+		{"admin-members", `.subnav a[href="/admin/members"]`, `form[action="/admin/members/alice/disable"]`},
+		{"admin-ops", `.subnav a[href="/admin/ops"]`, ".opstate-done"},
+		{"", `.subnav a[href="/admin"]`, `tr[data-site-row="` + name + `"]`},
+		{"admin-site", `tr[data-site-row="` + name + `"] a[href="/sites/` + name + `"]`, "#forwards"},
+		{"admin-dashboard", `.nav a[href="/sites"]`, ".page-head"},
+		{"admin-account", `.nav a[href="/account"]`, "#current"},
+	})
+}
+
+// step is one click of a tour through the panel: on the link click, the
+// page shows wait; named pages are checked and photographed.
+type step struct {
+	name  string
+	click string
+	wait  string
+}
+
+// viewports are the screens every page is checked on: a desktop and a
+// 390 px phone.
+var viewports = []struct {
+	name string
+	w, h int64
+	opts []chromedp.EmulateViewportOption
+}{
+	{"desktop", 1280, 860, nil},
+	{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait}},
+}
+
+// tour walks the steps from the dashboard at each viewport, by clicking
+// (so every page is reached through the navigation), checks that no
+// named page is wider than the screen, and saves a screenshot of each.
+func tour(t *testing.T, ctx context.Context, base, who string, steps []step) {
+	t.Helper()
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			if png, serr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); serr == nil {
+				os.WriteFile(filepath.Join(artifacts(t), "failed.png"), png, 0o644)
+			}
+			t.Fatalf("%s tour: %s: %v (at %s)", who, what, err, loc)
+		}
+	}
+	for _, vp := range viewports {
+		do("open the dashboard on a "+vp.name, chromedp.EmulateViewport(vp.w, vp.h, vp.opts...),
+			chromedp.Navigate(base+"/sites"), chromedp.WaitVisible(chromedp.CSS(".nav")))
+		for _, st := range steps {
+			do(fmt.Sprintf("on a %s, click %s and wait for %s", vp.name, st.click, st.wait),
+				chromedp.Click(chromedp.CSS(st.click)), chromedp.WaitVisible(chromedp.CSS(st.wait)))
+			if st.name != "" {
+				fitsScreen(t, ctx, st.name+" ("+who+", "+vp.name+")", vp.w)
+				screenshot(t, ctx, st.name+"-"+vp.name)
+			}
+		}
+	}
+	do("back to the desktop", chromedp.EmulateViewport(1280, 860))
+}
+
+// onPhone checks and photographs the page as it is on the phone.
+func onPhone(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	phone := viewports[1]
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, chromedp.EmulateViewport(phone.w, phone.h, phone.opts...)); err != nil {
+		t.Fatalf("emulate a phone: %v", err)
+	}
+	fitsScreen(t, sctx, name+" ("+phone.name+")", phone.w)
+	screenshot(t, sctx, name+"-"+phone.name)
+	if err := chromedp.Do(sctx, chromedp.EmulateViewport(1280, 860)); err != nil {
+		t.Fatalf("back to the desktop: %v", err)
+	}
+}
+
+// overflow measures the page against the window, naming what sticks out.
+const overflow = `(() => {
+	const d = document.documentElement, out = [];
+	for (const el of document.body.querySelectorAll("*")) {
+		const r = el.getBoundingClientRect();
+		if (r.right > d.clientWidth + 1 && !el.closest(".scroll, .logs, .nav, .subnav")) {
+			out.push(el.tagName.toLowerCase() + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "") + " ends at " + Math.round(r.right));
+		}
+	}
+	return JSON.stringify({scrollWidth: d.scrollWidth, clientWidth: d.clientWidth, innerWidth: window.innerWidth, wide: out.slice(0, 10)});
+})()`
+
+// fitsScreen fails the test when the page is wider than the screen
+// (width px): the member would have to scroll sideways.
+func fitsScreen(t *testing.T, ctx context.Context, page string, width int64) {
+	t.Helper()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](overflow))
+	if err != nil {
+		t.Fatalf("measure %s: %v", page, err)
+	}
+	var m struct {
+		ScrollWidth, ClientWidth, InnerWidth int64
+		Wide                                 []string
+	}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatalf("measure %s: %v", page, err)
+	}
+	if m.ScrollWidth > m.InnerWidth || m.ScrollWidth > m.ClientWidth || m.InnerWidth > width {
+		t.Errorf("%s is %d px wide on a %d px screen (window %d px): %s", page, m.ScrollWidth, width, m.InnerWidth, strings.Join(m.Wide, "; "))
+	}
 }
 
 func writeTarGz(t *testing.T, path string, files map[string]string) {
@@ -486,4 +719,30 @@ func served(container, path string) string {
 		return ""
 	}
 	return body
+}
+
+// TestSiteAddress: the panel links to sites the way the front door serves
+// them, from darse.yml.
+func TestSiteAddress(t *testing.T) {
+	def := platform.Default()
+	acme := platform.Default()
+	acme.ACME = &platform.ACME{CA: platform.LetsEncrypt}
+	moved := platform.Default()
+	moved.Front.HTTP, moved.Front.HTTPS = "127.0.0.1:8080", "[::]:8443"
+	movedACME := moved
+	movedACME.ACME = acme.ACME
+	for _, c := range []struct {
+		name         string
+		cfg          platform.Config
+		scheme, port string
+	}{
+		{"default install: plain HTTP on 80", def, "http", ""},
+		{"acme: HTTPS on 443", acme, "https", ""},
+		{"front door on 8080", moved, "http", "8080"},
+		{"acme, front door on 8443", movedACME, "https", "8443"},
+	} {
+		if scheme, port := siteAddress(c.cfg); scheme != c.scheme || port != c.port {
+			t.Errorf("%s: %q %q, want %q %q", c.name, scheme, port, c.scheme, c.port)
+		}
+	}
 }

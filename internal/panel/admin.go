@@ -21,7 +21,8 @@ const adminPageSize = 50
 
 // adminSites lists every site from two reads, whatever their number: the
 // store's rows and the engine's containers (one call), from which hosting
-// gives each site's state. Drift is read for the rows shown only.
+// gives each site's state; the store's latest operation is read for the
+// sites that do not run (markFailures), drift for the rows shown only.
 func (s *Server) adminSites(c *gin.Context) error {
 	ctx := c.Request.Context()
 	all, err := s.store.ListSiteSummaries(ctx)
@@ -40,13 +41,19 @@ func (s *Server) adminSites(c *gin.Context) error {
 	state := c.Query("state")
 	v := adminSitesView{Page: s.page(c, "All sites"), Query: q, State: state, Counts: map[string]int{}, Total: len(all)}
 	v.Page.Nav = "admin"
-	var rows []siteCard
-	for _, st := range all {
+	cards := make([]siteCard, len(all))
+	for i, st := range all {
 		qs := states[st.Name]
-		card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases,
-			State: qs.State, Services: qs.Services, Problem: qs.Problem}
+		cards[i] = s.newCard(st.Name, st.Owner, st.Template, st.Domain, st.Aliases)
+		cards[i].State, cards[i].Services, cards[i].Problem = qs.State, qs.Services, qs.Problem
+	}
+	if err := s.markFailures(ctx, cards); err != nil {
+		return err
+	}
+	var rows []siteCard
+	for _, card := range cards {
 		v.Counts[card.State]++
-		if q != "" && !strings.Contains(st.Name, q) && !strings.Contains(st.Owner, q) && !strings.Contains(st.Domain, q) {
+		if q != "" && !strings.Contains(card.Name, q) && !strings.Contains(card.Owner, q) && !strings.Contains(card.Domain, q) {
 			continue
 		}
 		if state != "" && card.State != state {

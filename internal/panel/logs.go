@@ -7,6 +7,9 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/darse/darse/internal/hosting"
+	tmpl "github.com/darse/darse/internal/template"
 )
 
 var errNoEngine = errors.New("this panel has no connection to the Docker engine")
@@ -30,11 +33,11 @@ func (s *Server) logsPage(c *gin.Context) error {
 	v := logsView{Page: s.page(c, "Logs of "+st.Name), Site: st.Name, Tail: tail}
 	v.Page.Nav = "sites"
 	want := c.Query("service")
+	if want == "" {
+		want = s.webService(st.Template, status.Services)
+	}
 	for _, svc := range status.Services {
 		v.Services = append(v.Services, svc.Service)
-		if want == "" {
-			want = svc.Service
-		}
 		if svc.Service == want {
 			v.Service, v.Container = svc.Service, svc.ContainerID
 		}
@@ -58,6 +61,24 @@ func (s *Server) logsPage(c *gin.Context) error {
 	}
 	s.render(c, http.StatusOK, "logs", v)
 	return nil
+}
+
+// webService is the service the logs page opens on: the template's web
+// service (what visitors reach), else the first one.
+func (s *Server) webService(template string, services []hosting.ServiceStatus) string {
+	if t, err := tmpl.Load(s.cfg.TemplatesDir, template); err == nil {
+		for _, svc := range services {
+			if svc.Service == t.Web.Service {
+				return svc.Service
+			}
+		}
+	} else {
+		s.log.Warn("read the site's template for its web service", "template", template, "err", err)
+	}
+	if len(services) > 0 {
+		return services[0].Service
+	}
+	return ""
 }
 
 // siteUsage is the CPU and memory each running container of the site

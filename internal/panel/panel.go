@@ -9,10 +9,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -62,7 +65,13 @@ type Config struct {
 	TemplatesDir   string        // where site templates are read from
 	UsersDir       string        // where site folders are (for drift)
 	PlatformDomain string
-	HashParams     auth.Params // password hashing cost; default auth.DefaultParams
+	// SiteScheme and SitePort are how visitors reach sites, for the
+	// links the panel shows: "https" once the front door gets
+	// certificates (ACME), "http" otherwise (the default); SitePort only
+	// when the front door listens on another port than the scheme's own.
+	SiteScheme string
+	SitePort   string
+	HashParams auth.Params // password hashing cost; default auth.DefaultParams
 	// LoginFailures failed logins per LoginWindow are allowed per client
 	// address and per member name; the next attempt gets 429.
 	LoginFailures int
@@ -76,6 +85,36 @@ type Config struct {
 	Now           func() time.Time
 
 	verify func(pw, hash string) (bool, error) // checks a login's password; tests count the calls
+}
+
+// siteAddress checks SiteScheme and SitePort, defaulting the scheme to
+// http and dropping a port that is the scheme's own.
+func (cfg *Config) siteAddress() error {
+	switch cfg.SiteScheme {
+	case "":
+		cfg.SiteScheme = "http"
+	case "http", "https":
+	default:
+		return fmt.Errorf("panel site scheme %q: must be http or https", cfg.SiteScheme)
+	}
+	if cfg.SitePort == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(cfg.SitePort); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("panel site port %q: must be a number from 1 to 65535", cfg.SitePort)
+	}
+	if (cfg.SiteScheme == "http" && cfg.SitePort == "80") || (cfg.SiteScheme == "https" && cfg.SitePort == "443") {
+		cfg.SitePort = ""
+	}
+	return nil
+}
+
+// siteURL is the address visitors reach a site's host name at.
+func (cfg *Config) siteURL(host string) string {
+	if cfg.SitePort != "" {
+		host = net.JoinHostPort(host, cfg.SitePort)
+	}
+	return cfg.SiteScheme + "://" + host + "/"
 }
 
 // Server is the panel.
@@ -142,6 +181,9 @@ func New(cfg Config, st *store.Store, sites Sites, ops Operations, eng Engine, w
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := cfg.siteAddress(); err != nil {
+		return nil, err
 	}
 	if cfg.verify == nil {
 		cfg.verify = auth.Verify

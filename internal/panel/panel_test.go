@@ -51,11 +51,24 @@ type fixture struct {
 	panel  *Server
 	http   *httptest.Server
 	runner *ops.Runner
+	engine *enginetest.Fake // what hosting converges sites on
 }
 
 type option func(*Config)
 
 func newFixture(t *testing.T, opts ...option) *fixture {
+	t.Helper()
+	return buildFixture(t, false, opts...)
+}
+
+// newFixtureWithEngine is a fixture whose panel also reads the fake
+// engine, as the real one does: site states come from its containers.
+func newFixtureWithEngine(t *testing.T, opts ...option) *fixture {
+	t.Helper()
+	return buildFixture(t, true, opts...)
+}
+
+func buildFixture(t *testing.T, panelEngine bool, opts ...option) *fixture {
 	t.Helper()
 	srv := t.TempDir()
 	repoTemplates, _ := filepath.Abs("../../templates")
@@ -70,7 +83,8 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hcfg := hosting.Config{Srv: srv, Domain: "example.org"}
-	h := hosting.New(hcfg, st, &enginetest.Fake{}, log)
+	fake := &enginetest.Fake{}
+	h := hosting.New(hcfg, st, fake, log)
 	files := struct {
 		content.Archiver
 		content.Installer
@@ -82,13 +96,17 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	p, err := New(cfg, st, h, runner, nil, web, log)
+	var eng Engine
+	if panelEngine {
+		eng = fake
+	}
+	p, err := New(cfg, st, h, runner, eng, web, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(p)
 	t.Cleanup(hs.Close)
-	return &fixture{t: t, srv: srv, store: st, panel: p, http: hs, runner: runner}
+	return &fixture{t: t, srv: srv, store: st, panel: p, http: hs, runner: runner, engine: fake}
 }
 
 // runWorkers carries out the recorded operations for the rest of the test.

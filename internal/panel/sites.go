@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 	tmpl "github.com/darse/darse/internal/template"
@@ -34,18 +37,36 @@ func (s *Server) ownSite(c *gin.Context) (*store.Site, error) {
 	return st, nil
 }
 
-func (s *Server) card(ctx context.Context, st *store.Site) siteCard {
-	card := siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan}
+// newCard is a site's card before its state is known, with the links
+// visitors open.
+func (s *Server) newCard(name, owner, template, domain string, aliases []string) siteCard {
+	c := siteCard{Name: name, Owner: owner, Template: template, Domain: domain, Aliases: aliases}
+	for _, host := range append([]string{domain}, aliases...) {
+		if host != "" {
+			c.Links = append(c.Links, siteLink{Host: host, URL: s.cfg.siteURL(host)})
+		}
+	}
+	return c
+}
+
+// card is one site with its full status, for its own page.
+func (s *Server) card(ctx context.Context, st *store.Site) (siteCard, error) {
+	card := s.newCard(st.Name, st.Owner, st.Template, st.Domain, st.Aliases)
+	card.Plan = st.Plan
 	status, err := s.sites.Status(ctx, st.Name)
 	if err != nil {
-		card.State, card.Problem = "unknown", message(err)
-		return card
+		card.State, card.Problem = stateUnknown, message(err)
+		return card, nil
 	}
 	card.State = status.State
 	card.Drift = status.Drift
 	card.Problem = status.Error
 	card.Services = status.Services
-	return card
+	cards := []siteCard{card}
+	if err := s.markFailures(ctx, cards); err != nil {
+		return card, err
+	}
+	return cards[0], nil
 }
 
 // quickCards are cards read without asking the engine per site: hosting
@@ -68,11 +89,14 @@ func (s *Server) quickCards(ctx context.Context, sites []*store.Site) ([]siteCar
 	cards := make([]siteCard, len(sites))
 	for i, st := range sites {
 		q := states[st.Name]
-		cards[i] = siteCard{Name: st.Name, Owner: st.Owner, Template: st.Template, Domain: st.Domain, Aliases: st.Aliases, Plan: st.Plan,
-			State: q.State, Services: q.Services, Problem: q.Problem, Drift: drifts[st.Name]}
+		cards[i] = s.newCard(st.Name, st.Owner, st.Template, st.Domain, st.Aliases)
+		cards[i].Plan, cards[i].State, cards[i].Services, cards[i].Problem, cards[i].Drift = st.Plan, q.State, q.Services, q.Problem, drifts[st.Name]
 		if err := problems[st.Name]; err != nil && cards[i].Problem == "" {
 			cards[i].Problem = err.Error()
 		}
+	}
+	if err := s.markFailures(ctx, cards); err != nil {
+		return nil, err
 	}
 	return cards, nil
 }
@@ -83,7 +107,7 @@ func (s *Server) states(ctx context.Context, names []string) (map[string]hosting
 	if s.engine == nil {
 		out := make(map[string]hosting.Quick, len(names))
 		for _, n := range names {
-			out[n] = hosting.Quick{State: "unknown"}
+			out[n] = hosting.Quick{State: stateUnknown}
 		}
 		return out, nil
 	}
@@ -124,7 +148,9 @@ func (s *Server) dashboard(c *gin.Context) error {
 	}
 	v.Sites = append(v.Sites, cards...)
 	for _, op := range pending {
-		v.Sites = append(v.Sites, siteCard{Name: op.Site, State: "creating", Pending: op, Owner: u.Name})
+		card := s.newCard(op.Site, u.Name, "", "", nil)
+		card.State, card.Pending = stateCreating, op
+		v.Sites = append(v.Sites, card)
 	}
 	sort.Slice(v.Sites, func(i, j int) bool { return v.Sites[i].Name < v.Sites[j].Name })
 	v.CanCreate = u.Admin || v.Used < u.Quota
@@ -175,6 +201,11 @@ func (s *Server) newSitePage(c *gin.Context) error {
 	v, err := s.newSiteView(c)
 	if err != nil {
 		return err
+	}
+	// Filled in again from a creation that failed (its operation page links here).
+	v.Name, v.Domain = c.Query("name"), c.Query("domain")
+	if t := c.Query("template"); t != "" {
+		v.Template = t
 	}
 	s.render(c, http.StatusOK, "new", v)
 	return nil
@@ -261,9 +292,16 @@ func (s *Server) sitePage(c *gin.Context) error {
 // renderSite shows the site's page, with errors next to its forms' fields.
 func (s *Server) renderSite(c *gin.Context, st *store.Site, code int, errs FieldErrors) error {
 	ctx := c.Request.Context()
-	v := siteView{Page: s.page(c, st.Name), Site: s.card(ctx, st), Errors: errs, UploadMax: s.cfg.UploadMax >> 20}
+	card, err := s.card(ctx, st)
+	if err != nil {
+		return err
+	}
+	v := siteView{Page: s.page(c, st.Name), Site: card, Errors: errs, UploadMax: s.cfg.UploadMax >> 20,
+		Files: filepath.Join(s.cfg.UsersDir, st.Name, render.DataDir)}
 	v.Page.Nav = "sites"
-	var err error
+	if st.Owner != v.Page.User.Name { // an admin looking at another's site
+		v.Page.Nav = "admin"
+	}
 	if v.Ops, err = s.store.ListOps(ctx, store.OpFilter{Site: st.Name, Limit: 8}); err != nil {
 		return err
 	}
@@ -295,7 +333,7 @@ func (s *Server) siteStatus(c *gin.Context) error {
 		return err
 	}
 	card := cards[0]
-	out := liveStatus{Site: st.Name, State: card.State, Label: stateLabel(card.State)}
+	out := liveStatus{Site: st.Name, State: card.State, Label: card.Label()}
 	list, err := s.store.ListOps(ctx, store.OpFilter{Site: st.Name, States: []string{store.OpQueued, store.OpRunning}, Limit: 1})
 	if err != nil {
 		return err
@@ -420,15 +458,52 @@ func (s *Server) opPage(c *gin.Context) error {
 	if op.State == store.OpDone && !removal {
 		out.Next = "/sites/" + op.Site
 	}
-	if wantsJSON(c) {
-		c.JSON(http.StatusOK, out)
-		return nil
-	}
 	v := opView{Page: s.page(c, k.Title()+" · "+op.Site), Op: op, Next: out.Next}
 	v.Page.Nav = "sites"
 	if removal && op.State == store.OpDone {
 		v.Archive = rm.Path
 	}
+	if op.State == store.OpFailed {
+		if err := s.explainFailure(ctx, &v, k); err != nil {
+			return err
+		}
+		if !currentUser(c).Admin { // the raw error is for admins
+			out.Error = v.Failure
+		}
+	}
+	if wantsJSON(c) {
+		c.JSON(http.StatusOK, out)
+		return nil
+	}
 	s.render(c, http.StatusOK, "op", v)
+	return nil
+}
+
+// explainFailure says what a failed operation means to a member and how
+// to try again: start the site if it exists (what a creation that kept
+// the site lacks), or fill in the create form again if it was undone.
+func (s *Server) explainFailure(ctx context.Context, v *opView, k ops.Kind) error {
+	op := v.Op
+	st, err := s.store.GetSite(ctx, op.Site)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	exists := err == nil && st.Owner == op.Owner // not another's site made since under the name
+	v.Failure = failureText(op, exists)
+	switch {
+	case exists:
+		v.Next = "/sites/" + op.Site
+		if bringsUp(op.Kind) {
+			v.Retry = "/sites/" + op.Site + "/start"
+		}
+	default:
+		if cr, ok := k.(*ops.Create); ok {
+			q := url.Values{"name": {op.Site}, "template": {cr.Template}}
+			if cr.Domain != "" {
+				q.Set("domain", cr.Domain)
+			}
+			v.Again = "/sites/new?" + q.Encode()
+		}
+	}
 	return nil
 }

@@ -94,12 +94,20 @@ type siteCard struct {
 	Template string
 	Domain   string
 	Aliases  []string
+	Links    []siteLink // the domain, then the aliases
 	Plan     site.Plan
-	State    string // running, stopped, partial, unhealthy, creating, unknown
+	State    string // running, stopped, partial, unhealthy, creating, failed, unknown
 	Services []hosting.ServiceStatus
 	Drift    []string
 	Problem  string           // why the folder could not be read
 	Pending  *store.Operation // queued or running on the site
+	Failure  *store.Operation // the failed operation when State is failed
+}
+
+// siteLink is one of a site's host names and the address visitors open.
+type siteLink struct {
+	Host string
+	URL  string
 }
 
 type dashboardView struct {
@@ -126,6 +134,7 @@ type newSiteView struct {
 type siteView struct {
 	Page
 	Site      siteCard
+	Files     string // the folder of its files on the server
 	Ops       []*store.Operation
 	Errors    FieldErrors
 	UploadMax int64 // MiB
@@ -145,6 +154,9 @@ type opView struct {
 	Op      *store.Operation
 	Next    string
 	Archive string
+	Failure string // a failed operation in a member's terms
+	Retry   string // where a retry of it is posted, if it can be retried
+	Again   string // the create form filled in again, for a creation undone
 }
 
 type checkResult struct {
@@ -282,8 +294,10 @@ func stateLabel(state string) string {
 		return "Partly running"
 	case hosting.StateUnhealthy:
 		return "Unhealthy"
-	case "creating":
+	case stateCreating:
 		return "Being created"
+	case stateFailed:
+		return "Start failed"
 	}
 	return "Unknown"
 }
