@@ -301,6 +301,26 @@ func envFile(t *template.Template, spec site.Spec) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Perm is the mode a rendered file is written with: .env holds the site's
+// generated secrets (database passwords) and is root's alone; the rest is
+// publishable.
+func Perm(p string) os.FileMode {
+	if p == EnvFile {
+		return 0o600
+	}
+	return 0o644
+}
+
+// keepPerm restores the mode of an unchanged file (one rendered before its
+// mode was tightened, or loosened by hand).
+func keepPerm(name string, perm os.FileMode) error {
+	st, err := os.Lstat(name)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() == perm {
+		return err
+	}
+	return os.Chmod(name, perm)
+}
+
 // Write puts files into dir. Each file is written to a temp file, synced and
 // renamed over the old one, and only when its bytes differ, so a failed
 // write leaves the previous file intact and an unchanged render touches
@@ -310,11 +330,15 @@ func Write(dir string, files Files, prev Manifest) ([]string, error) {
 	var changed []string
 	for _, p := range files.Paths() {
 		dst := filepath.Join(dir, filepath.FromSlash(p))
+		perm := Perm(p)
 		old, err := os.ReadFile(dst)
 		if err == nil && bytes.Equal(old, files[p]) {
+			if err := keepPerm(dst, perm); err != nil {
+				return changed, err
+			}
 			continue
 		}
-		if err := WriteFile(dst, files[p], 0o644); err != nil {
+		if err := WriteFile(dst, files[p], perm); err != nil {
 			return changed, err
 		}
 		changed = append(changed, p)
@@ -400,9 +424,17 @@ func Drift(dir string, last Manifest) ([]string, error) {
 	return drifted, nil
 }
 
-// Seed fills a new site's data/ from the template's seed/ folder. An
-// existing data/ is never touched: it is the member's content.
+// Seed fills a new site's data/ from the template's seed/ folder, and
+// makes its database's folder. An existing data/ is never touched: it is
+// the member's content.
 func Seed(t *template.Template, dir string) error {
+	if err := seedData(t, dir); err != nil {
+		return err
+	}
+	return DatabaseDir(t, dir)
+}
+
+func seedData(t *template.Template, dir string) error {
 	data := filepath.Join(dir, DataDir)
 	if _, err := os.Lstat(data); err == nil {
 		return nil

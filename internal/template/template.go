@@ -39,6 +39,10 @@ type Meta struct {
 	SSH         *SSH      `yaml:"ssh"`
 	Plan        site.Plan `yaml:"plan"`
 	Params      []Param   `yaml:"params"`
+	// Database is the site's own database service, if the template has one.
+	Database *Database `yaml:"database"`
+	// Secrets are generated at create and written to .env only.
+	Secrets []Secret `yaml:"secrets"`
 }
 
 // Web names the service Traefik routes the site's domains to.
@@ -111,6 +115,9 @@ func Load(root, name string) (*Template, error) {
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("template %q: %s: %w", name, MetaFile, err)
 	}
+	if err := t.checkCompose(); err != nil {
+		return nil, fmt.Errorf("template %q: %s: %w", name, MetaFile, err)
+	}
 	return t, nil
 }
 
@@ -180,6 +187,12 @@ func (t *Template) check() error {
 			return fmt.Errorf("default: %w", err)
 		}
 	}
+	if err := t.checkSecrets(seen); err != nil {
+		return err
+	}
+	if t.Database != nil {
+		return t.Database.check(t)
+	}
 	return nil
 }
 
@@ -191,9 +204,23 @@ func (p *Param) check(v string) error {
 }
 
 // Resolve checks the values a member set against the template's parameters
-// and fills in defaults. Unknown names are refused rather than ignored.
+// and fills in defaults. Unknown names are refused rather than ignored, and
+// so are values for the template's secrets, which it generates afresh: the
+// result is the spec's parameters, kept in the store, so every later render
+// writes the same secrets.
 func (t *Template) Resolve(set map[string]string) (map[string]string, error) {
-	out := make(map[string]string, len(t.Params))
+	out := make(map[string]string, len(t.Params)+len(t.Secrets))
+	for _, s := range t.Secrets {
+		if v, ok := set[s.Name]; ok {
+			_ = v // a password typed by a member is never echoed
+			return nil, &site.FieldError{Field: "parameter " + s.Name, Value: "(not shown)", Rule: errGenerated.Error()}
+		}
+		v, err := generateSecret()
+		if err != nil {
+			return nil, err
+		}
+		out[s.Name] = v
+	}
 	known := map[string]bool{}
 	for i := range t.Params {
 		p := &t.Params[i]

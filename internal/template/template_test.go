@@ -15,7 +15,7 @@ func TestShippedTemplatesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(names, ",") != "php,static" {
+	if strings.Join(names, ",") != "php,php-mariadb,php-postgres,static,wordpress" {
 		t.Fatalf("templates = %v", names)
 	}
 	for _, n := range names {
