@@ -55,7 +55,7 @@ func frontDoor(ctx context.Context, o options) error {
 	var created []string
 	defer func() {
 		for _, n := range created {
-			darse("site", "rm", n, "--purge")
+			darse("site", "rm", n, "--purge", "--yes")
 		}
 	}()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

@@ -112,7 +112,7 @@ func siteUp(ctx context.Context, o options) error {
 	if err := darse("site", "create", name, "--template", "static"); err != nil {
 		return err
 	}
-	defer darse("site", "rm", name, "--purge")
+	defer darse("site", "rm", name, "--purge", "--yes")
 	container := name + "_web_1"
 	untilOK := func(start time.Time) (time.Duration, error) {
 		deadline := start.Add(30 * time.Second)

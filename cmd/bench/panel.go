@@ -54,7 +54,7 @@ func panelBench(ctx context.Context, o options) error {
 			return err
 		}
 		defer func() {
-			if err := darse("", "site", "rm", name, "--purge"); err != nil {
+			if err := darse("", "site", "rm", name, "--purge", "--yes"); err != nil {
 				fmt.Fprintln(os.Stderr, "bench panel: clean up:", err)
 			}
 		}()

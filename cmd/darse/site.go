@@ -333,9 +333,9 @@ func newSiteLsCmd(a *app) *cobra.Command {
 }
 
 func newSiteStatusCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var asJSON, secrets bool
 	cmd := &cobra.Command{
-		Use:               "status NAME [--json]",
+		Use:               "status NAME [--json] [--secrets]",
 		Short:             "Show each service's state, health, image, container and addresses, and folder drift",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: a.completeSite(),
@@ -351,10 +351,34 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var secs []hosting.Secret
+			if secrets {
+				if secs, err = h.Secrets(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), siteJSON(*s))
+				if !secrets {
+					return writeJSON(cmd.OutOrStdout(), siteJSON(*s))
+				}
+				type secretJSON struct {
+					Name        string `json:"name"`
+					Description string `json:"description"`
+					Value       string `json:"value"`
+				}
+				out := struct {
+					hosting.Status
+					Secrets []secretJSON `json:"secrets"`
+				}{Status: siteJSON(*s), Secrets: []secretJSON{}}
+				for _, sec := range secs {
+					out.Secrets = append(out.Secrets, secretJSON{sec.Name, sec.Description, sec.Value})
+				}
+				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			w := cmd.OutOrStdout()
+			for _, sec := range secs {
+				fmt.Fprintf(w, "secret:   %s=%s   (%s)\n", sec.Name, sec.Value, sec.Description)
+			}
 			fmt.Fprintf(w, "site:     %s (%s)\ntemplate: %s\nowner:    %s\ndomain:   %s\ndrift:    %s\n",
 				s.Name, s.State, s.Template, s.Owner, strings.Join(append([]string{s.Domain}, s.Aliases...), ", "), driftText(s.Drift))
 			if s.SSH != nil {
@@ -387,6 +411,7 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&secrets, "secrets", false, "also print the values darse generated for the site (its database password): for its owner")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -37,6 +37,25 @@ func (e *DatabaseError) Error() string {
 // retries. A site without a database returns at once. Nothing is removed:
 // the site's folder and other services stay as they are.
 func (h *Hosting) WaitDatabase(ctx context.Context, name string) error {
+	return h.waitDatabase(ctx, name, 0)
+}
+
+// databaseSettle is how long a site's database must keep running, once
+// brought up, before its creation or start is taken to have worked: a
+// database that cannot start (its folder unwritable, say) exits within
+// it, and waiting for the first health check would cost a whole interval.
+const databaseSettle = 5 * time.Second
+
+// checkDatabaseStarted fails like WaitDatabase when the site's database
+// stops or restarts within databaseSettle, and returns once it is healthy
+// or has kept running that long.
+func (h *Hosting) checkDatabaseStarted(ctx context.Context, name string) error {
+	return h.waitDatabase(ctx, name, databaseSettle)
+}
+
+// waitDatabase is WaitDatabase; with settle > 0, a database still running
+// (not unhealthy) after settle counts as up.
+func (h *Hosting) waitDatabase(ctx context.Context, name string, settle time.Duration) error {
 	s, err := h.get(ctx, name)
 	if err != nil {
 		return err
@@ -50,6 +69,7 @@ func (h *Hosting) WaitDatabase(ctx context.Context, name string) error {
 		return nil
 	}
 	deadline := time.Now().Add(healthBudget(d.Health))
+	settled := time.Now().Add(settle)
 	for {
 		c, found, err := h.databaseContainer(ctx, name, d.Service)
 		if err != nil {
@@ -60,6 +80,8 @@ func (h *Hosting) WaitDatabase(ctx context.Context, name string) error {
 			return nil
 		case found && (c.State != "running" || c.Health == "unhealthy"):
 			return h.databaseError(ctx, name, d.Service, c)
+		case settle > 0 && found && time.Now().After(settled):
+			return nil
 		case time.Now().After(deadline):
 			if !found {
 				return fmt.Errorf("site %q: database %s has no container", name, d.Service)

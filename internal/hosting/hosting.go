@@ -165,7 +165,7 @@ func (h *Hosting) spec(ctx context.Context, req CreateRequest) (site.Spec, *temp
 	if err := h.checkHost(ctx, spec.Domain); err != nil {
 		return site.Spec{}, nil, err
 	}
-	if err := h.checkFolderFree(spec.Name, spec.Owner); err != nil {
+	if err := h.checkFolderFree(spec.Name, spec.Owner, t); err != nil {
 		return site.Spec{}, nil, inputErr(err)
 	}
 	foreign, err := h.engine.ForeignObjects(ctx, spec.Name)
@@ -185,10 +185,10 @@ func (h *Hosting) spec(ctx context.Context, req CreateRequest) (site.Spec, *temp
 const keptFile = ".darse-kept"
 
 // checkFolderFree accepts a missing folder, or one holding only data/
-// kept by `site rm` from owner's own site of that name, which the new site
-// adopts. Kept files of another member's (or of unknown owner) are never
+// (and the database folder of t, if it has one) kept by `site rm` from
+// owner's own site of that name, which the new site adopts. Kept files of another member's (or of unknown owner) are never
 // handed over.
-func (h *Hosting) checkFolderFree(name, owner string) error {
+func (h *Hosting) checkFolderFree(name, owner string, t *template.Template) error {
 	dir := h.cfg.SiteDir(name)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -198,7 +198,7 @@ func (h *Hosting) checkFolderFree(name, owner string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.Name() != render.DataDir && e.Name() != keptFile {
+		if e.Name() != render.DataDir && e.Name() != keptFile && (t.Database == nil || e.Name() != t.Database.Dir) {
 			return &site.FieldError{Field: "site name", Value: name, Rule: fmt.Sprintf("folder %s already exists and is not darse's", dir)}
 		}
 	}
@@ -284,6 +284,9 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (reconcile.Plan
 	adopted(dir)
 	h.log.Info("site created", "site", spec.Name, "template", spec.Template)
 	plan, err := h.Up(ctx, spec.Name)
+	if err == nil {
+		err = h.checkDatabaseStarted(ctx, spec.Name)
+	}
 	if err != nil {
 		return plan, fmt.Errorf("site %q created but not started: %w", spec.Name, err)
 	}

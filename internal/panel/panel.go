@@ -35,6 +35,7 @@ import (
 type Sites interface {
 	Status(ctx context.Context, name string) (*hosting.Status, error)
 	CheckName(ctx context.Context, name string) error
+	Secrets(ctx context.Context, name string) ([]hosting.Secret, error)
 	QuickStates(names []string, cs []engine.ContainerInfo) map[string]hosting.Quick
 	Drifts(ctx context.Context, names []string) (map[string][]string, map[string]error, error)
 }

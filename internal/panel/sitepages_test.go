@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
@@ -293,5 +294,26 @@ func TestSitePageForMembersAndAdmins(t *testing.T) {
 	}
 	if body := root.get("/admin").body; !strings.Contains(body, `<span class="tag tag-warn">docker-compose.yml</span>`) {
 		t.Errorf("the admin list does not show the drift:\n%s", body)
+	}
+}
+
+// A site's generated database credentials are on its owner's page only.
+func TestSecretsShownToOwnerOnly(t *testing.T) {
+	f := newFixture(t)
+	f.user("alice", "alice's long password", false, 3)
+	f.user("root", "root's long password", true, 3)
+	spec := site.Spec{Name: "shop", Template: "php-mariadb", Owner: "alice", Domain: "shop.example.org",
+		Params: map[string]string{"DB_PASSWORD": "s3cretVALUEforTEST"}, Plan: site.Plan{CPUs: "0.5", Memory: "64m", Pids: 64}}
+	if err := f.store.CreateSite(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	a, root := f.browser(), f.browser()
+	a.mustLogin("alice", "alice's long password")
+	root.mustLogin("root", "root's long password")
+	if p := a.get("/sites/shop"); p.code != 200 || !strings.Contains(p.body, "s3cretVALUEforTEST") || !strings.Contains(p.body, "DB_PASSWORD") {
+		t.Fatalf("owner's page: %d, password shown = %v", p.code, strings.Contains(p.body, "s3cretVALUEforTEST"))
+	}
+	if p := root.get("/sites/shop"); p.code != 200 || strings.Contains(p.body, "s3cretVALUEforTEST") {
+		t.Fatalf("an admin's view of the site: %d, password shown = %v", p.code, strings.Contains(p.body, "s3cretVALUEforTEST"))
 	}
 }

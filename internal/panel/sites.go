@@ -301,6 +301,8 @@ func (s *Server) renderSite(c *gin.Context, st *store.Site, code int, errs Field
 	v.Page.Nav = "sites"
 	if st.Owner != v.Page.User.Name { // an admin looking at another's site
 		v.Page.Nav = "admin"
+	} else if v.Secrets, err = s.sites.Secrets(ctx, st.Name); err != nil {
+		return err
 	}
 	if v.Ops, err = s.store.ListOps(ctx, store.OpFilter{Site: st.Name, Limit: 8}); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 	tmpl "github.com/darse/darse/internal/template"
+	"github.com/darse/darse/internal/version"
 )
 
 // Page is what every view has: who is looking, the form token, the title.
@@ -29,10 +30,12 @@ type Page struct {
 	CSRF  string
 	Nav   string // the active navigation entry
 	Flash string // a one-line confirmation
+	// Version is darse's, shown in the footer.
+	Version string
 }
 
 func (s *Server) page(c *gin.Context, title string) Page {
-	return Page{Title: title, User: currentUser(c), CSRF: s.csrfToken(c)}
+	return Page{Title: title, User: currentUser(c), CSRF: s.csrfToken(c), Version: version.Get().Version}
 }
 
 // FieldErrors maps a form field to the rule its value broke.
@@ -140,6 +143,9 @@ type siteView struct {
 	UploadMax int64 // MiB
 	Keys      []*store.SSHKey
 	Forwards  []*store.Forward
+	// Secrets are the values darse generated for the site (its database's
+	// credentials), shown to its owner only.
+	Secrets []hosting.Secret
 }
 
 type deleteView struct {
