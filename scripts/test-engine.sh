@@ -63,7 +63,7 @@ stop_test_engine() {
 # are built into the test engine directly.
 load_test_images() {
 	if docker info >/dev/null 2>&1; then
-		for img in $(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^(darse/(nginx|php-fpm|sftp|mariadb|postgres|php)|traefik):' || true); do
+		for img in $(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '^(darse/|traefik:)' | grep -v '^darse/darse:' || true); do
 			if ! test_docker image inspect "$img" >/dev/null 2>&1; then
 				echo "darse: copying $img to the test engine"
 				docker save "$img" | test_docker load -q >/dev/null

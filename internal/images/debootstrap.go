@@ -3,8 +3,8 @@ package images
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
