@@ -21,7 +21,7 @@ go vet ./...
 # Everything Go needs, fetched and compiled here: the test namespace has
 # no way out (GOPROXY=off there).
 go test -count=1 -exec /bin/true ./... >/dev/null
-go test -count=1 -exec /bin/true -tags enginerestart ./cmd/darse-fw/ >/dev/null
+go test -count=1 -exec /bin/true -tags enginerestart ./cmd/darse-fw/ ./cmd/darse/ >/dev/null
 go build -o /dev/null github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
 
 start_live_probe
@@ -30,10 +30,11 @@ start_test_engine
 load_test_images
 status=0
 in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 30m ./... || status=1
-# Alone, once everything else is done: restarts the test engine under a
-# running firewall watcher.
+# Alone, once everything else is done: they stop the test engine (its
+# restart under a running firewall watcher; a simulated reboot).
 if [ "$status" = 0 ]; then
 	in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 5m -tags enginerestart -run TestRealEngineRestart ./cmd/darse-fw/ || status=1
+	in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 10m -tags enginerestart -run TestSimulatedReboot ./cmd/darse/ || status=1
 fi
 stop_live_probe || status=1
 exit "$status"

@@ -7,6 +7,22 @@ cd "$(dirname "$0")/.."
 prepare_host
 
 srv="${DARSE_SRV:-/srv}"
+
+# install_units makes the host bring darse back at boot (scripts/boot.sh):
+# systemd units where systemd runs; elsewhere, say how.
+install_units() {
+	if [ ! -d /run/systemd/system ]; then
+		echo "darse: no systemd here: run $(pwd)/scripts/boot.sh at boot (e.g. from /etc/rc.local) to bring darse back"
+		return
+	fi
+	for u in darse-firewall.service darse.service; do
+		sed -e "s|@REPO@|$(pwd)|g" -e "s|@SRV@|$srv|g" "scripts/systemd/$u" >"/etc/systemd/system/$u.new"
+		mv "/etc/systemd/system/$u.new" "/etc/systemd/system/$u"
+	done
+	systemctl daemon-reload
+	systemctl enable darse-firewall.service darse.service >/dev/null 2>&1
+	echo "darse: systemd units darse-firewall and darse enabled: the platform comes back at boot"
+}
 ./bin/darse platform up
 # Sites follow darse.yml (entry points, TLS); a site edited by hand is
 # named and left as it is, and the rest goes on.
@@ -17,6 +33,7 @@ else
 	./bin/darse site create demo --template static
 fi
 ./bin/darse platform status
+install_units
 domain=$(./bin/darse site status demo --json | sed -n 's/.*"domain": "\([^"]*\)".*/\1/p' | head -1)
 panel=$(./bin/darse platform status --json | sed -n 's/.*"panel_url": "\([^"]*\)".*/\1/p' | head -1)
 cat <<MSG

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse/internal/firewall"
 	"github.com/darse/darse/internal/nft"
+	"github.com/darse/darse/internal/render"
 )
 
 // newFwCmd is the operators' view of the firewall watcher (darse-fw): the
@@ -112,8 +115,58 @@ and every refused or limited one with the reason. Nothing is changed.`,
 		},
 	}
 	state.Flags().StringVar(&label, "label", envOr("DARSE_FW_LABEL", ""), "only containers and networks with this label (env DARSE_FW_LABEL)")
-	cmd.AddCommand(render, state)
+	save := &cobra.Command{
+		Use:   "save",
+		Short: "Write the ruleset darse-fw applies now to <srv>/conf/firewall.nft, for boot (see README, \"Boot\")",
+		Long: `Render the ruleset darse-fw computes for the running containers, with the
+platform's firewall settings from darse.yml, and write it (nft -f syntax)
+to <srv>/conf/firewall.nft. At boot, scripts/boot.sh loads it before the
+engine starts any container, so tenants are kept apart from the first
+packet; darse-fw then takes the table over. darse platform up saves it too.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := a.saveFirewall(cmd.Context())
+			if err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "firewall: ruleset saved to %s\n", path)
+			}
+			return err
+		},
+	}
+	cmd.AddCommand(render, state, save)
 	return cmd
+}
+
+// FirewallFile is where the ruleset is saved for boot, under <srv>/conf.
+const firewallFile = "firewall.nft"
+
+// saveFirewall renders the ruleset darse-fw would apply with the
+// platform's settings and writes it to <srv>/conf/firewall.nft.
+func (a *app) saveFirewall(ctx context.Context) (string, error) {
+	p, err := a.Platform(ctx)
+	if err != nil {
+		return "", err
+	}
+	fw := p.Config.Firewall
+	o := firewall.Options{Table: fw.Table, Srv: a.srv, Input: firewall.InputPolicy(fw.Input)}
+	if o.EgressDeny, err = firewall.ParsePrefixes(strings.Join(fw.EgressDeny, ",")); err != nil {
+		return "", fmt.Errorf("firewall.egress_deny: %w", err)
+	}
+	if drops, err := nft.New().ForwardDrops(ctx); err == nil {
+		o.DockerForwardDrop = drops
+	}
+	e, err := a.Engine(ctx)
+	if err != nil {
+		return "", err
+	}
+	st, err := e.Firewall(fw.Label).Snapshot(ctx)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(a.srv, "conf", firewallFile)
+	if err := render.WriteFile(path, []byte(firewall.Build(st, o).Text()), 0o600); err != nil {
+		return "", fmt.Errorf("save the firewall ruleset: %w", err)
+	}
+	return path, nil
 }
 
 func portList(ps []firewall.Port) string {

@@ -28,6 +28,11 @@ func newPlatformCmd(a *app) *cobra.Command {
 			}
 			plan, err := p.Up(cmd.Context())
 			printPlan(cmd.OutOrStdout(), "front", plan)
+			if err != nil {
+				return err
+			}
+			// For boot: the table in place before the engine starts a container.
+			_, err = a.saveFirewall(cmd.Context())
 			return err
 		},
 	}, &cobra.Command{
