@@ -12,11 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/darse/darse/internal/testenv"
 )
 
 func TestSimulatedReboot(t *testing.T) {
@@ -39,7 +38,7 @@ func TestSimulatedReboot(t *testing.T) {
 	}
 
 	// The machine goes down: the engine stops, the kernel's tables are gone.
-	stopTestEngine(t)
+	testenv.StopTestEngine(t)
 	if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
 		t.Fatalf("delete table: %v %s", err, out)
 	}
@@ -67,7 +66,7 @@ func TestSimulatedReboot(t *testing.T) {
 			t.Errorf("loaded table lacks %s:\n%s", chain, got)
 		}
 	}
-	startTestEngine(t)
+	testenv.StartTestEngine(t, "../..")
 	boot("platform")
 	for _, name := range sites {
 		eventually(t, fmt.Sprintf("127.0.0.1:%d", f.http), name+"."+f.domain, 200, "")
@@ -87,39 +86,4 @@ func runToFile(t *testing.T, cmd *exec.Cmd) (string, error) {
 	err = cmd.Run()
 	b, _ := os.ReadFile(out.Name())
 	return string(b), err
-}
-
-// stopTestEngine stops the test suite's own engine by its pid file.
-func stopTestEngine(t *testing.T) {
-	t.Helper()
-	pidfile := os.Getenv("DARSE_TEST_ENGINE_PIDFILE")
-	if pidfile == "" {
-		t.Fatal("this test stops the engine: run it through scripts/test.sh, against the test suite's own engine (DARSE_TEST_ENGINE_PIDFILE unset)")
-	}
-	b, err := os.ReadFile(pidfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		t.Fatalf("%s: no pid: %q", pidfile, b)
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(90 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the test engine did not stop")
-		}
-	}
-	os.Remove(pidfile)
-}
-
-func startTestEngine(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", ". ./scripts/host.sh && . ./scripts/test-engine.sh && start_test_engine")
-	cmd.Dir = "../.."
-	if out, err := runToFile(t, cmd); err != nil {
-		t.Fatalf("start the test engine: %v %s", err, out)
-	}
 }

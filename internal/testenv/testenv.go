@@ -8,8 +8,12 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Required reports whether missing real parts are failures rather than skips.
@@ -69,4 +73,54 @@ func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// StopTestEngine stops the test suite's own engine, whose pid file
+// scripts/test.sh passes in DARSE_TEST_ENGINE_PIDFILE, and waits until it
+// has stopped. Without it the test fails: only that engine may be
+// stopped, never the host's (a live platform's sites run there).
+func StopTestEngine(t testing.TB) {
+	t.Helper()
+	pidfile := os.Getenv("DARSE_TEST_ENGINE_PIDFILE")
+	if pidfile == "" {
+		t.Fatal("this test stops the engine: run it through scripts/test.sh, against the test suite's own engine (DARSE_TEST_ENGINE_PIDFILE unset)")
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("%s: no pid: %q", pidfile, b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("stop the test engine (%d): %v", pid, err)
+	}
+	for deadline := time.Now().Add(90 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the test engine did not stop")
+		}
+	}
+	os.Remove(pidfile)
+}
+
+// StartTestEngine starts the test suite's own engine again, as
+// scripts/test.sh does; repo is the repository's root.
+func StartTestEngine(t testing.TB, repo string) {
+	t.Helper()
+	// Output to a file: a pipe would be held open by what the engine
+	// starts in the background, and never reach its end.
+	out, err := os.CreateTemp("", "darse-start-engine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.Command("sh", "-c", ". ./scripts/host.sh && . ./scripts/test-engine.sh && start_test_engine")
+	cmd.Dir = repo
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("start the test engine: %v %s", err, b)
+	}
 }
