@@ -9,8 +9,10 @@ LDFLAGS := -X $(VERSION_PKG).Commit=$(shell git rev-parse --short HEAD 2>/dev/nu
 	-X $(VERSION_PKG).Date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ) \
 	$(if $(VERSION),-X $(VERSION_PKG).Version=$(VERSION))
 
+# Static binaries: platform up puts them in the darse image, which has no libc.
 build:
-	go build -ldflags '$(LDFLAGS)' -o bin/darse ./cmd/darse
+	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o bin/darse ./cmd/darse
+	CGO_ENABLED=0 go build -ldflags '$(LDFLAGS)' -o bin/darse-fw ./cmd/darse-fw
 
 up:
 	./scripts/up.sh

@@ -190,3 +190,44 @@ func TestWordPressSite(t *testing.T) {
 	f.ok("site", "up", name)
 	eventuallyContains(t, v4, host, title)
 }
+
+// A database that cannot start fails the creation with the database's
+// own last log lines, and nothing else of the site is lost: here its
+// files, kept by `site rm` and adopted by the same member's new site,
+// are no longer writable by the database.
+func TestDatabaseThatDoesNotComeUp(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm")
+	e := newEnv(t)
+	name := siteName("nodb")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "php-mariadb")
+	e.ok("site", "rm", name) // data/ and db/ kept
+	dir := filepath.Join(e.srv, "users", name)
+	page := filepath.Join(dir, "data", "kept.html")
+	if err := os.WriteFile(page, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	if err := os.Chown(db, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := e.run("site", "create", name, "--template", "php-mariadb")
+	if code == 0 {
+		t.Fatal("a creation whose database cannot start succeeded")
+	}
+	if !strings.Contains(errs, "did not come up") || !strings.Contains(errs, "last log lines") {
+		t.Fatalf("the error does not quote the database: %q", errs)
+	}
+	if strings.Count(strings.TrimSpace(errs), "\n") < 1 {
+		t.Fatalf("no log lines in the error: %q", errs)
+	}
+	if b, err := os.ReadFile(page); err != nil || string(b) != "kept" {
+		t.Fatalf("the member's files were lost: %q, %v", b, err)
+	}
+	if s := e.status(name); s.Name != name {
+		t.Fatalf("the site was not kept for a retry: %+v", s)
+	}
+}
