@@ -120,9 +120,21 @@ stop_pid() {
 # an exposure of a port Docker does not publish is dropped however darse-fw
 # accepts it. darse-fw's own forward chain decides what may enter a container
 # network (see README, "Firewall").
+#
+# The neighbour tables are sized for thousands of containers: the default
+# (gc_thresh3 = 1024, shared by every namespace) overflows at about a
+# thousand sites, and sites then answer 503 ("no route to host").
 enable_forwarding() {
-	echo 'net.ipv4.ip_forward = 1' >/etc/sysctl.d/60-darse.conf
-	echo 1 >/proc/sys/net/ipv4/ip_forward
+	cat >/etc/sysctl.d/60-darse.conf <<-'EOF'
+	net.ipv4.ip_forward = 1
+	net.ipv4.neigh.default.gc_thresh1 = 8192
+	net.ipv4.neigh.default.gc_thresh2 = 32768
+	net.ipv4.neigh.default.gc_thresh3 = 65536
+	net.ipv6.neigh.default.gc_thresh1 = 8192
+	net.ipv6.neigh.default.gc_thresh2 = 32768
+	net.ipv6.neigh.default.gc_thresh3 = 65536
+	EOF
+	sysctl -q -p /etc/sysctl.d/60-darse.conf >/dev/null 2>&1 || echo 1 >/proc/sys/net/ipv4/ip_forward
 }
 
 # A dockerd started before darse's setup may already have set the policy to
