@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -194,7 +195,7 @@ func TestWordPressSite(t *testing.T) {
 // A database that cannot start fails the creation with the database's
 // own last log lines, and nothing else of the site is lost: here its
 // files, kept by `site rm` and adopted by the same member's new site,
-// are no longer writable by the database.
+// were damaged meanwhile.
 func TestDatabaseThatDoesNotComeUp(t *testing.T) {
 	needEngine(t, "darse/nginx:bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm")
 	e := newEnv(t)
@@ -207,11 +208,18 @@ func TestDatabaseThatDoesNotComeUp(t *testing.T) {
 	if err := os.WriteFile(page, []byte("kept"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	db := filepath.Join(dir, "db")
-	if err := os.Chown(db, 0, 0); err != nil {
-		t.Fatal(err)
+	// The database's system tablespace, overwritten: MariaDB refuses to start.
+	var spaces []string
+	filepath.WalkDir(filepath.Join(dir, "db"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == "ibdata1" {
+			spaces = append(spaces, p)
+		}
+		return nil
+	})
+	if len(spaces) != 1 {
+		t.Fatalf("ibdata1 in db/: %v", spaces)
 	}
-	if err := os.Chmod(db, 0o700); err != nil {
+	if err := os.WriteFile(spaces[0], bytes.Repeat([]byte("not a tablespace "), 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, errs, code := e.run("site", "create", name, "--template", "php-mariadb")
