@@ -134,7 +134,9 @@ type templateJSON struct {
 	Description string      `json:"description"`
 	Plan        planJSON    `json:"plan"`
 	Params      []paramJSON `json:"params"`
-	Error       string      `json:"error,omitempty"` // why the template could not be loaded
+	Runs        []string    `json:"runs"`               // "service=image", by service
+	Database    string      `json:"database,omitempty"` // its database engine, if any
+	Error       string      `json:"error,omitempty"`    // why the template could not be loaded
 }
 
 type planJSON struct {
@@ -151,7 +153,7 @@ type paramJSON struct {
 }
 
 func templateView(t *template.Template) templateJSON {
-	v := templateJSON{Name: t.Name, Title: t.Title, Description: t.Description, Params: []paramJSON{},
+	v := templateJSON{Name: t.Name, Title: t.Title, Description: t.Description, Params: []paramJSON{}, Runs: []string{},
 		Plan: planJSON{CPUs: t.Plan.CPUs, Memory: t.Plan.Memory, Pids: t.Plan.Pids}}
 	for _, p := range t.Params {
 		v.Params = append(v.Params, paramJSON{Name: p.Name, Description: p.Description, Default: p.Default, Rule: p.Rule})

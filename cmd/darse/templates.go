@@ -60,30 +60,43 @@ func newTemplatesCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			sums, err := template.Summaries(dir)
+			if err != nil {
+				return err
+			}
+			runs := map[string]template.Summary{}
+			for _, s := range sums {
+				runs[s.Name] = s
+			}
 			list := []templateJSON{}
 			for _, n := range names {
 				t, err := template.Load(dir, n)
 				if err != nil {
-					list = append(list, templateJSON{Name: n, Params: []paramJSON{}, Error: err.Error()})
+					list = append(list, templateJSON{Name: n, Params: []paramJSON{}, Runs: []string{}, Error: err.Error()})
 					continue
 				}
-				list = append(list, templateView(t))
+				v := templateView(t)
+				if s, ok := runs[n]; ok {
+					v.Runs = append(v.Runs, s.Runs...)
+					v.Database = s.Database
+				}
+				list = append(list, v)
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTITLE\tPLAN\tPARAMETERS")
+			fmt.Fprintln(tw, "NAME\tTITLE\tPLAN\tRUNS\tPARAMETERS")
 			for _, t := range list {
 				if t.Error != "" {
-					fmt.Fprintf(tw, "%s\t(broken: %s)\t\t\n", t.Name, t.Error)
+					fmt.Fprintf(tw, "%s\t(broken: %s)\t\t\t\n", t.Name, t.Error)
 					continue
 				}
 				var params []string
 				for _, p := range t.Params {
 					params = append(params, p.Name+"="+p.Default)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s CPU, %s, %d pids\t%s\n", t.Name, t.Title, t.Plan.CPUs, t.Plan.Memory, t.Plan.Pids, strings.Join(params, ", "))
+				fmt.Fprintf(tw, "%s\t%s\t%s CPU, %s, %d pids\t%s\t%s\n", t.Name, t.Title, t.Plan.CPUs, t.Plan.Memory, t.Plan.Pids, strings.Join(t.Runs, " "), strings.Join(params, ", "))
 			}
 			return tw.Flush()
 		},

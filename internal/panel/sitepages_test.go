@@ -317,3 +317,17 @@ func TestSecretsShownToOwnerOnly(t *testing.T) {
 		t.Fatalf("an admin's view of the site: %d, password shown = %v", p.code, strings.Contains(p.body, "s3cretVALUEforTEST"))
 	}
 }
+
+// The new-site page says what each template runs, as `darse templates ls`.
+func TestNewSitePageSaysWhatTemplatesRun(t *testing.T) {
+	f := newFixture(t)
+	f.user("alice", "alice's long password", false, 3)
+	b := f.browser()
+	b.mustLogin("alice", "alice's long password")
+	p := b.get("/sites/new")
+	for _, want := range []string{"WordPress", "darse/mariadb:10.11-bookworm", "darse/postgres:15-bookworm", "darse/nginx:bookworm"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("new-site page lacks %q", want)
+		}
+	}
+}

@@ -184,6 +184,19 @@ func (s *Server) newSiteView(c *gin.Context) (newSiteView, error) {
 		return v, err
 	}
 	v.Templates = ts
+	sums, err := tmpl.Summaries(s.cfg.TemplatesDir)
+	if err != nil {
+		return v, err
+	}
+	v.Runs = map[string]string{}
+	for _, sum := range sums {
+		images := make([]string, 0, len(sum.Runs))
+		for _, r := range sum.Runs {
+			_, image, _ := strings.Cut(r, "=")
+			images = append(images, image)
+		}
+		v.Runs[sum.Name] = strings.Join(images, ", ")
+	}
 	n, err := s.store.CountSitesOwnedBy(c.Request.Context(), u.Name)
 	if err != nil {
 		return v, err

@@ -124,6 +124,7 @@ type dashboardView struct {
 type newSiteView struct {
 	Page
 	Templates      []*tmpl.Template
+	Runs           map[string]string // by template: what its services run
 	PlatformDomain string
 	Name           string
 	Template       string
