@@ -85,7 +85,8 @@ type Set struct {
 // without one was cut short and restores nothing.
 func (s Set) Complete() bool { return s.Files != "" }
 
-func newRun(now time.Time) string {
+// NewRun names a new backup run: its time, then a random suffix.
+func NewRun(now time.Time) string {
 	b := make([]byte, 3)
 	rand.Read(b)
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
@@ -147,6 +148,16 @@ func (s *Service) undo(ctx context.Context, set Set, err error) error {
 	}
 	if ferr := s.Restic.forget(ctx, ids); ferr != nil {
 		return errors.Join(err, fmt.Errorf("forget the failed run's snapshots: %w", ferr))
+	}
+	return err
+}
+
+// DropRun forgets every snapshot of the site's run (one cut short).
+func (s *Service) DropRun(ctx context.Context, site, run string) error {
+	err := s.undo(ctx, Set{Site: site, Run: run}, nil)
+	var re *Error
+	if errors.As(err, &re) && re.Code == exitRepoMissing {
+		return nil
 	}
 	return err
 }
