@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darse/darse/internal/backup/backuptest"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/store"
@@ -46,7 +47,37 @@ func killCases() map[string]killCase {
 		e.t.Helper()
 		e.ok("site", "create", name, "--template", "static")
 	}
+	backedUp := func(e *env, name string) {
+		e.t.Helper()
+		e.useRepository(backuptest.Local(e.t))
+		created(e, name)
+		if err := os.WriteFile(filepath.Join(e.srv, "users", name, "data", "index.html"), []byte("backed up\n"), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	return map[string]killCase{
+		"backup": {setup: func(e *env, name string) ops.Kind { backedUp(e, name); return new(ops.Backup) }, done: func(e *env, name string) {
+			e.t.Helper()
+			running(e, name)
+			list := e.backups(name)
+			if len(list) != 1 || !list[0].Complete() {
+				e.t.Fatalf("backups after an interrupted backup: %+v, want one complete", list)
+			}
+		}},
+		"restore": {setup: func(e *env, name string) ops.Kind {
+			backedUp(e, name)
+			e.ok("backup", "run", name)
+			if err := os.WriteFile(filepath.Join(e.srv, "users", name, "data", "index.html"), []byte("changed since\n"), 0o644); err != nil {
+				e.t.Fatal(err)
+			}
+			return new(ops.Restore)
+		}, done: func(e *env, name string) {
+			e.t.Helper()
+			running(e, name)
+			if b, err := os.ReadFile(filepath.Join(e.srv, "users", name, "data", "index.html")); err != nil || string(b) != "backed up\n" {
+				e.t.Fatalf("data/index.html after the restore: %q, %v", b, err)
+			}
+		}},
 		"create": {create: true, setup: func(e *env, name string) ops.Kind { return &ops.Create{Template: "static"} }, done: running},
 		"up": {setup: func(e *env, name string) ops.Kind {
 			created(e, name)

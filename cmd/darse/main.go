@@ -128,6 +128,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddCommand(newUserCmd(a), newOpCmd(a), newPanelCmd(a), newKeyCmd(a), newForwardCmd(a))
 	root.AddCommand(newFwCmd(a), newDockerProxyCmd(a), newVersionCmd())
 	root.AddCommand(newContentHelperCmd())
+	root.AddCommand(newBackupCmd(a))
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()
 	strictUsage(root)

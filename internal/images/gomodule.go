@@ -91,39 +91,9 @@ func (g *GoModule) goMod() string {
 // buildGoModule compiles the binary (or reuses the cached one built from
 // the same definition) and lays out root.
 func (b *Builder) buildGoModule(ctx context.Context, name string, g *GoModule, root string) error {
-	spec, _ := json.Marshal(g)
-	sum := sha256.Sum256(spec)
-	cacheRoot := b.GoCacheDir
-	if cacheRoot == "" {
-		cacheRoot = DefaultGoCacheDir
-	}
-	dir := filepath.Join(cacheRoot, name)
-	bin := filepath.Join(dir, "bin-"+hex.EncodeToString(sum[:8]))
-	if _, err := os.Stat(bin); err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(g.goMod()), 0o644); err != nil {
-			return err
-		}
-		os.Remove(filepath.Join(dir, "go.sum"))
-		b.step(StepGoGet)
-		if err := b.run(ctx, dir, nil, "go", "get", g.Package+"@"+g.Version); err != nil {
-			return fmt.Errorf("resolve %s: %w", g.Module, err)
-		}
-		tmp := bin + ".tmp"
-		args := []string{"build", "-trimpath", "-o", tmp}
-		if g.Ldflags != "" {
-			args = append(args, "-ldflags", g.Ldflags)
-		}
-		args = append(args, g.Package)
-		b.step(StepGoBuild)
-		if err := b.run(ctx, dir, []string{"CGO_ENABLED=0"}, "go", args...); err != nil {
-			return fmt.Errorf("build %s: %w", g.Package, err)
-		}
-		if err := os.Rename(tmp, bin); err != nil {
-			return err
-		}
+	bin, err := b.goBinary(ctx, name, g)
+	if err != nil {
+		return err
 	}
 	for _, d := range []string{"tmp", "etc/ssl/certs", filepath.Dir(strings.TrimPrefix(g.Binary, "/"))} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -139,6 +109,44 @@ func (b *Builder) buildGoModule(ctx context.Context, name string, g *GoModule, r
 	// The host's CA bundle (Debian's ca-certificates): ACME and any
 	// outgoing TLS need it; a missing bundle is an error, not a silent image.
 	return copyPath("/etc/ssl/certs/ca-certificates.crt", filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"), 0o644)
+}
+
+// goBinary returns the path of the binary built from g, compiling it
+// into the cache under name unless it is there already.
+func (b *Builder) goBinary(ctx context.Context, name string, g *GoModule) (string, error) {
+	spec, _ := json.Marshal(g)
+	sum := sha256.Sum256(spec)
+	cacheRoot := b.GoCacheDir
+	if cacheRoot == "" {
+		cacheRoot = DefaultGoCacheDir
+	}
+	dir := filepath.Join(cacheRoot, name)
+	bin := filepath.Join(dir, "bin-"+hex.EncodeToString(sum[:8]))
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(g.goMod()), 0o644); err != nil {
+		return "", err
+	}
+	os.Remove(filepath.Join(dir, "go.sum"))
+	b.step(StepGoGet)
+	if err := b.run(ctx, dir, nil, "go", "get", g.Package+"@"+g.Version); err != nil {
+		return "", fmt.Errorf("resolve %s: %w", g.Module, err)
+	}
+	tmp := bin + ".tmp"
+	args := []string{"build", "-trimpath", "-o", tmp}
+	if g.Ldflags != "" {
+		args = append(args, "-ldflags", g.Ldflags)
+	}
+	args = append(args, g.Package)
+	b.step(StepGoBuild)
+	if err := b.run(ctx, dir, []string{"CGO_ENABLED=0"}, "go", args...); err != nil {
+		return "", fmt.Errorf("build %s: %w", g.Package, err)
+	}
+	return bin, os.Rename(tmp, bin)
 }
 
 func copyPath(src, dst string, mode os.FileMode) error {

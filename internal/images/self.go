@@ -37,7 +37,14 @@ func SelfTag(bins []string) (string, error) {
 // EnsureSelf imports an image holding bins in /usr/local/bin, with the
 // host's CA bundle and a writable /tmp, unless it is already there. The
 // binaries are copied as they are, so they must be static (CGO_ENABLED=0).
+// The restic installed beside the first binary goes in too (and so into
+// the tag); without it the image cannot run backups, which is logged.
 func (b *Builder) EnsureSelf(ctx context.Context, bins []string) (string, error) {
+	withR := withRestic(bins)
+	if len(withR) == len(bins) && !hasRestic(bins) {
+		b.logger().Warn("darse image without restic: backups cannot run from it (darse backup install-restic)")
+	}
+	bins = withR
 	tag, err := SelfTag(bins)
 	if err != nil {
 		return "", err
@@ -110,4 +117,13 @@ func writeSelf(w io.Writer, bins []string) error {
 		}
 	}
 	return tw.Close()
+}
+
+func hasRestic(bins []string) bool {
+	for _, b := range bins {
+		if filepath.Base(b) == "restic" {
+			return true
+		}
+	}
+	return false
 }

@@ -47,6 +47,8 @@ func registry() []func() Kind {
 		func() Kind { return new(Content) },
 		func() Kind { return new(Forward) },
 		func() Kind { return new(Unforward) },
+		func() Kind { return new(Backup) },
+		func() Kind { return new(Restore) },
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,35 @@ type Config struct {
 	// bannis"): a DNS label reserves that site name and LABEL.<domain>; a
 	// fully qualified name reserves that host.
 	Reserved []string `yaml:"reserved"`
+	// Backup, when set, is where sites and the platform are backed up.
+	Backup *Backup `yaml:"backup,omitempty"`
 }
+
+// Backup is the restic repository sites and the platform are backed up
+// to: one per host, each snapshot tagged with its site.
+type Backup struct {
+	// Repository is any restic repository string: an absolute path,
+	// local:, sftp:, rest:, s3:, b2:, azure:, gs:, swift: or rclone:.
+	Repository string `yaml:"repository"`
+	// PasswordFile holds the repository's password (absolute path).
+	PasswordFile string `yaml:"password_file"`
+	// Keep is the retention applied to each site's snapshots on its own.
+	Keep Keep `yaml:"keep"`
+}
+
+// Keep is how many daily, weekly and monthly snapshots of a site are
+// kept; all zero (left out) is DefaultKeep.
+type Keep struct {
+	Daily   int `yaml:"daily"`
+	Weekly  int `yaml:"weekly"`
+	Monthly int `yaml:"monthly"`
+}
+
+// DefaultKeep is a week of days, a month of weeks and half a year of months.
+var DefaultKeep = Keep{Daily: 7, Weekly: 4, Monthly: 6}
+
+// repositorySchemes are the backends restic 0.18 knows, as repository prefixes.
+var repositorySchemes = []string{"local:", "sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:"}
 
 // Panel configures apps/panel.
 type Panel struct {
@@ -126,6 +155,9 @@ func Load(srv string) (Config, error) {
 	if cfg.ACME != nil && cfg.ACME.CA == "" {
 		cfg.ACME.CA = LetsEncrypt
 	}
+	if b := cfg.Backup; b != nil && b.Keep == (Keep{}) {
+		b.Keep = DefaultKeep
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
@@ -175,6 +207,11 @@ func (c Config) Validate() error {
 	for i, r := range c.Reserved {
 		if !site.IsDNSLabel(r) && site.ValidateDomain(r) != nil {
 			return &site.FieldError{Field: fmt.Sprintf("reserved[%d]", i), Value: r, Rule: "must be a site name (a DNS label) or a fully qualified domain name"}
+		}
+	}
+	if c.Backup != nil {
+		if err := c.Backup.validate(); err != nil {
+			return err
 		}
 	}
 	if c.ACME != nil {
@@ -232,4 +269,28 @@ func (c Config) Hosting(srv string) hosting.Config {
 		h.EntryPoints, h.CertResolver = []string{"websecure"}, Resolver
 	}
 	return h
+}
+
+func (b *Backup) validate() error {
+	r := b.Repository
+	switch {
+	case r == "":
+		return &site.FieldError{Field: "backup.repository", Value: r, Rule: "is required: a restic repository such as /var/backups/darse or rest:https://host:8000/darse"}
+	case strings.ContainsAny(r, "\n\r\x00"):
+		return &site.FieldError{Field: "backup.repository", Value: r, Rule: "must be one line"}
+	case !filepath.IsAbs(r) && !slices.ContainsFunc(repositorySchemes, func(p string) bool { return strings.HasPrefix(r, p) && len(r) > len(p) }):
+		return &site.FieldError{Field: "backup.repository", Value: r, Rule: "must be an absolute path or start with one of " + strings.Join(repositorySchemes, " ")}
+	}
+	if p := b.PasswordFile; p == "" || !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return &site.FieldError{Field: "backup.password_file", Value: p, Rule: "is required: the clean absolute path of a file holding the repository's password"}
+	}
+	for _, k := range []struct {
+		field string
+		n     int
+	}{{"backup.keep.daily", b.Keep.Daily}, {"backup.keep.weekly", b.Keep.Weekly}, {"backup.keep.monthly", b.Keep.Monthly}} {
+		if k.n < 0 || k.n > 1000 {
+			return &site.FieldError{Field: k.field, Value: strconv.Itoa(k.n), Rule: "must be between 0 and 1000"}
+		}
+	}
+	return nil
 }

@@ -99,6 +99,22 @@ var migrations = []migration{
 	{SQL: `ALTER TABLE operations ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 	UPDATE operations SET owner = COALESCE((SELECT owner FROM sites WHERE sites.name = operations.site), '');
 	CREATE INDEX operations_owner ON operations(owner, id);`, Fix: ownersFromArgs},
+	// backups (issue 15): every backup run of a site (or of the platform,
+	// site ''), done or failed, with the restic snapshots it made: the
+	// admin page's "last successful backup" and a failure's message.
+	{SQL: `CREATE TABLE backups (
+		id             INTEGER PRIMARY KEY AUTOINCREMENT,
+		site           TEXT NOT NULL,
+		run            TEXT NOT NULL,
+		state          TEXT NOT NULL CHECK (state IN ('done', 'failed')),
+		files_snapshot TEXT NOT NULL DEFAULT '',
+		db_snapshot    TEXT NOT NULL DEFAULT '',
+		bytes_added    INTEGER NOT NULL DEFAULT 0,
+		error          TEXT NOT NULL DEFAULT '',
+		started_at     TEXT NOT NULL,
+		finished_at    TEXT NOT NULL
+	);
+	CREATE INDEX backups_site ON backups(site, id);`},
 }
 
 // ownersFromArgs gives operations whose site is gone (a creation still
