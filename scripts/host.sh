@@ -158,6 +158,9 @@ build_darse() {
 	mkdir -p bin
 	CGO_ENABLED=0 go build -o bin/darse ./cmd/darse
 	CGO_ENABLED=0 go build -o bin/darse-fw ./cmd/darse-fw
+	# restic (pinned, built from the Go module proxy) beside darse: the
+	# darse image ships it for backups.
+	./bin/darse backup install-restic >/dev/null
 }
 
 # prepare_host makes the host ready to run the platform: packages, the

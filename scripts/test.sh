@@ -23,6 +23,9 @@ go vet ./...
 go test -count=1 -exec /bin/true ./... >/dev/null
 go test -count=1 -exec /bin/true -tags enginerestart ./cmd/darse-fw/ ./cmd/darse/ >/dev/null
 go build -o /dev/null github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
+# restic's REST server, built for the backup tests (restic itself is built
+# by build_darse); a short backup round trip on loopback builds and checks it.
+go test -count=1 -run 'TestSiteRoundTrip/rest' ./internal/backup/ >/dev/null
 
 start_live_probe
 trap 'stop_test_engine' EXIT

@@ -51,7 +51,7 @@ func (a *app) operations(ctx context.Context) (*cliOps, error) {
 		Archiver:  content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")},
 		Installer: content.Installer{UsersDir: a.cfg.UsersDir(), Limits: content.DefaultLimits},
 	}
-	c := &cliOps{runner: ops.New(st, h, files, a.log), hosting: h, store: st, user: cliUser()}
+	c := &cliOps{runner: ops.New(st, withBackups{h, a}, files, a.log), hosting: h, store: st, user: cliUser()}
 	c.runner.Plans = func(op *store.Operation, plan reconcile.Plan) {
 		if op.ID == c.id {
 			c.plan, c.planned = plan, true

@@ -71,7 +71,7 @@ func newPanelCmd(a *app) *cobra.Command {
 				Archiver:  content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")},
 				Installer: content.Installer{UsersDir: a.cfg.UsersDir(), Limits: content.DefaultLimits},
 			}
-			runner := ops.New(st, h, files, a.log)
+			runner := ops.New(st, withBackups{h, a}, files, a.log)
 			// Settle what a crash left running before taking anything new.
 			if err := runner.Recover(ctx); err != nil {
 				return fmt.Errorf("recover interrupted operations: %w", err)
