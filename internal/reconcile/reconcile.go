@@ -83,6 +83,7 @@ type Step struct {
 	Target  string // network, volume or container name
 	Service string // for container steps
 	ID      string // existing container id, when there is one
+	Number  string // StartBeside: the new container's number
 	Reason  string
 }
 
