@@ -138,11 +138,11 @@ func (f *rollFake) RunContainer(_ context.Context, name string, c compose.Contai
 	f.read()
 	return id, nil
 }
-func (f *rollFake) StartContainer(context.Context, string) error           { return nil }
-func (f *rollFake) StopContainer(context.Context, string, *int) error      { return nil }
-func (f *rollFake) RestartContainer(context.Context, string, *int) error   { return nil }
-func (f *rollFake) RemoveNetwork(context.Context, string) error            { return nil }
-func (f *rollFake) RemoveVolume(context.Context, string) error             { return nil }
+func (f *rollFake) StartContainer(context.Context, string) error         { return nil }
+func (f *rollFake) StopContainer(context.Context, string, *int) error    { return nil }
+func (f *rollFake) RestartContainer(context.Context, string, *int) error { return nil }
+func (f *rollFake) RemoveNetwork(context.Context, string) error          { return nil }
+func (f *rollFake) RemoveVolume(context.Context, string) error           { return nil }
 func (f *rollFake) InspectContainer(_ context.Context, id string) (Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
