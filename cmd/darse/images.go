@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/images"
+	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/traefik"
 )
 
 func newImagesCmd(a *app) *cobra.Command {
@@ -23,7 +27,7 @@ func newImagesCmd(a *app) *cobra.Command {
 		Long: "The platform's images (nginx, php-fpm) are built from Debian packages with\n" +
 			"debootstrap and imported into the Docker engine: no registry is needed.",
 	}
-	cmd.AddCommand(newImagesBuildCmd(a), newImagesLsCmd(a))
+	cmd.AddCommand(newImagesBuildCmd(a), newImagesLsCmd(a), newImagesUpdateCmd(a), newImagesRolloutCmd(a))
 	return cmd
 }
 
@@ -108,11 +112,29 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// imageRow is one line of `darse images ls`.
+type imageRow struct {
+	Name    string     `json:"name"`
+	Tag     string     `json:"tag"`
+	Present bool       `json:"present"`
+	Size    int64      `json:"size"` // bytes; 0 when missing
+	Created *time.Time `json:"created"`
+	// Built is darse's build date label (Created for an image without it).
+	Built *time.Time `json:"built"`
+	// Packages is the digest of the image's Debian packages (empty for an
+	// image without dpkg, or built before darse recorded it).
+	Packages string `json:"packages,omitempty"`
+	// Sites counts the sites running this very image; Stale those running
+	// an older image that had this tag (rebuilt since: `darse images rollout`).
+	Sites int `json:"sites"`
+	Stale int `json:"stale"`
+}
+
 func newImagesLsCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "ls [--json]",
-		Short: "List the defined images and whether the engine has them",
+		Short: "List the defined images: present or not, age, package digest, sites using them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -124,35 +146,255 @@ func newImagesLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list := []imageJSON{}
+			cs, err := e.Containers(ctx)
+			if err != nil {
+				return err
+			}
+			list := []imageRow{}
+			tags := map[string][]string{} // image ID → tags, for containers on older builds
 			for _, d := range defs {
-				img, err := e.ImageInspect(ctx, d.Tag)
-				switch {
-				case errors.Is(err, engine.ErrImageNotFound):
-					list = append(list, imageJSON{Name: d.Name, Tag: d.Tag})
-				case err != nil:
+				row, err := imageStatus(ctx, e, d, cs, tags)
+				if err != nil {
 					return err
-				default:
-					list = append(list, imageJSON{Name: d.Name, Tag: d.Tag, Present: true, Size: img.Size, Created: when(img.Created)})
 				}
+				list = append(list, row)
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTAG\tSTATUS\tSIZE\tCREATED")
+			fmt.Fprintln(tw, "NAME\tTAG\tSTATUS\tSIZE\tAGE\tPACKAGES\tSITES")
 			for _, i := range list {
 				if !i.Present {
-					fmt.Fprintf(tw, "%s\t%s\tmissing\t-\t-\n", i.Name, i.Tag)
+					fmt.Fprintf(tw, "%s\t%s\tmissing\t-\t-\t-\t-\n", i.Name, i.Tag)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\tpresent\t%s\t%s\n", i.Name, i.Tag, humanSize(i.Size), i.Created.Local().Format(time.DateTime))
+				pk := "-"
+				if h := strings.TrimPrefix(i.Packages, "sha256:"); h != "" {
+					pk = h[:min(12, len(h))]
+				}
+				sites := strconv.Itoa(i.Sites)
+				if i.Stale > 0 {
+					sites += fmt.Sprintf(" (+%d on an older build)", i.Stale)
+				}
+				fmt.Fprintf(tw, "%s\t%s\tpresent\t%s\t%s\t%s\t%s\n", i.Name, i.Tag, humanSize(i.Size), age(time.Since(*i.Built)), pk, sites)
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// imageStatus reads what the engine has under d's tag and counts the
+// sites whose containers run it, or an older build of it: the engine lists
+// such a container's image by ID once the tag moved on, and that image
+// still has its content tag (ContentTag: the stable tag, a dash, a digest).
+func imageStatus(ctx context.Context, e *engine.Engine, d images.Definition, cs []engine.ContainerInfo, tags map[string][]string) (imageRow, error) {
+	row := imageRow{Name: d.Name, Tag: d.Tag}
+	img, err := e.ImageInspect(ctx, d.Tag)
+	if errors.Is(err, engine.ErrImageNotFound) {
+		return row, nil
+	}
+	if err != nil {
+		return row, err
+	}
+	l, _, err := e.ImageLabels(ctx, d.Tag)
+	if err != nil {
+		return row, err
+	}
+	row.Present, row.Size, row.Created, row.Packages = true, img.Size, when(img.Created), l[images.LabelPackages]
+	row.Built = row.Created
+	if t, err := time.Parse(time.RFC3339, l[images.LabelBuilt]); err == nil {
+		row.Built = when(t)
+	}
+	cur, old := map[string]bool{}, map[string]bool{}
+	for _, c := range cs {
+		if c.Site == "" {
+			continue
+		}
+		switch {
+		case c.Image == d.Tag || c.Image == img.ID:
+			cur[c.Site] = true
+		case strings.HasPrefix(c.Image, "sha256:"):
+			t, seen := tags[c.Image]
+			if !seen {
+				if i, err := e.ImageInspect(ctx, c.Image); err == nil {
+					t = i.Tags
+				}
+				tags[c.Image] = t
+			}
+			if slices.ContainsFunc(t, func(tag string) bool { return strings.HasPrefix(tag, d.Tag+"-") }) {
+				old[c.Site] = true
+			}
+		}
+	}
+	row.Sites, row.Stale = len(cur), len(old)
+	return row, nil
+}
+
+// age prints a duration as operators read ages: 3h, 5d.
+func age(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+func newImagesUpdateCmd(a *app) *cobra.Command {
+	var (
+		verbose, rollout bool
+		b                images.Builder
+		opts             reconcile.RollOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "update [NAME...] [--rollout]",
+		Short: "Rebuild the images whose Debian packages (or definition) changed",
+		Long: "Build each image's tree again from the release, updates and security suites\n" +
+			"and import it only when its package set or its definition differs from the\n" +
+			"image the engine has. With --rollout, every site is then brought onto the\n" +
+			"new images (see `darse images rollout`). Needs root and the Debian mirrors.",
+		RunE: func(cmd *cobra.Command, names []string) error {
+			ctx := cmd.Context()
+			defs, err := loadImages()
+			if err != nil {
+				return err
+			}
+			if defs, err = images.Select(defs, names); err != nil {
+				return err
+			}
+			e, err := a.Engine(ctx)
+			if err != nil {
+				return err
+			}
+			b.Engine, b.Log = e, a.log
+			if verbose {
+				b.Output = cmd.ErrOrStderr()
+			}
+			out := cmd.OutOrStdout()
+			live := isTerminal(out) && !verbose
+			for _, d := range defs {
+				p := newStepPrinter(out, live, fmt.Sprintf("%s (%s): ", d.Name, d.Tag))
+				b.Progress = p.Step
+				res, err := b.Update(ctx, d)
+				switch {
+				case err != nil:
+					p.Done("failed")
+					return err
+				case res.Built:
+					p.Done(fmt.Sprintf("rebuilt in %s, packages %s", res.Took.Round(time.Second), shortDigest(res.Manifest.Digest)))
+				default:
+					p.Done("up to date")
+				}
+			}
+			if !rollout {
+				return nil
+			}
+			return a.rollout(cmd, nil, true, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&rollout, "rollout", false, "then bring every site onto the new images, web services without downtime")
+	f.BoolVarP(&verbose, "verbose", "v", false, "show debootstrap's and apt's output")
+	f.StringVar(&b.Mirror, "mirror", images.DefaultMirror, "Debian mirror")
+	f.StringVar(&b.SecurityMirror, "security-mirror", images.DefaultSecurityMirror, "Debian security mirror")
+	f.StringVar(&b.CacheDir, "cache-dir", images.DefaultCacheDir, "where downloaded packages are kept between builds")
+	f.StringVar(&b.TempDir, "tmp-dir", "", "where build trees are made (default $TMPDIR or /tmp; must allow exec)")
+	rollFlags(cmd, &opts)
+	return cmd
+}
+
+func shortDigest(d string) string {
+	h := strings.TrimPrefix(d, "sha256:")
+	if h == "" {
+		return "-"
+	}
+	return h[:min(12, len(h))]
+}
+
+func rollFlags(cmd *cobra.Command, o *reconcile.RollOptions) {
+	f := cmd.Flags()
+	f.DurationVar(&o.Ready, "ready-timeout", 60*time.Second, "how long a new web container may take to be healthy and routed")
+	f.DurationVar(&o.Drain, "drain", time.Second, "how long an old web container answers, unrouted, before it is stopped")
+}
+
+func newImagesRolloutCmd(a *app) *cobra.Command {
+	var (
+		all  bool
+		opts reconcile.RollOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "rollout NAME... | --all",
+		Short: "Bring sites onto the current images; web services replaced without downtime",
+		Long: "Converge each site as `darse site up` does, recreating what runs an image since\n" +
+			"rebuilt, except that a routed web service is replaced blue/green: the new\n" +
+			"container starts beside the old one and is routed by the front door before the\n" +
+			"old one is drained and removed, so that no request is lost. Sites are rolled\n" +
+			"one at a time; the first whose new container does not become healthy and routed\n" +
+			"is left on its old container, and the rollout stops there.",
+		ValidArgsFunction: a.completeSite(),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			if all == (len(names) > 0) {
+				return errors.New("name the sites to roll out, or give --all")
+			}
+			return a.rollout(cmd, names, all, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "every site")
+	rollFlags(cmd, &opts)
+	return cmd
+}
+
+// rollout rolls the sites named (or all) out, one at a time, printing each
+// plan, and stops at the first failure.
+func (a *app) rollout(cmd *cobra.Command, names []string, all bool, opts reconcile.RollOptions) error {
+	ctx := cmd.Context()
+	h, err := a.Hosting(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := a.Platform(ctx)
+	if err != nil {
+		return err
+	}
+	e, err := a.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	if all {
+		st, err := a.Store(ctx)
+		if err != nil {
+			return err
+		}
+		sites, err := st.ListSites(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range sites {
+			names = append(names, s.Name)
+		}
+	}
+	r := &traefik.Router{API: p.Config.Front.API, Nudger: e}
+	out := cmd.OutOrStdout()
+	for i, name := range names {
+		start := time.Now()
+		plan, err := h.Rollout(ctx, name, e, r, opts)
+		printPlan(out, name, plan)
+		if err != nil {
+			if errors.Is(err, reconcile.ErrNotReady) {
+				err = fmt.Errorf("%w (left on its old container; %d of %d sites rolled out)", err, i, len(names))
+			}
+			return err
+		}
+		if len(plan) > 0 {
+			fmt.Fprintf(out, "%s: rolled out in %s\n", name, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	return nil
 }
 
 func humanSize(n int64) string {

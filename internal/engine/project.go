@@ -103,6 +103,7 @@ func observed(c container.Summary) reconcile.Container {
 		Number:  c.Labels[compose.LabelNumber],
 		Hash:    c.Labels[compose.LabelConfigHash],
 		Image:   c.Image,
+		ImageID: c.ImageID,
 		State:   string(c.State),
 		Health:  health(c),
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +19,11 @@ type Engine interface {
 	// ImageImport creates the image ref from a tar of a root filesystem,
 	// applying `docker import --change` instructions, and returns its ID.
 	ImageImport(ctx context.Context, ref string, changes []string, rootfs io.Reader) (string, error)
+	// ImageTag gives the image source the further tag target.
+	ImageTag(ctx context.Context, source, target string) error
+	// ImageLabels returns the labels of the image ref, and whether the
+	// engine has it.
+	ImageLabels(ctx context.Context, ref string) (map[string]string, bool, error)
 }
 
 // DefaultMirror is the Debian mirror used when Builder.Mirror is empty.
@@ -33,6 +39,8 @@ type Builder struct {
 	Log    *slog.Logger
 	// Mirror is the Debian mirror; DefaultMirror when empty.
 	Mirror string
+	// SecurityMirror serves SUITE-security; DefaultSecurityMirror when empty.
+	SecurityMirror string
 	// CacheDir is debootstrap's package cache; DefaultCacheDir when empty.
 	CacheDir string
 	// GoCacheDir keeps Go module builds; DefaultGoCacheDir when empty.
@@ -52,10 +60,15 @@ type Builder struct {
 // Result says what Ensure did for one image.
 type Result struct {
 	Name, Tag string
-	// Built is false when the tag was already present and not forced.
+	// Built is false when the tag was already present and not forced,
+	// or, for Update, when the image was current.
 	Built bool
 	ID    string
 	Took  time.Duration
+	// Manifest is what the tree held; zero when nothing was built.
+	Manifest Manifest
+	// ContentTag is the tag from the package digest, when there is one.
+	ContentTag string
 }
 
 // Ensure builds d unless its tag is already in the engine; force rebuilds
@@ -71,28 +84,46 @@ func (b *Builder) Ensure(ctx context.Context, d Definition, force bool) (Result,
 			return res, nil
 		}
 	}
-	start := time.Now()
-	id, err := b.Build(ctx, d)
+	return b.build(ctx, d, nil)
+}
+
+// Update builds d's tree and imports it only if it differs from the image
+// the engine has under d's tag: other package versions (the suites moved
+// on) or another definition. An image without darse's labels (built before
+// they existed, or pulled) is replaced.
+func (b *Builder) Update(ctx context.Context, d Definition) (Result, error) {
+	labels, ok, err := b.Engine.ImageLabels(ctx, d.Tag)
 	if err != nil {
-		return res, err
+		return Result{Name: d.Name, Tag: d.Tag}, fmt.Errorf("image %q: %w", d.Name, err)
 	}
-	res.Built, res.ID, res.Took = true, id, time.Since(start)
-	return res, nil
+	if !ok || labels == nil {
+		labels = map[string]string{}
+	}
+	return b.build(ctx, d, labels)
 }
 
 // Build builds d and imports it under its tag, whether or not it exists.
 // The build tree is removed afterwards, on failure too.
-func (b *Builder) Build(ctx context.Context, d Definition) (id string, err error) {
+func (b *Builder) Build(ctx context.Context, d Definition) (string, error) {
+	res, err := b.build(ctx, d, nil)
+	return res.ID, err
+}
+
+// build builds d's tree and imports it, unless current (the labels of the
+// image under d's tag) says that image already holds the same.
+func (b *Builder) build(ctx context.Context, d Definition, current map[string]string) (res Result, err error) {
+	res = Result{Name: d.Name, Tag: d.Tag}
+	begin := time.Now()
 	if err := d.Validate(); err != nil {
-		return "", err
+		return res, err
 	}
 	log := b.logger().With("image", d.Name, "tag", d.Tag)
 	if os.Geteuid() != 0 {
-		return "", fmt.Errorf("build image %q: needs root (debootstrap chroots and creates device files)", d.Name)
+		return res, fmt.Errorf("build image %q: needs root (debootstrap chroots and creates device files)", d.Name)
 	}
 	work, err := os.MkdirTemp(b.TempDir, "darse-image-"+d.Name+"-")
 	if err != nil {
-		return "", fmt.Errorf("build image %q: %w", d.Name, err)
+		return res, fmt.Errorf("build image %q: %w", d.Name, err)
 	}
 	defer func() {
 		if cerr := removeTree(work); cerr != nil {
@@ -106,11 +137,11 @@ func (b *Builder) Build(ctx context.Context, d Definition) (id string, err error
 	switch {
 	case d.Debootstrap != nil:
 		if err := b.debootstrap(ctx, d.Debootstrap, root); err != nil {
-			return "", fmt.Errorf("build image %q: %w", d.Name, err)
+			return res, fmt.Errorf("build image %q: %w", d.Name, err)
 		}
 	case d.GoModule != nil:
 		if err := b.buildGoModule(ctx, d.Name, d.GoModule, root); err != nil {
-			return "", fmt.Errorf("build image %q: %w", d.Name, err)
+			return res, fmt.Errorf("build image %q: %w", d.Name, err)
 		}
 	}
 	log.Info("tree built", "took", time.Since(start).Round(time.Second))
@@ -118,22 +149,74 @@ func (b *Builder) Build(ctx context.Context, d Definition) (id string, err error
 	if d.Overlay != nil {
 		b.step(StepOverlay)
 		if err := copyOverlay(d.Overlay, root); err != nil {
-			return "", fmt.Errorf("build image %q: overlay: %w", d.Name, err)
+			return res, fmt.Errorf("build image %q: overlay: %w", d.Name, err)
 		}
+	}
+	m, err := record(d, root, time.Now())
+	if err != nil {
+		return res, fmt.Errorf("build image %q: %w", d.Name, err)
+	}
+	res.Manifest = m
+	if m.Digest != "" {
+		res.ContentTag = ContentTag(d.Tag, m.Digest)
+	}
+	if current != nil && m.Current(current) {
+		log.Info("image is current", "packages", m.Digest)
+		res.Took = time.Since(begin)
+		return res, nil
 	}
 
 	start = time.Now()
 	b.step(StepImport)
-	id, err = b.importTree(ctx, d, root)
+	id, err := b.importTree(ctx, d, m, root)
 	if err != nil {
-		return "", fmt.Errorf("build image %q: import: %w", d.Name, err)
+		return res, fmt.Errorf("build image %q: import: %w", d.Name, err)
 	}
-	log.Info("imported", "id", id, "took", time.Since(start).Round(time.Second))
-	return id, nil
+	if res.ContentTag != "" {
+		if err := b.Engine.ImageTag(ctx, id, res.ContentTag); err != nil {
+			return res, fmt.Errorf("build image %q: %w", d.Name, err)
+		}
+	}
+	log.Info("imported", "id", id, "packages", m.Digest, "took", time.Since(start).Round(time.Second))
+	res.Built, res.ID, res.Took = true, id, time.Since(begin)
+	return res, nil
+}
+
+// record reads what the tree holds into a manifest and, for a Debian
+// tree, writes the package list into it (PackagesFile).
+func record(d Definition, root string, now time.Time) (Manifest, error) {
+	def, err := DefinitionDigest(d)
+	if err != nil {
+		return Manifest{}, err
+	}
+	m := Manifest{Definition: def, Built: now.UTC().Truncate(time.Second)}
+	if d.Debootstrap != nil {
+		m.Suites = d.Debootstrap.Suites()
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return m, err
+	}
+	defer r.Close()
+	pkgs, err := readPackages(r)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil // not a Debian tree
+	}
+	if err != nil {
+		return m, fmt.Errorf("package list: %w", err)
+	}
+	m.Packages, m.Digest = pkgs, PackagesDigest(pkgs)
+	if err := r.MkdirAll(filepath.Dir(PackagesFile), 0o755); err != nil {
+		return m, fmt.Errorf("package list: %w", err)
+	}
+	if err := r.WriteFile(PackagesFile, PackageList(pkgs), 0o644); err != nil {
+		return m, fmt.Errorf("package list: %w", err)
+	}
+	return m, nil
 }
 
 // importTree streams a tar of root to the engine while it is being written.
-func (b *Builder) importTree(ctx context.Context, d Definition, root string) (string, error) {
+func (b *Builder) importTree(ctx context.Context, d Definition, m Manifest, root string) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -143,7 +226,8 @@ func (b *Builder) importTree(ctx context.Context, d Definition, root string) (st
 		pw.CloseWithError(err)
 		tarred <- err
 	}()
-	id, err := b.Engine.ImageImport(ctx, d.Tag, d.Config.Changes(), pr)
+	changes := append(d.Config.Changes(), Config{Labels: m.Labels()}.Changes()...)
+	id, err := b.Engine.ImageImport(ctx, d.Tag, changes, pr)
 	// Unblock the writer if the engine stopped reading, then wait for it:
 	// the tree must not be removed while it is being read.
 	pr.CloseWithError(errors.New("import ended"))

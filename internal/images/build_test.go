@@ -18,6 +18,12 @@ func (f *fakeEngine) ImageExists(_ context.Context, ref string) (bool, error) {
 	return f.present[ref], f.err
 }
 
+func (f *fakeEngine) ImageTag(context.Context, string, string) error { return nil }
+
+func (f *fakeEngine) ImageLabels(_ context.Context, ref string) (map[string]string, bool, error) {
+	return nil, f.present[ref], f.err
+}
+
 func (f *fakeEngine) ImageImport(_ context.Context, ref string, _ []string, _ io.Reader) (string, error) {
 	f.imported = append(f.imported, ref)
 	return "sha256:fake", nil

@@ -45,6 +45,9 @@ func (b *Builder) debootstrap(ctx context.Context, d *Debootstrap, root string) 
 		}
 		return err
 	}
+	if err := b.upgrade(ctx, d, root, mirror); err != nil {
+		return err
+	}
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return err
@@ -58,6 +61,66 @@ func (b *Builder) debootstrap(ctx context.Context, d *Debootstrap, root string) 
 	}
 	if err := trimDebian(r); err != nil {
 		return fmt.Errorf("trim: %w", err)
+	}
+	return nil
+}
+
+// DefaultSecurityMirror serves the security suite (SUITE-security), which
+// the main mirror does not carry.
+const DefaultSecurityMirror = "http://deb.debian.org/debian-security"
+
+// Suites are the suites an image's packages come from: the release, its
+// stable updates and its security updates.
+func (d *Debootstrap) Suites() []string {
+	return []string{d.Suite, d.Suite + "-updates", d.Suite + "-security"}
+}
+
+// sourcesList is the tree's apt sources: debootstrap installs from the
+// release alone; these add the updates and security suites, and stay in
+// the image to say where its packages came from.
+func sourcesList(d *Debootstrap, mirror, security string) []byte {
+	s := d.Suites()
+	return []byte(fmt.Sprintf("deb %s %s main\ndeb %s %s main\ndeb %s %s main\n",
+		mirror, s[0], mirror, s[1], security, s[2]))
+}
+
+// upgradeCommands are run in the tree (chroot) to bring every package,
+// those debootstrap installed included, to the newest version the three
+// suites hold. dist-upgrade, not upgrade: a security fix that needs a new
+// dependency is installed, not held back.
+func upgradeCommands() [][]string {
+	apt := []string{"apt-get", "-q", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}
+	return [][]string{
+		append(slices.Clone(apt), "update"),
+		append(slices.Clone(apt), "--no-install-recommends", "dist-upgrade"),
+	}
+}
+
+// upgrade installs the updates and security suites over the tree.
+func (b *Builder) upgrade(ctx context.Context, d *Debootstrap, root, mirror string) error {
+	security := b.SecurityMirror
+	if security == "" {
+		security = DefaultSecurityMirror
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	err = r.WriteFile("etc/apt/sources.list", sourcesList(d, mirror, security), 0o644)
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("apt sources: %w", err)
+	}
+	b.step(StepUpgrade)
+	for _, args := range upgradeCommands() {
+		cmd := exec.CommandContext(ctx, "chroot", append([]string{root}, args...)...)
+		cmd.Env = []string{"DEBIAN_FRONTEND=noninteractive", "LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		if err := b.runCmd(cmd); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("upgrade: %w", ctx.Err())
+			}
+			return fmt.Errorf("upgrade from %s: %w", strings.Join(d.Suites()[1:], ", "), err)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ const (
 	StepExtract  = "debootstrap: extracting packages"
 	StepInstall  = "debootstrap: installing required packages"
 	StepPackages = "debootstrap: installing the image's packages"
+	StepUpgrade  = "apt: installing the updates and security suites"
 	StepTrim     = "trimming the tree"
 	StepGoGet    = "go get"
 	StepGoBuild  = "go build"

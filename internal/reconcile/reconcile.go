@@ -30,6 +30,11 @@ type Observed struct {
 	Containers []Container
 	Networks   []string // engine names of the project's networks that exist
 	Volumes    []string // engine names of the project's volumes that exist
+	// Images maps the image references the project's services name to the
+	// IDs of the images the engine has under them now. A container whose
+	// image is not that one runs an image since rebuilt: it is recreated.
+	// A reference missing here (nil: not resolved) compares as unchanged.
+	Images map[string]string
 }
 
 // Container is an observed container of the project.
@@ -39,7 +44,8 @@ type Container struct {
 	Service   string
 	Number    string
 	Hash      string
-	Image     string
+	Image     string // as the engine lists it: the ID once the tag moved on
+	ImageID   string // the ID of the image it runs
 	State     string // created, running, exited, ...
 	Health    string // healthy, unhealthy, starting, or "" without healthcheck
 	Addresses []Address
@@ -77,6 +83,7 @@ type Step struct {
 	Target  string // network, volume or container name
 	Service string // for container steps
 	ID      string // existing container id, when there is one
+	Number  string // StartBeside: the new container's number
 	Reason  string
 }
 
@@ -140,17 +147,20 @@ func Up(p *compose.Project, obs Observed) Plan {
 		delete(byService, s.Name)
 		keep := -1
 		for i, c := range cs {
-			if c.Hash == s.Hash && keep < 0 {
+			if staleness(s, c, obs.Images) == "" && keep < 0 {
 				keep = i
 			}
 		}
+		why := ""
 		for i, c := range cs {
 			if i == keep {
 				continue
 			}
-			reason := "config changed"
+			reason := staleness(s, c, obs.Images)
 			if keep >= 0 {
 				reason = "extra container"
+			} else if why == "" {
+				why = reason
 			}
 			plan = append(plan, Step{Kind: RemoveContainer, Target: c.Name, Service: s.Name, ID: c.ID, Reason: reason})
 		}
@@ -158,7 +168,7 @@ func Up(p *compose.Project, obs Observed) Plan {
 		case keep < 0 && len(cs) == 0:
 			plan = append(plan, Step{Kind: CreateContainer, Target: name, Service: s.Name, Reason: "missing"})
 		case keep < 0:
-			plan = append(plan, Step{Kind: CreateContainer, Target: name, Service: s.Name, Reason: "config changed"})
+			plan = append(plan, Step{Kind: CreateContainer, Target: name, Service: s.Name, Reason: why})
 		case !cs[keep].Running():
 			plan = append(plan, Step{Kind: StartContainer, Target: cs[keep].Name, Service: s.Name, ID: cs[keep].ID, Reason: cs[keep].State})
 		}
@@ -169,6 +179,30 @@ func Up(p *compose.Project, obs Observed) Plan {
 		}
 	}
 	return plan
+}
+
+// staleness says why container c no longer matches service s: its config
+// hash differs, or the image it runs is no longer the one s's image
+// reference names (rebuilt, e.g. with security updates). Empty when c is
+// current. The image counts only when both IDs are known, so an engine
+// that reports none plans as before.
+func staleness(s compose.Service, c Container, images map[string]string) string {
+	if c.Hash != s.Hash {
+		return "config changed"
+	}
+	if want := images[s.Container.Image]; want != "" && c.ImageID != "" && c.ImageID != want {
+		return "image changed"
+	}
+	return ""
+}
+
+// ImageRefs lists the image references of p's services, sorted, once each.
+func ImageRefs(p *compose.Project) []string {
+	seen := map[string]bool{}
+	for _, s := range p.Services {
+		seen[s.Container.Image] = true
+	}
+	return sortedKeys(seen)
 }
 
 // Stop plans stopping every running container, dependents first.
@@ -289,6 +323,28 @@ type Engine interface {
 	RemoveVolume(ctx context.Context, name string) error
 }
 
+// ImageResolver is what an engine implements to have the images of a
+// project compared: the IDs of the images it has under references
+// (Observed.Images). An engine without it plans on config hashes alone.
+type ImageResolver interface {
+	ImageIDs(ctx context.Context, refs []string) (map[string]string, error)
+}
+
+// observe observes the scope and, when the engine can resolve images,
+// the images p's services name now.
+func observe(ctx context.Context, e Engine, scope Scope, p *compose.Project) (Observed, error) {
+	obs, err := e.Observe(ctx, scope)
+	if err != nil {
+		return obs, err
+	}
+	if r, ok := e.(ImageResolver); ok && p != nil {
+		if obs.Images, err = r.ImageIDs(ctx, ImageRefs(p)); err != nil {
+			return obs, fmt.Errorf("resolve images of %s: %w", scope.Project, err)
+		}
+	}
+	return obs, nil
+}
+
 // Planner plans from a project (nil when its folder could not be read:
 // Down then removes whatever runs under its labels) and what runs for it.
 type Planner func(p *compose.Project, obs Observed) Plan
@@ -297,7 +353,7 @@ type Planner func(p *compose.Project, obs Observed) Plan
 // plan, and applies the plan. It returns the plan; on failure Apply
 // stopped at a step, and the next Converge plans what is left.
 func Converge(ctx context.Context, log *slog.Logger, e Engine, scope Scope, p *compose.Project, plan Planner) (Plan, error) {
-	obs, err := e.Observe(ctx, scope)
+	obs, err := observe(ctx, e, scope, p)
 	if err != nil {
 		return nil, err
 	}

@@ -16,12 +16,24 @@ func project() *compose.Project {
 		Name:     "blog",
 		Networks: []compose.Network{{Key: "default", Name: "blog_default"}, {Key: "front", Name: "front", External: true}},
 		Volumes:  []compose.Volume{{Key: "db", Name: "blog_db"}},
-		Services: []compose.Service{{Name: "php", Hash: "h-php"}, {Name: "web", Hash: "h-web", DependsOn: []string{"php"}}},
+		Services: []compose.Service{
+			{Name: "php", Hash: "h-php", Container: compose.Container{Image: "darse/php-fpm:8.2-bookworm"}},
+			{Name: "web", Hash: "h-web", DependsOn: []string{"php"}, Container: compose.Container{Image: "darse/nginx:bookworm"}},
+		},
 	}
 }
 
 func running(service, hash string) Container {
 	return Container{ID: "id-" + service, Name: "blog_" + service + "_1", Service: service, Hash: hash, State: "running"}
+}
+
+// images are the IDs the engine has now under the project's references:
+// php-fpm was rebuilt, nginx was not.
+var images = map[string]string{"darse/php-fpm:8.2-bookworm": "sha256:php-new", "darse/nginx:bookworm": "sha256:web"}
+
+func withImage(c Container, id string) Container {
+	c.ImageID = id
+	return c
 }
 
 func TestPlans(t *testing.T) {
@@ -49,6 +61,9 @@ func TestPlans(t *testing.T) {
 		{"up-duplicate-network", Up(project(), Observed{
 			Containers: []Container{running("php", "h-php"), running("web", "h-web")},
 			Networks:   []string{"blog_default", "blog_default"}, Volumes: []string{"blog_db"}})},
+		{"up-image-changed", Up(project(), Observed{
+			Containers: []Container{withImage(running("php", "h-php"), "sha256:php-old"), withImage(running("web", "h-web"), "sha256:web")},
+			Networks:   []string{"blog_default"}, Volumes: []string{"blog_db"}, Images: images})},
 		{"stop", Stop(project(), converged)},
 		{"restart", Restart(project(), converged)},
 		{"down", Down(project(), converged, false)},
@@ -80,5 +95,27 @@ func TestUpOnConvergedIsEmpty(t *testing.T) {
 		Networks: []string{"blog_default"}, Volumes: []string{"blog_db"}}
 	if p := Up(project(), obs); len(p) != 0 {
 		t.Fatalf("Up on a converged project planned:\n%s", p)
+	}
+}
+
+func TestImagesCompareOnlyWhenKnown(t *testing.T) {
+	base := Observed{Networks: []string{"blog_default"}, Volumes: []string{"blog_db"}}
+	for _, c := range []struct {
+		name   string
+		php    Container
+		images map[string]string
+		steps  int
+	}{
+		{"same image", withImage(running("php", "h-php"), "sha256:php-new"), images, 0},
+		{"rebuilt", withImage(running("php", "h-php"), "sha256:php-old"), images, 2},
+		{"engine resolves no image", withImage(running("php", "h-php"), "sha256:php-old"), nil, 0},
+		{"container's image unknown", running("php", "h-php"), images, 0},
+	} {
+		obs := base
+		obs.Containers = []Container{c.php, withImage(running("web", "h-web"), "sha256:web")}
+		obs.Images = c.images
+		if p := Up(project(), obs); len(p) != c.steps {
+			t.Errorf("%s: planned %d steps, want %d:\n%s", c.name, len(p), c.steps, p)
+		}
 	}
 }
