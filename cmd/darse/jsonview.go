@@ -161,14 +161,6 @@ func templateView(t *template.Template) templateJSON {
 	return v
 }
 
-type imageJSON struct {
-	Name    string     `json:"name"`
-	Tag     string     `json:"tag"`
-	Present bool       `json:"present"`
-	Size    int64      `json:"size"` // bytes; 0 when missing
-	Created *time.Time `json:"created"`
-}
-
 type platformJSON struct {
 	Version    version.Info    `json:"version"`
 	Domain     string          `json:"domain"`
