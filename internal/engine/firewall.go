@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -157,7 +158,7 @@ func fwEndpoints(nets map[string]*network.EndpointSettings) []firewall.Endpoint 
 		if ep == nil {
 			continue
 		}
-		out = append(out, firewall.Endpoint{Network: name, IPv4: ep.IPAddress, IPv6: ep.GlobalIPv6Address})
+		out = append(out, firewall.Endpoint{Network: name, IPv4: ep.IPAddress, IPv6: ep.GlobalIPv6Address, MAC: net.HardwareAddr(ep.MacAddress).String()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Network < out[j].Network })
 	return out

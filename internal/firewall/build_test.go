@@ -263,3 +263,14 @@ func diff(want, got string) string {
 	}
 	return b.String()
 }
+
+// A container's link-local address is its MAC's EUI-64, as seen on a
+// container of the real engine (02:42:ac:10:05:02 → fe80::42:acff:fe10:502).
+func TestEndpointLinkLocal(t *testing.T) {
+	if got := (Endpoint{MAC: "02:42:ac:10:05:02"}).LinkLocal().String(); got != "fe80::42:acff:fe10:502" {
+		t.Fatalf("link-local = %s", got)
+	}
+	if (Endpoint{}).LinkLocal().IsValid() {
+		t.Fatal("an endpoint without MAC has a link-local address")
+	}
+}

@@ -89,7 +89,9 @@ func egressRules(o Options, containers []*Container, networks []Network, hostInp
 			continue
 		}
 		for _, ep := range c.Endpoints {
-			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
+			// Its link-local address too: what it reaches the host's
+			// link-local addresses from.
+			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6, ep.LinkLocal()} {
 				if a.IsValid() {
 					a = a.Unmap()
 					trusted[nft.FamilyOf(a)][a] = true

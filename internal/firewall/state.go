@@ -16,6 +16,7 @@
 package firewall
 
 import (
+	"net"
 	"net/netip"
 	"time"
 )
@@ -45,6 +46,19 @@ type Endpoint struct {
 	Network string     `json:"network"`
 	IPv4    netip.Addr `json:"ipv4,omitzero"`
 	IPv6    netip.Addr `json:"ipv6,omitzero"`
+	// MAC is the endpoint's hardware address: its IPv6 link-local address
+	// (EUI-64, as Docker's containers make it) is derived from it.
+	MAC string `json:"mac,omitempty"`
+}
+
+// LinkLocal is the EUI-64 IPv6 link-local address of the endpoint's MAC,
+// the source of its traffic to link-local destinations; invalid without a MAC.
+func (e Endpoint) LinkLocal() netip.Addr {
+	m, err := net.ParseMAC(e.MAC)
+	if err != nil || len(m) != 6 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16([16]byte{0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
 }
 
 // Published is one host binding Docker made for a container port.
