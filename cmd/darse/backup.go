@@ -197,6 +197,14 @@ func newBackupLsCmd(a *app) *cobra.Command {
 				}
 			}
 			svc, err := a.backupService()
+			if errors.Is(err, ops.ErrNoBackups) {
+				// Nothing is backed up: an empty list, and why on stderr.
+				fmt.Fprintf(cmd.ErrOrStderr(), "darse: %v\n", err)
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), []struct{}{})
+				}
+				return nil
+			}
 			if err != nil {
 				return err
 			}
