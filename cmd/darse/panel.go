@@ -56,6 +56,7 @@ func newPanelCmd(a *app) *cobra.Command {
 		secure    bool
 		trusted   []string
 		metrics   string
+		check     string
 	)
 	cmd := &cobra.Command{
 		Use:   "panel [--listen ADDR]",
@@ -63,6 +64,11 @@ func newPanelCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if check != "" {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				return checkHealth(cctx, check)
+			}
 			h, err := a.Hosting(ctx)
 			if err != nil {
 				return err
@@ -178,7 +184,9 @@ func newPanelCmd(a *app) *cobra.Command {
 		metricsDefault = v // set but empty: no metrics endpoint
 	}
 	cmd.Flags().StringVar(&metrics, "metrics", metricsDefault, "address to serve Prometheus metrics on (/metrics), loopback unless you mean every site's figures to be read from elsewhere; empty for none (env DARSE_PANEL_METRICS)")
-	cmd.AddCommand(newCheckHealthCmd())
+	// A flag, not a subcommand: panel stays a command, not a group.
+	cmd.Flags().StringVar(&check, "check-health", "", "only ask URL and exit 0 when it answers 200 (the panel image's healthcheck: it has no curl)")
+	cmd.Flags().MarkHidden("check-health")
 	return cmd
 }
 
@@ -242,22 +250,8 @@ func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, eng *eng
 	}, nil
 }
 
-// newCheckHealthCmd is the panel container's healthcheck: its image has
-// no curl, and darse can ask its own /readyz.
-func newCheckHealthCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "check-health URL",
-		Short:  "Exit 0 when URL answers 200 (the panel image's healthcheck)",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			return checkHealth(ctx, args[0])
-		},
-	}
-}
-
+// checkHealth is `darse panel --check-health URL`: the panel container's
+// healthcheck, as its image has no curl and darse can ask its own /readyz.
 func checkHealth(ctx context.Context, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
