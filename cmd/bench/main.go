@@ -39,6 +39,7 @@ var suites = []suite{
 	{"front", frontDoor},
 	{"fw", fwBench},
 	{"panel", panelBench},
+	{"metrics", metricsBench},
 }
 
 func main() {

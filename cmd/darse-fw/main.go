@@ -19,6 +19,7 @@
 //	--retry-max     DARSE_FW_RETRY_MAX     longest backoff after a failed apply or a lost engine (10s)
 //	--log-level     DARSE_LOG              debug, info, warn or error (info)
 //	--log-format    DARSE_FW_LOG_FORMAT    text or json (text)
+//	--metrics       DARSE_FW_METRICS       address to serve Prometheus metrics on, e.g. 127.0.0.1:9465 (none)
 //
 // The engine is found as the Docker CLI finds it (DOCKER_HOST, default
 // unix:///var/run/docker.sock). The rules stay in place when darse-fw
@@ -86,6 +87,7 @@ func run(args []string) error {
 		label       = fs.String("label", env("DARSE_FW_LABEL", ""), "only containers and networks carrying this label, KEY or KEY=VALUE (env DARSE_FW_LABEL)")
 		logLevel    = fs.String("log-level", env("DARSE_LOG", "info"), "debug, info, warn or error (env DARSE_LOG)")
 		logFormat   = fs.String("log-format", env("DARSE_FW_LOG_FORMAT", "text"), "text or json (env DARSE_FW_LOG_FORMAT)")
+		metricsAddr = fs.String("metrics", env("DARSE_FW_METRICS", ""), "address to serve Prometheus metrics on (/metrics), e.g. 127.0.0.1:9465; none by default (env DARSE_FW_METRICS)")
 	)
 	fs.StringVar(&cfg.Options.Table, "table", env("DARSE_FW_TABLE", firewall.DefaultTable), "nftables inet table darse owns (env DARSE_FW_TABLE)")
 	fs.StringVar(&cfg.Options.Srv, "srv", env("DARSE_SRV", "/srv"), "platform root: platform projects live in core/ and apps/ (env DARSE_SRV)")
@@ -144,7 +146,22 @@ func run(args []string) error {
 	log.Info("watching", "table", "inet "+cfg.Options.Table, "input", cfg.Options.Input, "label", *label,
 		"tenant_allow", ports(cfg.Options.TenantHostAllow), "egress_deny", prefixes(cfg.Options.EgressDeny),
 		"debounce_min", cfg.DebounceMin, "debounce_max", cfg.DebounceMax, "resync", cfg.Resync)
-	w := firewall.NewWatcher(eng.Firewall(*label), nft.New(), cfg, log)
+	var (
+		w *firewall.Watcher
+		m *fwMetrics
+	)
+	if *metricsAddr != "" {
+		if m, err = newFWMetrics(func() firewall.Stats { return w.Stats() }); err != nil {
+			return err
+		}
+		cfg.OnApply = m.observe
+	}
+	w = firewall.NewWatcher(eng.Firewall(*label), nft.New(), cfg, log)
+	if m != nil { // serving once w is set: the counters read it
+		if err := m.serve(ctx, *metricsAddr, log); err != nil {
+			return err
+		}
+	}
 	return w.Run(ctx)
 }
 

@@ -4,22 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/content"
+	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/metrics"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/panel"
 	"github.com/darse/darse/internal/platform"
+	"github.com/darse/darse/internal/store"
 )
 
 // siteFiles is what operations do with sites' files.
@@ -48,6 +55,8 @@ func newPanelCmd(a *app) *cobra.Command {
 		publicURL string
 		secure    bool
 		trusted   []string
+		metrics   string
+		check     string
 	)
 	cmd := &cobra.Command{
 		Use:   "panel [--listen ADDR]",
@@ -55,6 +64,11 @@ func newPanelCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if check != "" {
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				return checkHealth(cctx, check)
+			}
 			h, err := a.Hosting(ctx)
 			if err != nil {
 				return err
@@ -119,6 +133,13 @@ func newPanelCmd(a *app) *cobra.Command {
 				fmt.Fprintf(out, "or on this server: darse user add NAME --admin\n")
 			}
 
+			stopMetrics, err := serveMetrics(ctx, cmd, metrics, eng, st, a.log)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer stopMetrics()
+
 			workers := make(chan struct{})
 			go func() { runner.Run(ctx); close(workers) }()
 			go func() {
@@ -158,5 +179,92 @@ func newPanelCmd(a *app) *cobra.Command {
 		trustedDefault = strings.Split(v, ",")
 	}
 	cmd.Flags().StringSliceVar(&trusted, "trusted-proxy", trustedDefault, "address or CIDR of a reverse proxy whose X-Forwarded-For is believed, the front door (env DARSE_PANEL_TRUSTED_PROXY, comma-separated)")
+	metricsDefault := defaultMetricsAddr
+	if v, ok := os.LookupEnv("DARSE_PANEL_METRICS"); ok {
+		metricsDefault = v // set but empty: no metrics endpoint
+	}
+	cmd.Flags().StringVar(&metrics, "metrics", metricsDefault, "address to serve Prometheus metrics on (/metrics), loopback unless you mean every site's figures to be read from elsewhere; empty for none (env DARSE_PANEL_METRICS)")
+	// A flag, not a subcommand: panel stays a command, not a group.
+	cmd.Flags().StringVar(&check, "check-health", "", "only ask URL and exit 0 when it answers 200 (the panel image's healthcheck: it has no curl)")
+	cmd.Flags().MarkHidden("check-health")
 	return cmd
+}
+
+// defaultMetricsAddr is the panel's metrics endpoint unless told
+// otherwise: the host's loopback only.
+const defaultMetricsAddr = "127.0.0.1:9464"
+
+// serveMetrics serves the per-site figures and the operations' counts on
+// addr, a listener of its own: never the panel's, which members reach.
+// The default address taken by something else is a warning (tests and a
+// second panel on one host); an address asked for is an error.
+func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, eng *engine.Engine, st *store.Store, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if !cmd.Flags().Changed("metrics") && os.Getenv("DARSE_PANEL_METRICS") == "" {
+			log.Warn("no metrics endpoint: the default address is taken", "addr", addr, "err", err)
+			return func() {}, nil
+		}
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("metrics served beyond loopback: every site's figures can be read there", "addr", ln.Addr().String())
+	}
+	collector := metrics.New(eng, metrics.Config{
+		CgroupRoot: envOr("DARSE_METRICS_CGROUP", "/sys/fs/cgroup"),
+		ProcRoot:   envOr("DARSE_METRICS_PROC", "/proc"),
+		Sites: func(ctx context.Context) ([]string, error) {
+			sites, err := st.ListSites(ctx)
+			if err != nil {
+				return nil, err
+			}
+			names := make([]string, len(sites))
+			for i, s := range sites {
+				names[i] = s.Name
+			}
+			return names, nil
+		},
+	}, log)
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(metrics.NewExporter(collector, st, log)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := metrics.NewServer(metrics.Handler(reg, log), log)
+	fmt.Fprintf(cmd.OutOrStdout(), "darse panel: metrics on http://%s/metrics\n", ln.Addr())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint", "err", err)
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-done
+	}, nil
+}
+
+// checkHealth is `darse panel --check-health URL`: the panel container's
+// healthcheck, as its image has no curl and darse can ask its own /readyz.
+func checkHealth(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("check-health %q: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("check-health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("check-health %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }

@@ -77,6 +77,10 @@ type Applied struct {
 	Hash    string
 	At      time.Time
 	Took    time.Duration
+	// Since is when the oldest event this apply answers happened (the
+	// engine's time), zero when no event waited for it (a resync that
+	// found drift): At less Since is the event-to-rule latency.
+	Since time.Time
 }
 
 // Stats counts what the watcher did.
@@ -100,6 +104,7 @@ type Watcher struct {
 	applied    string // hash of the table in the kernel, as far as known
 	problems   map[string]Problem
 	retryWait  time.Duration
+	since      time.Time // the oldest event not yet answered by an apply
 }
 
 // NewWatcher returns a watcher reading src and applying through fw.
@@ -218,6 +223,9 @@ func (w *Watcher) session(ctx context.Context) (synced bool, err error) {
 			}
 			netsDirty = netsDirty || ev.Networks
 			now := time.Now()
+			if w.since.IsZero() {
+				w.since = cmp.Or(ev.Time, now)
+			}
 			if first.IsZero() {
 				first = now
 			}
@@ -335,6 +343,7 @@ func (w *Watcher) reconcile(ctx context.Context, why string) <-chan time.Time {
 	hash := r.Table.Hash()
 	if hash == w.applied {
 		w.retryWait = 0
+		w.since = time.Time{} // the events changed nothing
 		w.log.Debug("ruleset unchanged", "why", why, "exposures", len(r.Exposures))
 		return nil
 	}
@@ -355,6 +364,8 @@ func (w *Watcher) reconcile(ctx context.Context, why string) <-chan time.Time {
 	w.applies.Add(1)
 	w.applied = hash
 	w.retryWait = 0
+	since := w.since
+	w.since = time.Time{}
 	s := w.Stats()
 	rules := 0
 	for _, c := range r.Table.Chains {
@@ -363,7 +374,7 @@ func (w *Watcher) reconcile(ctx context.Context, why string) <-chan time.Time {
 	w.log.Info("applied", "why", why, "table", r.Table.Name, "hash", hash, "exposures", len(r.Exposures),
 		"rules", rules, "took", took, "applies", s.Applies, "failures", s.Failures)
 	if w.cfg.OnApply != nil {
-		w.cfg.OnApply(Applied{Ruleset: r, Hash: hash, At: time.Now(), Took: took})
+		w.cfg.OnApply(Applied{Ruleset: r, Hash: hash, At: time.Now(), Took: took, Since: since})
 	}
 	return nil
 }

@@ -224,6 +224,7 @@ func (s *Server) routes() (http.Handler, error) {
 	r.StaticFS("/static", http.FS(s.static))
 	r.GET("/favicon.ico", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/readyz", s.ready)
 	r.NoRoute(s.handle(func(c *gin.Context) error { return errNotFound }))
 
 	r.GET("/", s.handle(s.home))

@@ -274,6 +274,7 @@ var globalRoutes = map[string]string{
 	"GET /":                  public,
 	"GET /favicon.ico":       public,
 	"GET /healthz":           public,
+	"GET /readyz":            public,
 	"GET /login":             public,
 	"GET /setup":             public,
 	"POST /login":            public,
