@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse/internal/backup"
-	"github.com/darse/darse/internal/content"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/images"
 	"github.com/darse/darse/internal/ops"
@@ -74,28 +73,6 @@ func dockerExec(container, user string, args []string) []string {
 	return append([]string{"docker", "exec", "-i", "-u", user, container}, args...)
 }
 
-// backupOps is a.operations with backups: interrupted backups and
-// restores are settled with the repository at hand.
-func (a *app) backupOps(ctx context.Context) (*cliOps, error) {
-	h, err := a.Hosting(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st, err := a.Store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	files := siteFiles{
-		Archiver:  content.Archiver{UsersDir: a.cfg.UsersDir(), ArchiveDir: filepath.Join(a.srv, "archives")},
-		Installer: content.Installer{UsersDir: a.cfg.UsersDir(), Limits: content.DefaultLimits},
-	}
-	c := &cliOps{runner: ops.New(st, withBackups{h, a}, files, a.log), hosting: h, store: st, user: cliUser()}
-	if err := c.runner.Recover(ctx); err != nil {
-		return nil, fmt.Errorf("recover interrupted operations: %w", err)
-	}
-	return c, nil
-}
-
 func newBackupCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Back sites and the platform up to the restic repository darse.yml names, list and restore"}
 	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newInstallResticCmd(a))
@@ -120,7 +97,7 @@ func newBackupRunCmd(a *app) *cobra.Command {
 			if _, err := a.backupService(); err != nil {
 				return err
 			}
-			o, err := a.backupOps(ctx)
+			o, err := a.operations(ctx)
 			if err != nil {
 				return err
 			}
@@ -257,7 +234,7 @@ func newBackupRestoreCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o, err := a.backupOps(ctx)
+			o, err := a.operations(ctx)
 			if err != nil {
 				return err
 			}
