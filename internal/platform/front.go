@@ -167,7 +167,12 @@ func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, er
 	h := p.Config.Hosting(p.Srv)
 	// The router is named after the panel's compose project: unique per
 	// platform on one engine, and a name no site may take.
+	// Traefik probes /healthz (the process alone, not the store or the
+	// engine: an admin needs the panel most when those fail); no Docker
+	// healthcheck, which would keep Traefik from routing the panel for a
+	// whole interval after each start.
 	tl, err := labels.Traefik(labels.Route{Site: p.Config.Panel.Project, Domains: []string{p.Config.PanelHost()}, Port: 8080,
+		Health:      &labels.Health{Path: "/healthz", Hostname: p.Config.PanelHost(), Interval: "30s"},
 		EntryPoints: h.EntryPoints, CertResolver: h.CertResolver, Network: compose.FrontNetwork})
 	if err != nil {
 		return nil, fmt.Errorf("render panel: %w", err)
