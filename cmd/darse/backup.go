@@ -166,12 +166,9 @@ func newBackupLsCmd(a *app) *cobra.Command {
 		Short: "List the backups in the repository, newest first",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := ""
-			if len(args) == 1 {
-				name = args[0]
-				if err := site.ValidateName(name); err != nil {
-					return err
-				}
+			name, err := optionalSite(args)
+			if err != nil {
+				return err
 			}
 			svc, err := a.backupService()
 			if errors.Is(err, ops.ErrNoBackups) {

@@ -65,30 +65,7 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 			return out, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, names []string) error {
-			ctx := cmd.Context()
-			defs, err := loadImages()
-			if err != nil {
-				return err
-			}
-			defs, err = images.Select(defs, names)
-			if err != nil {
-				return err
-			}
-			e, err := a.Engine(ctx)
-			if err != nil {
-				return err
-			}
-			b.Engine, b.Log = e, a.log
-			if verbose {
-				b.Output = cmd.ErrOrStderr()
-			}
-			out := cmd.OutOrStdout()
-			// With -v the tools' output goes to stderr: a live line
-			// would be torn by it.
-			live := isTerminal(out) && !verbose
-			for _, d := range defs {
-				p := newStepPrinter(out, live, fmt.Sprintf("%s (%s): ", d.Name, d.Tag))
-				b.Progress = p.Step
+			return a.eachImage(cmd, names, &b, verbose, func(ctx context.Context, d images.Definition, p *stepPrinter) error {
 				res, err := b.Ensure(ctx, d, force)
 				switch {
 				case err != nil:
@@ -99,8 +76,8 @@ func newImagesBuildCmd(a *app) *cobra.Command {
 				default:
 					p.Done("already present")
 				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -259,27 +236,7 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 			"image the engine has. With --rollout, every site is then brought onto the\n" +
 			"new images (see `darse images rollout`). Needs root and the Debian mirrors.",
 		RunE: func(cmd *cobra.Command, names []string) error {
-			ctx := cmd.Context()
-			defs, err := loadImages()
-			if err != nil {
-				return err
-			}
-			if defs, err = images.Select(defs, names); err != nil {
-				return err
-			}
-			e, err := a.Engine(ctx)
-			if err != nil {
-				return err
-			}
-			b.Engine, b.Log = e, a.log
-			if verbose {
-				b.Output = cmd.ErrOrStderr()
-			}
-			out := cmd.OutOrStdout()
-			live := isTerminal(out) && !verbose
-			for _, d := range defs {
-				p := newStepPrinter(out, live, fmt.Sprintf("%s (%s): ", d.Name, d.Tag))
-				b.Progress = p.Step
+			err := a.eachImage(cmd, names, &b, verbose, func(ctx context.Context, d images.Definition, p *stepPrinter) error {
 				res, err := b.Update(ctx, d)
 				switch {
 				case err != nil:
@@ -290,6 +247,10 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 				default:
 					p.Done("up to date")
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			if !rollout {
 				return nil
@@ -306,6 +267,40 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 	f.StringVar(&b.TempDir, "tmp-dir", "", "where build trees are made (default $TMPDIR or /tmp; must allow exec)")
 	rollFlags(cmd, &opts)
 	return cmd
+}
+
+// eachImage builds (do) each image definition named, every one when none
+// is, with the builder set to the engine and a step printer per image: a
+// live line on a terminal, a line per step otherwise (and with -v, where
+// the tools' output on stderr would tear a live line).
+func (a *app) eachImage(cmd *cobra.Command, names []string, b *images.Builder, verbose bool,
+	do func(ctx context.Context, d images.Definition, p *stepPrinter) error) error {
+	ctx := cmd.Context()
+	defs, err := loadImages()
+	if err != nil {
+		return err
+	}
+	if defs, err = images.Select(defs, names); err != nil {
+		return err
+	}
+	e, err := a.Engine(ctx)
+	if err != nil {
+		return err
+	}
+	b.Engine, b.Log = e, a.log
+	if verbose {
+		b.Output = cmd.ErrOrStderr()
+	}
+	out := cmd.OutOrStdout()
+	live := isTerminal(out) && !verbose
+	for _, d := range defs {
+		p := newStepPrinter(out, live, fmt.Sprintf("%s (%s): ", d.Name, d.Tag))
+		b.Progress = p.Step
+		if err := do(ctx, d, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func shortDigest(d string) string {

@@ -22,12 +22,9 @@ func newKeyCmd(a *app) *cobra.Command {
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := ""
-			if len(args) == 1 {
-				name = args[0]
-				if err := site.ValidateName(name); err != nil {
-					return err
-				}
+			name, err := optionalSite(args)
+			if err != nil {
+				return err
 			}
 			st, err := a.Store(cmd.Context())
 			if err != nil {

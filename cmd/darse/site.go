@@ -451,3 +451,11 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// optionalSite is the SITE of a command taking [SITE], checked; "" for all.
+func optionalSite(args []string) (string, error) {
+	if len(args) == 0 {
+		return "", nil
+	}
+	return args[0], site.ValidateName(args[0])
+}

@@ -111,22 +111,29 @@ func observed(c container.Summary) reconcile.Container {
 		o.Name = strings.TrimPrefix(c.Names[0], "/")
 	}
 	if c.NetworkSettings != nil {
-		for name, ep := range c.NetworkSettings.Networks {
-			if ep == nil {
-				continue
-			}
-			a := reconcile.Address{Network: name}
-			if ep.IPAddress.IsValid() {
-				a.IPv4 = ep.IPAddress.String()
-			}
-			if ep.GlobalIPv6Address.IsValid() {
-				a.IPv6 = ep.GlobalIPv6Address.String()
-			}
-			o.Addresses = append(o.Addresses, a)
-		}
-		sort.Slice(o.Addresses, func(i, j int) bool { return o.Addresses[i].Network < o.Addresses[j].Network })
+		o.Addresses = addresses(c.NetworkSettings.Networks)
 	}
 	return o
+}
+
+// addresses lists a container's addresses, one per network, by network.
+func addresses(nets map[string]*network.EndpointSettings) []reconcile.Address {
+	var out []reconcile.Address
+	for name, ep := range nets {
+		if ep == nil {
+			continue
+		}
+		a := reconcile.Address{Network: name}
+		if ep.IPAddress.IsValid() {
+			a.IPv4 = ep.IPAddress.String()
+		}
+		if ep.GlobalIPv6Address.IsValid() {
+			a.IPv6 = ep.GlobalIPv6Address.String()
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Network < out[j].Network })
+	return out
 }
 
 // health reads the health state; API 1.41 only has it in the status text.

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -52,20 +51,7 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (reconcile.Con
 		}
 	}
 	if r.NetworkSettings != nil {
-		for name, ep := range r.NetworkSettings.Networks {
-			if ep == nil {
-				continue
-			}
-			a := reconcile.Address{Network: name}
-			if ep.IPAddress.IsValid() {
-				a.IPv4 = ep.IPAddress.String()
-			}
-			if ep.GlobalIPv6Address.IsValid() {
-				a.IPv6 = ep.GlobalIPv6Address.String()
-			}
-			c.Addresses = append(c.Addresses, a)
-		}
-		sort.Slice(c.Addresses, func(i, j int) bool { return c.Addresses[i].Network < c.Addresses[j].Network })
+		c.Addresses = addresses(r.NetworkSettings.Networks)
 	}
 	return c, nil
 }

@@ -38,18 +38,9 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 // they act on, or from a creation's arguments when the site is not stored.
 func TestOwnerMigration(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "darse.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:3] {
-		if _, err := db.Exec(m.SQL); err != nil {
-			t.Fatal(err)
-		}
-	}
+	path, db := oldDatabase(t, 3)
 	now := "2024-05-01T10:00:00.000000Z"
-	_, err = db.Exec(`PRAGMA user_version = 3;
+	_, err := db.Exec(`PRAGMA user_version = 3;
 		INSERT INTO sites(name, template, owner, params, plan, created_at, updated_at) VALUES('blog', 'static', 'alice', '{}', '{}', ?, ?);
 		INSERT INTO operations(kind, site, user, args, state, created_at) VALUES('stop', 'blog', 'root', '{}', 'done', ?);
 		INSERT INTO operations(kind, site, user, args, state, created_at) VALUES('create', 'shop', 'bob', '{"template":"static","owner":"bob"}', 'queued', ?);
@@ -72,4 +63,21 @@ func TestOwnerMigration(t *testing.T) {
 	if list, err := s.ListOps(ctx, OpFilter{Owner: "bob"}); err != nil || len(list) != 1 || list[0].Site != "shop" {
 		t.Errorf("bob's operations: %+v, %v", list, err)
 	}
+}
+
+// oldDatabase makes a database with only the first n migrations applied
+// (their schema, not their fixes), as an older darse left it.
+func oldDatabase(t *testing.T, n int) (string, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "darse.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:n] {
+		if _, err := db.Exec(m.SQL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path, db
 }

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -120,18 +118,9 @@ func TestCancelOp(t *testing.T) {
 // An operation running when the lease migration is applied counts from its start.
 func TestHeartbeatMigration(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "darse.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:2] {
-		if _, err := db.Exec(m.SQL); err != nil {
-			t.Fatal(err)
-		}
-	}
+	path, db := oldDatabase(t, 2)
 	start := "2024-05-01T10:00:00.000000Z"
-	_, err = db.Exec(`PRAGMA user_version = 2;
+	_, err := db.Exec(`PRAGMA user_version = 2;
 		INSERT INTO operations(kind, site, user, state, created_at, started_at) VALUES('up', 'a', 'alice', 'running', ?, ?);
 		INSERT INTO operations(kind, site, user, state, created_at) VALUES('up', 'b', 'alice', 'queued', ?)`, start, start, start)
 	db.Close()
