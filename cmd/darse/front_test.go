@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/testenv"
 )
 
@@ -439,6 +440,15 @@ func TestTopLevelComposeBringsPlatformUp(t *testing.T) {
 	}
 	compose("up")
 	f.waitAPI(t)
+	// darse ran in a container, where the socket is /var/run/docker.sock;
+	// what it rendered must still mount the host's (here the test engine's).
+	sock := platform.EngineSocket(os.Getenv("DOCKER_HOST"))
+	for _, dir := range []string{".", "core/front", "apps/panel"} {
+		env, err := os.ReadFile(filepath.Join(f.srv, dir, ".env"))
+		if err != nil || !strings.Contains(string(env), "DOCKER_SOCKET="+sock+"\n") {
+			t.Errorf("%s/.env after docker-compose up: want DOCKER_SOCKET=%s: %v\n%s", dir, sock, err, env)
+		}
+	}
 	var st platformJSON
 	if err := json.Unmarshal([]byte(f.ok("platform", "status", "--json")), &st); err != nil {
 		t.Fatal(err)

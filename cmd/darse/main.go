@@ -66,7 +66,17 @@ func (a *app) Platform(ctx context.Context) (*platform.Platform, error) {
 		return nil, err
 	}
 	a.cfg = cfg.Hosting(a.srv)
-	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Binaries: binaries(), Socket: platform.EngineSocket(os.Getenv("DOCKER_HOST")), Log: a.log}, nil
+	return &platform.Platform{Srv: a.srv, Config: cfg, Engine: e, Binaries: binaries(), Socket: hostSocket(), Log: a.log}, nil
+}
+
+// hostSocket is the engine socket's path on the host, which the platform's
+// projects mount: DARSE_HOST_SOCKET when darse itself runs in a container
+// (the top-level compose file sets it), else the one DOCKER_HOST names.
+func hostSocket() string {
+	if s := os.Getenv("DARSE_HOST_SOCKET"); s != "" {
+		return s
+	}
+	return platform.EngineSocket(os.Getenv("DOCKER_HOST"))
 }
 
 // binaries are darse and darse-fw, side by side (bin/ in the repository).
