@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // post sends a form to addr with Host host and returns the code and body,
@@ -130,57 +133,154 @@ func TestDatabaseSitesWriteAndRead(t *testing.T) {
 	}
 }
 
-// WordPress through the front door: the install form completed, a post
-// published (XML-RPC, as a client would), read by an anonymous client over
-// IPv4 and IPv6, and still there after a restart and after its database
-// container was removed and created again.
-func TestWordPressSite(t *testing.T) {
+// WordPress as a member gets it, in a real browser, all through the
+// front door: the site created from the panel, the install form
+// completed, a post published from wp-admin; an anonymous client reads it
+// over IPv4 and IPv6; WordPress reaches its own domain from inside (the
+// front door's address); the post survives a restart and its database
+// container removed and created again.
+func TestWordPressFromPanelInBrowser(t *testing.T) {
 	needEngine(t, "darse/wordpress:6.1-bookworm", "darse/mariadb:10.11-bookworm", "traefik:v3.6")
-	f := newFront(t, "")
-	v4, v6 := fmt.Sprintf("127.0.0.1:%d", f.http), fmt.Sprintf("[::1]:%d", f.http)
+	chromium := needChromium(t)
+	// On port 80 (of the test's own network namespace): WordPress keeps
+	// the address it was installed at without a port (Debian's nginx
+	// passes HTTP_HOST without it), as a member's site is on the Internet.
+	f := newFrontOn(t, 80, freePort(t), "")
+	f.addUser("alice", "alice's long password")
 	name := siteName("wp")
 	f.cleanup(name)
-	f.ok("site", "create", name, "--template", "wordpress")
 	host := name + "." + f.domain
+	panelURL := "http://panel." + f.domain
+	siteURL := "http://" + host
+	v4, v6 := "127.0.0.1:80", "[::1]:80"
 
-	// Until the database answers, WordPress shows its connection error.
+	ctx := browserContext(t, chromium, f.domain)
+	type css = chromedp.CSS
+	fail := func(what string, err error) {
+		t.Helper()
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			os.WriteFile(filepath.Join(artifacts(t), "wordpress-failed.png"), png, 0o644)
+		}
+		logs, _ := exec.Command("docker", "logs", "--tail", "30", name+"_php_1").CombinedOutput()
+		t.Fatalf("%s: %v (at %s)\nphp logs:\n%s", what, err, loc, logs)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			fail(what, err)
+		}
+	}
+	eval := func(what, js string) string {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			fail(what, err)
+		}
+		return v
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+
+	// The panel, through the front door: log in, pick WordPress, name it.
+	run("log in to the panel",
+		chromedp.Navigate(panelURL+"/sites"),
+		chromedp.WaitVisible(css("#name")),
+		// Set, not typed: the page's script may move the focus meanwhile.
+		chromedp.SetValue(css("#name"), "alice"),
+		chromedp.SetValue(css("#password"), "alice's long password"),
+		chromedp.Submit(css("#password")),
+		chromedp.WaitVisible(css("meter.quota")),
+	)
+	run("create a WordPress site",
+		chromedp.Click(css(`a[href="/sites/new"]`)),
+		chromedp.WaitVisible(css("#name")),
+		chromedp.Click(css(`input[name="template"][value="wordpress"]`)),
+		chromedp.SendKeys(css("#name"), name),
+		chromedp.Submit(css("#name")),
+		chromedp.WaitVisible(css(`.page-head[data-live-site="`+name+`"]`)),
+	)
 	deadline := time.Now().Add(120 * time.Second)
 	for {
-		code, body, err := post(v4, host, "/wp-admin/install.php?step=2", url.Values{
-			"weblog_title": {"darse test"}, "user_name": {"admin"}, "admin_password": {"Correct-Horse-42"},
-			"admin_password2": {"Correct-Horse-42"}, "pw_weak": {"1"}, "admin_email": {"admin@example.org"}, "blog_public": {"0"},
-		})
-		if err == nil && code == 200 && (strings.Contains(body, "Success!") || strings.Contains(body, "Already Installed")) {
+		st, _ := chromedp.Run(ctx, chromedp.Text(css("h1 [data-state]")))
+		if st == "Running" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("install: %d %v %.500q", code, err, body)
+			fail("site never shown running", fmt.Errorf("state %q", st))
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Second)
 	}
+	screenshot(t, ctx, "wordpress-site")
+
+	// WordPress's own install form, until its database answers.
+	for deadline = time.Now().Add(120 * time.Second); ; time.Sleep(2 * time.Second) {
+		run("open the install page", chromedp.Navigate(siteURL+"/wp-admin/install.php"))
+		if ok := eval("install form", `String(document.getElementById("setup") !== null)`); ok == "true" {
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("no install form", nil)
+		}
+	}
+	screenshot(t, ctx, "wordpress-install")
+	const password = "Darse-wp-Passw0rd-4137-zq"
+	run("complete the install form",
+		chromedp.SetValue(css("#weblog_title"), "darse test"),
+		chromedp.SetValue(css("#user_login"), "admin"),
+		// The password field is WordPress's script's (it suggests one).
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(() => { for (const id of ["pass1", "pass2"]) { const e = document.getElementById(id); if (e) e.value = "`+password+`"; }
+				const w = document.querySelector('input[name="pw_weak"]'); if (w) w.checked = true; return true; })()`)(ctx, tg)
+			return err
+		}),
+		chromedp.SetValue(css("#admin_email"), "alice@example.org"),
+		chromedp.Submit(css("#admin_email")),
+		chromedp.WaitVisible(css(".wp-login-log-in, .button-large")),
+	)
+	if body := eval("install result", `document.body.innerText`); !strings.Contains(body, "Success") {
+		msg := eval("install error", `Array.from(document.querySelectorAll(".message, .error, #error-page")).map(e => e.innerText).join(" | ")`)
+		fail("install", fmt.Errorf("WordPress says %q", msg))
+	}
+	run("log in to wp-admin",
+		chromedp.Navigate(siteURL+"/wp-login.php"),
+		chromedp.WaitVisible(css("#user_pass")),
+		chromedp.SetValue(css("#user_login"), "admin"),
+		chromedp.SetValue(css("#user_pass"), password),
+		chromedp.Click(css("#wp-submit")),
+		chromedp.WaitVisible(css("#wpadminbar")),
+	)
+	// Published from the editor's page, by the editor's own client (what
+	// its Publish button calls).
 	title := fmt.Sprintf("Hello from darse %d", os.Getpid())
-	rpc := `<?xml version="1.0"?><methodCall><methodName>wp.newPost</methodName><params>
-<param><value><int>1</int></value></param><param><value><string>admin</string></value></param>
-<param><value><string>Correct-Horse-42</string></value></param>
-<param><value><struct><member><name>post_title</name><value><string>` + title + `</string></value></member>
-<member><name>post_content</name><value><string>Posted by the test.</string></value></member>
-<member><name>post_status</name><value><string>publish</string></value></member></struct></value></param>
-</params></methodCall>`
-	c := &http.Client{Timeout: 30 * time.Second}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+v4+"/xmlrpc.php", strings.NewReader(rpc))
-	req.Host = host
-	req.Header.Set("Content-Type", "text/xml")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	run("open the editor", chromedp.Navigate(siteURL+"/wp-admin/post-new.php"))
+	for deadline = time.Now().Add(60 * time.Second); eval("editor loaded", `String(typeof wp !== "undefined" && typeof wp.apiFetch === "function")`) != "true"; time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("editor never loaded", nil)
+		}
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || strings.Contains(string(b), "faultCode") {
-		t.Fatalf("wp.newPost: %d %s", resp.StatusCode, b)
+	if st := eval("publish", `wp.apiFetch({path: "/wp/v2/posts", method: "POST", data: {title: "`+title+`", content: "Posted from the browser.", status: "publish"}}).then(p => p.status)`); st != "publish" {
+		fail("publish", fmt.Errorf("post status %q", st))
 	}
+	screenshot(t, ctx, "wordpress-editor")
+
+	// An anonymous client, over both families.
 	for _, addr := range []string{v4, v6} {
 		eventuallyContains(t, addr, host, title)
+	}
+	// From inside, the site's own domain is the front door.
+	out, err := exec.Command("docker", "exec", name+"_php_1", "getent", "hosts", name+"."+f.domain).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "172.24.0.1 ") {
+		t.Fatalf("%s resolves inside the site to %q (%v), want the front door", name+"."+f.domain, out, err)
+	}
+	out, err = exec.Command("docker", "exec", name+"_php_1", "php", "-r", `echo file_get_contents("`+siteURL+`/");`).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), title) {
+		t.Fatalf("WordPress calling itself at %s: %v %.300q", siteURL, err, out)
 	}
 
 	f.ok("site", "restart", name)

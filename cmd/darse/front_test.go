@@ -367,8 +367,13 @@ func TestFrontDoorHTTPSFromACME(t *testing.T) {
 // newFrontWithHTTPS is newFront with the HTTPS port chosen by the caller
 // (Pebble must know it to validate TLS-ALPN-01 challenges).
 func newFrontWithHTTPS(t *testing.T, httpsPort int, extra string) *front {
+	return newFrontOn(t, freePort(t), httpsPort, extra)
+}
+
+// newFrontOn is newFront on the ports given.
+func newFrontOn(t *testing.T, httpPort, httpsPort int, extra string) *front {
 	testenv.NeedEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
-	f := &front{http: freePort(t), https: httpsPort, api: freePort(t), domain: "test.example.org"}
+	f := &front{http: httpPort, https: httpsPort, api: freePort(t), domain: "test.example.org"}
 	project := fmt.Sprintf("front-t%d", os.Getpid())
 	// The test's firewall watcher keeps a table of its own and looks only
 	// at containers labelled for it (none): the host's rules stay as they are.

@@ -209,8 +209,13 @@ func needChromium(t *testing.T) string {
 }
 
 // browserContext starts a headless chromium that talks to loopback only:
-// background services off, and every host name resolving to nothing.
-func browserContext(t *testing.T, chromium string) context.Context {
+// background services off, and every host name resolving to nothing but
+// the names of the domain given (*.domain to 127.0.0.1, on the ports given).
+func browserContext(t *testing.T, chromium string, domain ...string) context.Context {
+	rules := "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+	if len(domain) > 0 {
+		rules = "MAP *." + domain[0] + " 127.0.0.1, " + rules
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.UserDataDir(t.TempDir()),
@@ -220,7 +225,7 @@ func browserContext(t *testing.T, chromium string) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-domain-reliability", true),
 		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions,AutofillServerCommunication"),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", rules),
 		chromedp.Flag("proxy-server", "direct://"),
 		chromedp.Flag("force-device-scale-factor", "1"),
 	)

@@ -111,6 +111,9 @@ var serviceKeys = keyRules{
 		"networks.":             true, "networks.aliases": true,
 		"ports.": true, "ports.target": true, "ports.published": true, "ports.host_ip": true, "ports.protocol": true, "ports.mode": true,
 		"profiles":             true,
+		// Only the site's own domain to the front door, in the override
+		// darse renders (checkService, checkOwnFiles).
+		"extra_hosts": true,
 		"depends_on.condition": true, "depends_on.required": true, "depends_on.restart": true,
 		extensions: true,
 	},
@@ -120,7 +123,7 @@ var serviceKeys = keyRules{
 		"cpu_count": limitsOwned, "cpu_percent": limitsOwned, "cpu_period": limitsOwned, "cpu_quota": limitsOwned,
 		"cpu_rt_period": limitsOwned, "cpu_rt_runtime": limitsOwned, "cpu_shares": limitsOwned, "cpuset": limitsOwned,
 		"credential_spec": swarmOnly, "deploy": swarmOnly, "develop": unused, "device_cgroup_rules": hostPower, "devices": hostPower,
-		"dns": netOwned, "dns_opt": netOwned, "dns_search": netOwned, "domainname": netOwned, "extra_hosts": netOwned,
+		"dns": netOwned, "dns_opt": netOwned, "dns_search": netOwned, "domainname": netOwned,
 		"external_links": netOwned, "links": netOwned, "net": netOwned, "mac_address": netOwned,
 		"gpus": hostPower, "group_add": hostPower, "ipc": hostPower, "isolation": swarmOnly, "label_file": extFiles,
 		"logging": unused, "log_driver": unused, "log_opt": unused,
@@ -262,13 +265,17 @@ func reservedLabels(l types.Labels) error {
 	return nil
 }
 
-// checkOwnLabels refuses reserved labels set by a confined project's own
-// files, loaded without the override darse renders.
-func checkOwnLabels(own *types.Project) error {
+// checkOwnFiles refuses, in a confined project's own files (loaded
+// without the override darse renders), what only darse may set: reserved
+// labels and extra_hosts.
+func checkOwnFiles(own *types.Project) error {
 	for _, svcs := range []types.Services{own.Services, own.DisabledServices} {
 		for _, name := range sortedKeys(svcs) {
 			if err := reservedLabels(svcs[name].Labels); err != nil {
 				return fmt.Errorf("service %s: %w, in %s only", name, err, OverrideFile)
+			}
+			if len(svcs[name].ExtraHosts) > 0 {
+				return fmt.Errorf("service %s: extra_hosts is darse's (the site's own domain to the front door), in %s only", name, OverrideFile)
 			}
 		}
 	}
@@ -356,6 +363,13 @@ func checkService(p *types.Project, s types.ServiceConfig, pol Policy) error {
 	}
 	if err := checkMounts(p, s, pol); err != nil {
 		return err
+	}
+	for _, h := range sortedKeys(s.ExtraHosts) {
+		for _, a := range s.ExtraHosts[h] {
+			if a != FrontGateway {
+				return fmt.Errorf("extra_hosts %s=%s: a name may only resolve to the front door (%s)", h, a, FrontGateway)
+			}
+		}
 	}
 	if pol.Confined {
 		for _, e := range s.EnvFiles {
@@ -464,6 +478,11 @@ func contains(list []string, s string) bool {
 const (
 	FrontSubnet  = "172.24.0.0/16"
 	FrontSubnet6 = "fd64:6172:7365::/64" // fd + "darse"
+	// FrontGateway is the host's address on the front network (the
+	// engine's first one): Traefik listens on every host address, and
+	// tenants may reach the host's front door ports, so a site's own
+	// domain resolves to it from inside the site (extra_hosts).
+	FrontGateway = "172.24.0.1"
 )
 
 // Front is the shared front network: a bridge whose containers cannot

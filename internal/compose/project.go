@@ -82,6 +82,7 @@ type Container struct {
 	User         string            `json:"user,omitempty"`
 	WorkingDir   string            `json:"working_dir,omitempty"`
 	Hostname     string            `json:"hostname,omitempty"`
+	ExtraHosts   []string          `json:"extra_hosts,omitempty"` // "name:address", sorted
 	Healthcheck  *Healthcheck      `json:"healthcheck,omitempty"`
 	StopSignal   string            `json:"stop_signal,omitempty"`
 	StopTimeout  *int              `json:"stop_timeout,omitempty"`
@@ -257,7 +258,7 @@ func checkOwn(ctx context.Context, abs string, pol Policy, files []string) error
 	if err != nil {
 		return fmt.Errorf("load without %s: %w", OverrideFile, err)
 	}
-	return checkOwnLabels(tp)
+	return checkOwnFiles(tp)
 }
 
 func convert(tp *types.Project, configFiles []string, site string) (*Project, error) {
@@ -347,6 +348,8 @@ func container(p *Project, tp *types.Project, s types.ServiceConfig) (Container,
 		Memory:      int64(s.MemLimit),
 		PidsLimit:   s.PidsLimit,
 		Restart:     s.Restart,
+		// ":" as the engine (20.10 included) splits it; sorted, for the hash.
+		ExtraHosts: slices.Sorted(slices.Values(s.ExtraHosts.AsList(":"))),
 		Init:        s.Init,
 		NetworkMode: s.NetworkMode,
 		Labels: p.labels(map[string]string{

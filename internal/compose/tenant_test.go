@@ -349,3 +349,29 @@ func TestJail(t *testing.T) {
 		}
 	}
 }
+
+// A site's own domain resolves to the front door from inside it: only
+// darse's override maps it (no tenant may point a name at another
+// site's container or a host service), and only to the front door.
+func TestTenantExtraHosts(t *testing.T) {
+	t.Run("in compose file", func(t *testing.T) {
+		dir := folder(t, "site", "services:\n  web:"+lockedWeb+"    extra_hosts: [\"site.example.org:"+FrontGateway+"\"]\n", "")
+		refused(t, dir, "extra_hosts is darse's", OverrideFile+" only")
+	})
+	t.Run("override to another address", func(t *testing.T) {
+		dir := folder(t, "site", "services:\n  web:"+lockedWeb, "")
+		write(t, dir, "docker-compose.override.yml", "services:\n  web:\n    extra_hosts: [\"bank.example.org:10.0.0.5\"]\n")
+		refused(t, dir, "extra_hosts bank.example.org=10.0.0.5", "only resolve to the front door")
+	})
+	t.Run("override", func(t *testing.T) {
+		dir := folder(t, "site", "services:\n  web:"+lockedWeb, "")
+		write(t, dir, "docker-compose.override.yml", "services:\n  web:\n    extra_hosts: [\"site.example.org:"+FrontGateway+"\"]\n")
+		p, err := Load(context.Background(), dir, TenantPolicy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := p.Services[0].Container.ExtraHosts; len(h) != 1 || h[0] != "site.example.org:"+FrontGateway {
+			t.Fatalf("extra hosts = %v", h)
+		}
+	})
+}

@@ -260,6 +260,7 @@ func apiConfig(c compose.Container) (*container.Config, *container.HostConfig, *
 		Tmpfs:          c.Tmpfs,
 		Init:           c.Init,
 		RestartPolicy:  restartPolicy(c.Restart),
+		ExtraHosts:     c.ExtraHosts,
 	}
 	hc.NanoCPUs = c.NanoCPUs
 	hc.Memory = c.Memory

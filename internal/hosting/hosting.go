@@ -321,6 +321,11 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 		return nil, err
 	}
 	x := render.Extras{DarseLabels: dl, WebLabels: tl, ServiceLabels: xl, FrontNetwork: h.cfg.FrontNetwork}
+	if h.cfg.FrontNetwork != "" {
+		// The primary domain only: it does not change in the site's life,
+		// so adding an alias does not recreate the database.
+		x.Hosts = []string{spec.Domain + ":" + compose.FrontGateway}
+	}
 	if t.SSH != nil {
 		x.FrontOnly = []string{t.SSH.Service}
 	}

@@ -81,6 +81,11 @@ type Extras struct {
 	// .env, read by darse and docker-compose alike): SSH access ("ssh")
 	// once the site has a key.
 	Profiles []string
+	// Hosts are "name:address" entries for the /etc/hosts of every service
+	// but FrontOnly ones and the template's database: the site's own
+	// domain resolving to the front door from inside the site (WordPress
+	// calls itself for cron and its health page).
+	Hosts []string
 }
 
 // Site renders the project for spec from t, with the platform's extras in
@@ -99,7 +104,11 @@ func Site(t *template.Template, spec site.Spec, x Extras) (Files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: template %s: %w", spec.Name, ComposeFile, err)
 	}
-	override, err := overrideFile(spec, services, t.Web.Service, x)
+	db := ""
+	if t.Database != nil {
+		db = t.Database.Service
+	}
+	override, err := overrideFile(spec, services, t.Web.Service, db, x)
 	if err != nil {
 		return nil, fmt.Errorf("render site %q: %w", spec.Name, err)
 	}
@@ -167,6 +176,7 @@ type ServiceOverride struct {
 	PidsLimit int               `yaml:"pids_limit,omitempty"`
 	Labels    map[string]string `yaml:"labels"`
 	Networks  []string          `yaml:"networks,omitempty"`
+	Hosts     []string          `yaml:"extra_hosts,omitempty"`
 }
 
 type externalNetwork struct {
@@ -213,7 +223,7 @@ func Override(what string, services map[string]ServiceOverride, external ...stri
 // darse's labels, Traefik's labels on the web service, and the plan's
 // limits. The limits are literal because docker-compose 1.29 does not
 // convert an interpolated pids_limit to a number.
-func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]byte, error) {
+func overrideFile(spec site.Spec, services []string, web, db string, x Extras) ([]byte, error) {
 	cpus, err := strconv.ParseFloat(spec.Plan.CPUs, 64)
 	if err != nil {
 		return nil, fmt.Errorf("plan cpus %q: %w", spec.Plan.CPUs, err)
@@ -251,6 +261,9 @@ func overrideFile(spec site.Spec, services []string, web string, x Extras) ([]by
 			}
 		} else if x.FrontNetwork != "" && slices.Contains(x.FrontOnly, s) {
 			svc.Networks = []string{x.FrontNetwork}
+		}
+		if s != db && !slices.Contains(x.FrontOnly, s) {
+			svc.Hosts = x.Hosts
 		}
 		overrides[s] = svc
 	}

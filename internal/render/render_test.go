@@ -37,6 +37,7 @@ var extras = Extras{
 	FrontNetwork: "front",
 	FrontOnly:    []string{"ssh"},
 	Profiles:     []string{"ssh"},
+	Hosts:        []string{"blog.example.org:172.24.0.1"},
 }
 
 // The generated files of each shipped template, golden.
@@ -44,10 +45,15 @@ func TestSiteGolden(t *testing.T) {
 	for _, c := range []struct {
 		template string
 		params   map[string]string
-	}{{"static", nil}, {"php", map[string]string{"PHP_MEMORY_LIMIT": "64M"}}} {
+	}{{"static", nil}, {"php", map[string]string{"PHP_MEMORY_LIMIT": "64M"}},
+		{"php-mariadb", nil}} {
 		t.Run(c.template, func(t *testing.T) {
 			tp := load(t, c.template)
-			files, err := Site(tp, spec(tp, c.params), extras)
+			sp := spec(tp, c.params)
+			for _, sec := range tp.Secrets { // generated: fixed here for the golden file
+				sp.Params[sec.Name] = "generated-" + sec.Name
+			}
+			files, err := Site(tp, sp, extras)
 			if err != nil {
 				t.Fatal(err)
 			}
