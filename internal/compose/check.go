@@ -110,10 +110,10 @@ var serviceKeys = keyRules{
 		"volumes." + extensions: true,
 		"networks.":             true, "networks.aliases": true,
 		"ports.": true, "ports.target": true, "ports.published": true, "ports.host_ip": true, "ports.protocol": true, "ports.mode": true,
-		"profiles":             true,
+		"profiles": true,
 		// Only the site's own domain to the front door, in the override
 		// darse renders (checkService, checkOwnFiles).
-		"extra_hosts": true,
+		"extra_hosts":          true,
 		"depends_on.condition": true, "depends_on.required": true, "depends_on.restart": true,
 		extensions: true,
 	},

@@ -349,7 +349,7 @@ func container(p *Project, tp *types.Project, s types.ServiceConfig) (Container,
 		PidsLimit:   s.PidsLimit,
 		Restart:     s.Restart,
 		// ":" as the engine (20.10 included) splits it; sorted, for the hash.
-		ExtraHosts: slices.Sorted(slices.Values(s.ExtraHosts.AsList(":"))),
+		ExtraHosts:  slices.Sorted(slices.Values(s.ExtraHosts.AsList(":"))),
 		Init:        s.Init,
 		NetworkMode: s.NetworkMode,
 		Labels: p.labels(map[string]string{
