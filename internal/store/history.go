@@ -10,7 +10,7 @@ import (
 
 // History resolutions and how long each is kept: a day of minutes, a
 // week of quarter hours. At 1,000 sites that is at most
-// 1,001 × (1,440 + 15 + 672) ≈ 2.13 million rows (site '' is the host's
+// 1,001 × (1,440 + 15 + 672) ≈ 2.13 million rows (site ” is the host's
 // total; 15 minutes wait to be folded); TestHistorySize measures the
 // bytes a row takes.
 const (

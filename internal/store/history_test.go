@@ -36,7 +36,7 @@ func TestHistoryFoldsAndPrunes(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := start.Add(40 * time.Minute) // quarters 10:00 and 10:15 finished, 10:30 not
-	for range 2 {                     // twice: the same outcome
+	for range 2 {                      // twice: the same outcome
 		if err := s.MaintainHistory(ctx, now); err != nil {
 			t.Fatal(err)
 		}
