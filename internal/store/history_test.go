@@ -143,21 +143,30 @@ func TestIncidentsOpenOnce(t *testing.T) {
 	if fresh, err := s.OpenIncident(ctx, in); err != nil || fresh {
 		t.Fatalf("second open of a lasting incident: %v %v", fresh, err)
 	}
-	untold, err := s.UntoldIncidents(ctx)
+	untold, err := s.UntoldIncidents(ctx, 3)
 	if err != nil || len(untold) != 1 {
 		t.Fatalf("untold: %+v %v", untold, err)
 	}
-	if err := s.MarkIncidentTold(ctx, untold[0].ID, false); err != nil {
+	if err := s.MarkIncidentTold(ctx, untold[0].ID, false, 1); err != nil {
 		t.Fatal(err)
 	}
-	if untold, _ := s.UntoldIncidents(ctx); len(untold) != 0 {
+	if again, _ := s.UntoldIncidents(ctx, 3); len(again) != 1 { // the webhook still to tell
+		t.Fatalf("told by mail only: %+v", again)
+	}
+	if untold, _ := s.UntoldIncidents(ctx, 1); len(untold) != 0 {
+		t.Fatalf("told by mail, untold by mail: %+v", untold)
+	}
+	if err := s.MarkIncidentTold(ctx, untold[0].ID, false, 2); err != nil {
+		t.Fatal(err)
+	}
+	if untold, _ := s.UntoldIncidents(ctx, 3); len(untold) != 0 {
 		t.Fatalf("told, still untold: %+v", untold)
 	}
 	if err := s.ResolveIncident(ctx, "down:blog", at.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	untold, _ = s.UntoldIncidents(ctx)
-	if len(untold) != 1 || untold[0].ResolvedAt.IsZero() || !untold[0].ToldOpen {
+	untold, _ = s.UntoldIncidents(ctx, 3)
+	if len(untold) != 1 || untold[0].ResolvedAt.IsZero() || untold[0].ToldOpen != 3 {
 		t.Fatalf("resolved, untold: %+v", untold)
 	}
 	// The same condition again is a new incident.

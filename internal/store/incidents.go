@@ -7,9 +7,9 @@ import (
 )
 
 // Incident is one stretch of time an alert condition held: opened once,
-// resolved once, each told once (TellOpen, TellResolved record that the
-// message went out, so a failed delivery is tried again, not repeated
-// once it succeeded).
+// resolved once, each told once per channel (ToldOpen, ToldResolved hold
+// a bit per channel that delivered, so a failed delivery is tried again
+// on that channel only, never repeated on one that succeeded).
 type Incident struct {
 	ID           int64
 	Key          string // the condition: kind and subject, e.g. "down:blog"
@@ -18,8 +18,8 @@ type Incident struct {
 	Message      string
 	OpenedAt     time.Time
 	ResolvedAt   time.Time // zero while it lasts
-	ToldOpen     bool
-	ToldResolved bool
+	ToldOpen     int
+	ToldResolved int
 }
 
 // OpenIncident records key's incident unless one is open already, and
@@ -48,9 +48,9 @@ func (s *Store) OpenIncidents(ctx context.Context) ([]*Incident, error) {
 }
 
 // UntoldIncidents lists the incidents whose opening or resolution was
-// not told yet, oldest first.
-func (s *Store) UntoldIncidents(ctx context.Context) ([]*Incident, error) {
-	return s.incidents(ctx, `WHERE told_open = 0 OR (resolved_at != '' AND told_resolved = 0) ORDER BY id`)
+// not told yet on every channel of mask, oldest first.
+func (s *Store) UntoldIncidents(ctx context.Context, mask int) ([]*Incident, error) {
+	return s.incidents(ctx, `WHERE (told_open & ?1) != ?1 OR (resolved_at != '' AND (told_resolved & ?1) != ?1) ORDER BY id`, mask)
 }
 
 // RecentIncidents lists the last n incidents, newest first.
@@ -59,13 +59,13 @@ func (s *Store) RecentIncidents(ctx context.Context, n int) ([]*Incident, error)
 }
 
 // MarkIncidentTold records that the incident's opening (resolved false)
-// or resolution was told.
-func (s *Store) MarkIncidentTold(ctx context.Context, id int64, resolved bool) error {
+// or resolution was told on the channels of bits.
+func (s *Store) MarkIncidentTold(ctx context.Context, id int64, resolved bool, bits int) error {
 	col := "told_open"
 	if resolved {
 		col = "told_resolved"
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE incidents SET `+col+` = 1 WHERE id = ?`, id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE incidents SET `+col+` = `+col+` | ? WHERE id = ?`, bits, id); err != nil {
 		return fmt.Errorf("mark incident %d told: %w", id, err)
 	}
 	return nil

@@ -138,11 +138,10 @@ var migrations = []migration{
 		message     TEXT NOT NULL,
 		opened_at   TEXT NOT NULL,
 		resolved_at TEXT NOT NULL DEFAULT '',
-		told_open     INTEGER NOT NULL DEFAULT 0,
+		told_open     INTEGER NOT NULL DEFAULT 0, -- a bit per channel told: 1 mail, 2 webhook
 		told_resolved INTEGER NOT NULL DEFAULT 0
 	);
-	CREATE UNIQUE INDEX incidents_open ON incidents(key) WHERE resolved_at = '';
-	CREATE INDEX incidents_untold ON incidents(id) WHERE told_open = 0 OR (resolved_at != '' AND told_resolved = 0);`},
+	CREATE UNIQUE INDEX incidents_open ON incidents(key) WHERE resolved_at = '';`},
 }
 
 // ownersFromArgs gives operations whose site is gone (a creation still
