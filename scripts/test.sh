@@ -26,6 +26,8 @@ go build -o /dev/null github.com/letsencrypt/pebble/v2/cmd/pebble github.com/let
 # restic's REST server, built for the backup tests (restic itself is built
 # by build_darse); a short backup round trip on loopback builds and checks it.
 go test -count=1 -run 'TestSiteRoundTrip/rest' ./internal/backup/ >/dev/null
+# Mailpit, the SMTP server on loopback the alert tests mail to, built the same way.
+go test -count=1 -run TestMailThroughRealSMTP ./internal/alert/ >/dev/null
 
 start_live_probe
 trap 'stop_test_engine' EXIT

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/darse/darse/internal/alert/alerttest"
 )
 
 // metricsPanel runs `darse panel` with its metrics endpoint on a free
@@ -157,5 +159,68 @@ func TestMetricsOOMKillAndDown(t *testing.T) {
 	out = waitMetric(t, metricsURL, fmt.Sprintf(`darse_site_up{site=%q} 0`, name), log)
 	if want := fmt.Sprintf(`darse_site_oom_kills_total{site=%q} 1`, name); !strings.Contains(out, want+"\n") {
 		t.Errorf("after the stop, no %q in:\n%s", want, out)
+	}
+}
+
+// TestAlertsByMail: a real panel with alerts: in darse.yml, a real SMTP
+// server (Mailpit) on loopback. An OOM kill in a site raises one alert;
+// its container killed raises one "down" alert, and its start again one
+// "resolved"; nothing is repeated while each lasts.
+func TestAlertsByMail(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	mp := alerttest.StartMailpit(t)
+	e := newEnvWith(t, fmt.Sprintf(`domain: test.example.org
+alerts:
+  interval: 1s
+  down_after: 3s
+  oom_quiet: 10m
+  disk_free_percent: -1
+  smtp:
+    host: %s
+    port: %d
+    from: darse@test.example.org
+    to: [ops@test.example.org]
+`, mp.SMTPHost, mp.SMTPPort))
+	name := siteName("alert")
+	e.cleanup(name)
+	web := name + "_web_1"
+	e.ok("site", "create", name, "--template", "static") // memory: 64m
+	_, metricsURL, log := e.metricsPanel()
+	waitMetric(t, metricsURL, fmt.Sprintf(`darse_site_up{site=%q} 1`, name), log)
+	time.Sleep(3 * time.Second) // a few checks of a site that runs
+	if ms, err := mp.Messages(); err != nil || len(ms) != 0 {
+		t.Fatalf("mail while all is well: %+v %v\n%s", ms, err, log)
+	}
+
+	hog := exec.Command("docker", "exec", web, "tail", "/dev/zero")
+	if b, err := hog.CombinedOutput(); err == nil {
+		t.Fatalf("tail /dev/zero in %s was not killed\n%s", web, b)
+	}
+	oom := mp.WaitMessages(t, 1, 45*time.Second)
+	if !strings.Contains(oom[0].Subject, "ALERT: site "+name+": a process was killed for exceeding the site's memory limit") {
+		t.Fatalf("the OOM mail: %q\n%s", oom[0].Subject, log)
+	}
+
+	if b, err := exec.Command("docker", "kill", web).CombinedOutput(); err != nil {
+		t.Fatalf("docker kill %s: %v\n%s", web, err, b)
+	}
+	down := mp.WaitMessages(t, 2, 45*time.Second)
+	if !strings.Contains(down[1].Subject, "ALERT: site "+name+" is down: 1 of its 1 containers not running") {
+		t.Fatalf("the down mail: %q\n%s", down[1].Subject, log)
+	}
+	time.Sleep(3 * time.Second) // still down: no second mail
+	if ms, _ := mp.Messages(); len(ms) != 2 {
+		t.Fatalf("%d mails while the site stays down, want 2\n%s", len(ms), log)
+	}
+	if b, err := exec.Command("docker", "start", web).CombinedOutput(); err != nil {
+		t.Fatalf("docker start %s: %v\n%s", web, err, b)
+	}
+	back := mp.WaitMessages(t, 3, 45*time.Second)
+	if !strings.Contains(back[2].Subject, "RESOLVED: site "+name+" is down") {
+		t.Fatalf("the resolved mail: %q\n%s", back[2].Subject, log)
+	}
+	time.Sleep(3 * time.Second)
+	if ms, _ := mp.Messages(); len(ms) != 3 {
+		t.Fatalf("%d mails in all, want 3 (OOM, down, resolved)\n%s", len(ms), log)
 	}
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/content"
-	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/metrics"
 	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/panel"
@@ -133,7 +132,8 @@ func newPanelCmd(a *app) *cobra.Command {
 				fmt.Fprintf(out, "or on this server: darse user add NAME --admin\n")
 			}
 
-			stopMetrics, err := serveMetrics(ctx, cmd, metrics, eng, st, a.log)
+			collector := startMonitoring(ctx, a.srv, plat.Config, eng, st, a.log)
+			stopMetrics, err := serveMetrics(ctx, cmd, metrics, collector, st, a.log)
 			if err != nil {
 				ln.Close()
 				return err
@@ -198,7 +198,7 @@ const defaultMetricsAddr = "127.0.0.1:9464"
 // addr, a listener of its own: never the panel's, which members reach.
 // The default address taken by something else is a warning (tests and a
 // second panel on one host); an address asked for is an error.
-func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, eng *engine.Engine, st *store.Store, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, collector *metrics.Collector, st *store.Store, log *slog.Logger) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -213,21 +213,6 @@ func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, eng *eng
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
 		log.Warn("metrics served beyond loopback: every site's figures can be read there", "addr", ln.Addr().String())
 	}
-	collector := metrics.New(eng, metrics.Config{
-		CgroupRoot: envOr("DARSE_METRICS_CGROUP", "/sys/fs/cgroup"),
-		ProcRoot:   envOr("DARSE_METRICS_PROC", "/proc"),
-		Sites: func(ctx context.Context) ([]string, error) {
-			sites, err := st.ListSites(ctx)
-			if err != nil {
-				return nil, err
-			}
-			names := make([]string, len(sites))
-			for i, s := range sites {
-				names[i] = s.Name
-			}
-			return names, nil
-		},
-	}, log)
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(metrics.NewExporter(collector, st, log)); err != nil {
 		ln.Close()

@@ -58,6 +58,7 @@ type Site struct {
 	IOReadBytes, IOWriteBytes   uint64
 	Pids                        uint64
 	Containers, Running         int
+	Unhealthy                   int // running containers whose health check fails
 }
 
 // Up says every container of the site runs.
@@ -211,6 +212,9 @@ func (c *Collector) pass(ctx context.Context) (*Pass, error) {
 		s.Containers++
 		if ci.State != "running" {
 			continue
+		}
+		if ci.Health == "unhealthy" {
+			s.Unhealthy++
 		}
 		running[ci.ID] = true
 		if t := c.known[ci.ID]; t == nil || t.site != ci.Site {

@@ -84,6 +84,7 @@ func (s *Server) adminSites(c *gin.Context) error {
 		}
 	}
 	v.Sites = rows
+	v.Monitor = s.monitor(ctx)
 	s.render(c, http.StatusOK, "admin_sites", v)
 	return nil
 }

@@ -243,6 +243,7 @@ func (s *Server) routes() (http.Handler, error) {
 	m.GET("/sites/:site/delete", s.handle(s.deletePage))
 	m.GET("/sites/:site/logs", s.handle(s.logsPage))
 	m.GET("/sites/:site/usage", s.handle(s.siteUsage))
+	m.GET("/sites/:site/history.svg", s.handle(s.siteChart))
 	m.GET("/ops/:id", s.handle(s.opPage))
 	m.GET("/account", s.handle(s.accountPage))
 	mp := m.Group("/", s.checkCSRF)
@@ -263,6 +264,7 @@ func (s *Server) routes() (http.Handler, error) {
 	a.GET("/containers", s.handle(s.adminContainers))
 	a.GET("/members", s.handle(s.adminMembers))
 	a.GET("/ops", s.handle(s.adminOps))
+	a.GET("/history.svg", s.handle(s.hostChart))
 	ap := a.Group("", s.checkCSRF)
 	ap.POST("/members", s.handle(s.createMember))
 	for _, action := range memberActionRoutes {

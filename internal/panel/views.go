@@ -229,6 +229,7 @@ type adminSitesView struct {
 	Matching int
 	PageNum  int
 	Pages    int
+	Monitor  monitorView // incidents, top sites (charts.go)
 }
 
 type projectGroup struct {
@@ -267,6 +268,7 @@ var funcs = template.FuncMap{
 	"stateLabel": stateLabel,
 	"ago":        ago,
 	"join":       strings.Join,
+	"charts":     chartNames,
 	"opVerb":     ops.Title,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {

@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"github.com/darse/darse/internal/alert"
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/site"
@@ -51,6 +52,8 @@ type Config struct {
 	Reserved []string `yaml:"reserved"`
 	// Backup, when set, is where sites and the platform are backed up.
 	Backup *Backup `yaml:"backup,omitempty"`
+	// Alerts, when set, tells operators of incidents (see package alert).
+	Alerts *alert.Config `yaml:"alerts,omitempty"`
 }
 
 // Backup is the restic repository sites and the platform are backed up
@@ -211,6 +214,11 @@ func (c Config) Validate() error {
 	}
 	if c.Backup != nil {
 		if err := c.Backup.validate(); err != nil {
+			return err
+		}
+	}
+	if c.Alerts != nil {
+		if err := c.Alerts.Validate(); err != nil {
 			return err
 		}
 	}

@@ -115,6 +115,33 @@ var migrations = []migration{
 		finished_at    TEXT NOT NULL
 	);
 	CREATE INDEX backups_site ON backups(site, id);`},
+	// history and alerts (issue 16): per-site CPU, memory and traffic,
+	// one row per site and interval (step 60: a day of minutes, step 900:
+	// a week of quarter hours; site '' is the host's total), keyed so one
+	// site's range is one index walk; and the incidents alerts were sent
+	// for, one row per incident, so a condition that lasts is told once.
+	{SQL: `CREATE TABLE site_history (
+		site      TEXT NOT NULL,
+		step      INTEGER NOT NULL CHECK (step IN (60, 900)),
+		at        INTEGER NOT NULL,
+		cpu_ms    INTEGER NOT NULL,
+		mem_bytes INTEGER NOT NULL,
+		rx_bytes  INTEGER NOT NULL,
+		tx_bytes  INTEGER NOT NULL,
+		PRIMARY KEY (site, step, at)
+	) WITHOUT ROWID;
+	CREATE TABLE incidents (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		key         TEXT NOT NULL,
+		kind        TEXT NOT NULL,
+		site        TEXT NOT NULL DEFAULT '',
+		message     TEXT NOT NULL,
+		opened_at   TEXT NOT NULL,
+		resolved_at TEXT NOT NULL DEFAULT '',
+		told_open     INTEGER NOT NULL DEFAULT 0, -- a bit per channel told: 1 mail, 2 webhook
+		told_resolved INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE UNIQUE INDEX incidents_open ON incidents(key) WHERE resolved_at = '';`},
 }
 
 // ownersFromArgs gives operations whose site is gone (a creation still

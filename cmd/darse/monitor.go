@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/darse/darse/internal/alert"
+	"github.com/darse/darse/internal/engine"
+	"github.com/darse/darse/internal/metrics"
+	"github.com/darse/darse/internal/platform"
+	"github.com/darse/darse/internal/store"
+)
+
+// startMonitoring is the panel's watch over the sites: one collector,
+// read by the metrics endpoint, the history recorder (a point a minute
+// per site, folded and pruned in the store) and, when darse.yml has
+// alerts:, the alert watcher. Its loops end with ctx.
+func startMonitoring(ctx context.Context, srv string, plat platform.Config, eng *engine.Engine, st *store.Store, log *slog.Logger) *metrics.Collector {
+	collector := metrics.New(eng, metrics.Config{
+		CgroupRoot: envOr("DARSE_METRICS_CGROUP", "/sys/fs/cgroup"),
+		ProcRoot:   envOr("DARSE_METRICS_PROC", "/proc"),
+		Sites: func(ctx context.Context) ([]string, error) {
+			sites, err := st.ListSites(ctx)
+			if err != nil {
+				return nil, err
+			}
+			names := make([]string, len(sites))
+			for i, s := range sites {
+				names[i] = s.Name
+			}
+			return names, nil
+		},
+	}, log)
+	go metrics.NewRecorder(collector, st, log).Run(ctx)
+	if plat.Alerts != nil {
+		go alert.New(*plat.Alerts, st, collector, srv, log).Run(ctx)
+	}
+	return collector
+}
