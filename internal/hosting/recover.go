@@ -21,6 +21,9 @@ var ErrInterrupted = errors.New("interrupted by a restart of darse; undone, noth
 type CreateFacts struct {
 	RowExisted    bool `json:"row_existed"`    // a site of that name was already stored
 	FolderExisted bool `json:"folder_existed"` // its folder existed (data/ kept by `site rm`)
+	// Kept are the folder's entries then (data/, a database's folder, the
+	// owner note): an undone creation leaves exactly those.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // Facts observes what CreateFacts records.
@@ -31,9 +34,14 @@ func (h *Hosting) Facts(ctx context.Context, name string) (CreateFacts, error) {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return f, err
 	}
-	if _, err := os.Lstat(h.cfg.SiteDir(name)); err == nil {
+	entries, err := os.ReadDir(h.cfg.SiteDir(name))
+	switch {
+	case err == nil:
 		f.FolderExisted = true
-	} else if !errors.Is(err, os.ErrNotExist) {
+		for _, e := range entries {
+			f.Kept = append(f.Kept, e.Name())
+		}
+	case !errors.Is(err, os.ErrNotExist):
 		return f, err
 	}
 	return f, nil
@@ -70,7 +78,11 @@ func (h *Hosting) RecoverCreate(ctx context.Context, name string, before CreateF
 		return nil
 	}
 	if before.FolderExisted {
-		if err := removeAllBut(dir, render.DataDir, keptFile); err != nil {
+		keep := before.Kept
+		if len(keep) == 0 { // noted by an older darse
+			keep = []string{render.DataDir, keptFile}
+		}
+		if err := removeAllBut(dir, keep...); err != nil {
 			return fmt.Errorf("undo create of site %q: %w", name, err)
 		}
 	} else if err := os.RemoveAll(dir); err != nil {

@@ -76,10 +76,13 @@ func TestRecoverCreate(t *testing.T) {
 		t.Errorf("folder kept: %v", err)
 	}
 
-	// Same in a folder that held kept data/: data/ stays, the rest goes.
+	// Same in a folder that held kept data/ and a database's db/: both
+	// stay, the rest goes.
 	wiki := h.cfg.SiteDir("wiki")
 	os.MkdirAll(filepath.Join(wiki, "data"), 0o755)
+	os.MkdirAll(filepath.Join(wiki, "db"), 0o700)
 	os.WriteFile(filepath.Join(wiki, "data", "index.html"), []byte("kept"), 0o644)
+	os.WriteFile(filepath.Join(wiki, "db", "ibdata1"), []byte("rows"), 0o600)
 	before, _ = h.Facts(ctx, "wiki")
 	os.WriteFile(filepath.Join(wiki, ".env"), []byte("half"), 0o644)
 	if err := h.RecoverCreate(ctx, "wiki", before); !errors.Is(err, ErrInterrupted) {
@@ -87,6 +90,9 @@ func TestRecoverCreate(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(wiki, "data", "index.html")); string(b) != "kept" {
 		t.Error("kept data/ lost")
+	}
+	if b, _ := os.ReadFile(filepath.Join(wiki, "db", "ibdata1")); string(b) != "rows" {
+		t.Error("kept db/ lost")
 	}
 	if _, err := os.Stat(filepath.Join(wiki, ".env")); !os.IsNotExist(err) {
 		t.Error("half-written .env kept")
