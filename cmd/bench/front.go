@@ -4,12 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -22,95 +19,40 @@ var frontSites = flag.Int("front-sites", 200, "other sites present in the front 
 // the rendered folder, then polling Traefik), with no other site and with
 // -front-sites others; and reports Traefik's memory.
 func frontDoor(ctx context.Context, o options) error {
-	srv, err := os.MkdirTemp("", "darse-bench-front")
+	f, stop, err := startFront(ctx, o, "front")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(srv)
-	port, api := freePort(), freePort()
-	project := fmt.Sprintf("front-bench%d", os.Getpid())
-	domain := "bench.example.org"
-	os.MkdirAll(filepath.Join(srv, "conf"), 0o700)
-	// The bench's firewall watcher keeps a table of its own and manages
-	// no site (a label none carries): it leaves the host's rules as they were.
-	table := fmt.Sprintf("darse-bench%d", os.Getpid())
-	defer exec.Command("nft", "delete", "table", "inet", table).Run()
-	conf := fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.bench=%d\npanel:\n  project: %s-panel\n",
-		domain, project, port, freePort(), api, table, os.Getpid(), project)
-	if err := os.WriteFile(filepath.Join(srv, "conf", "darse.yml"), []byte(conf), 0o644); err != nil {
-		return err
-	}
-	darse := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, o.darseBin, args...)
-		cmd.Env = append(os.Environ(), "DARSE_SRV="+srv)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("darse %v: %v: %s", args, err, out)
-		}
-		return nil
-	}
-	if err := darse("platform", "up"); err != nil {
-		return err
-	}
-	defer darse("platform", "down")
+	defer stop()
+	darse := f.darse
 	var created []string
-	defer func() {
-		for _, n := range created {
-			darse("site", "rm", n, "--purge", "--yes")
-		}
-	}()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	until := func(host string, want int, start time.Time) (time.Duration, error) {
-		c := &http.Client{Timeout: 2 * time.Second}
-		for time.Since(start) < 60*time.Second {
-			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-			req.Host = host
-			if resp, err := c.Do(req); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == want {
-					return time.Since(start), nil
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return 0, fmt.Errorf("%s did not answer %d through traefik within 60s", host, want)
-	}
 	round := func(label, tag string) error {
 		var viaDarse, byHand []time.Duration
 		for i := 0; i < o.n; i++ {
 			name := fmt.Sprintf("fb%d-%s-%d", os.Getpid(), tag, i)
-			host := name + "." + domain
+			host := name + "." + f.domain
 			start := time.Now()
 			if err := darse("site", "create", name, "--template", "static"); err != nil {
 				return err
 			}
 			created = append(created, name)
-			d, err := until(host, 200, start)
+			d, err := f.until(host, "/", 200, start, time.Minute)
 			if err != nil {
 				return err
 			}
 			viaDarse = append(viaDarse, d)
 			// By hand, on the same rendered folder.
-			dir := filepath.Join(srv, "users", name)
-			compose := func(args ...string) error {
-				cmd := exec.CommandContext(ctx, "docker-compose", args...)
-				cmd.Dir = dir
-				if out, err := cmd.CombinedOutput(); err != nil {
-					return fmt.Errorf("docker-compose %v: %v: %s", args, err, out)
-				}
-				return nil
-			}
-			if err := compose("down"); err != nil {
+			if err := f.compose(name, "down"); err != nil {
 				return err
 			}
-			if _, err := until(host, 404, time.Now()); err != nil {
+			if _, err := f.until(host, "/", 404, time.Now(), time.Minute); err != nil {
 				return err
 			}
 			start = time.Now()
-			if err := compose("up", "-d"); err != nil {
+			if err := f.compose(name, "up", "-d"); err != nil {
 				return err
 			}
-			if d, err = until(host, 200, start); err != nil {
+			if d, err = f.until(host, "/", 200, start, time.Minute); err != nil {
 				return err
 			}
 			byHand = append(byHand, d)
@@ -156,7 +98,7 @@ func frontDoor(ctx context.Context, o options) error {
 	if err := round(fmt.Sprintf("%d sites", *frontSites), "b"); err != nil {
 		return err
 	}
-	mem, err := exec.CommandContext(ctx, "docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", project+"_traefik_1").Output()
+	mem, err := exec.CommandContext(ctx, "docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", fmt.Sprintf("front-bench%d_traefik_1", os.Getpid())).Output()
 	if err != nil {
 		return err
 	}

@@ -43,8 +43,9 @@ func (h *Hosting) WaitDatabase(ctx context.Context, name string) error {
 // databaseSettle is how long a site's database must keep running, once
 // brought up, before its creation or start is taken to have worked: a
 // database that cannot start (its folder unwritable, say) exits within
-// it, and waiting for the first health check would cost a whole interval.
-const databaseSettle = 5 * time.Second
+// it (the shipped images fail their first start within a second), and
+// waiting for the first health check would cost a whole interval.
+const databaseSettle = 2 * time.Second
 
 // checkDatabaseStarted fails like WaitDatabase when the site's database
 // stops or restarts within databaseSettle, and returns once it is healthy

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var wpRuns = flag.Int("wp-runs", 3, "runs per contender in the wordpress suite")
+
+// The install form (step 1, what the language chooser leads to): step 0
+// asks api.wordpress.org for languages first, which a bench must not.
+const wpInstallPage = "/wp-admin/install.php?step=1"
+
+// wordpressBench times `darse site create --template wordpress` until
+// WordPress's install form answers 200 through Traefik, beside
+// docker-compose up -d of the same folder from the same state (containers
+// gone, an empty database folder); and reports the resident memory of an
+// idle WordPress site, all its containers and their shims.
+func wordpressBench(ctx context.Context, o options) error {
+	f, stop, err := startFront(ctx, o, "wp")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	var viaDarse, byHand []time.Duration
+	var idleDarse, idleHand int
+	for i := 0; i < *wpRuns; i++ {
+		name := fmt.Sprintf("wp%d-%d", os.Getpid(), i)
+		host := name + "." + f.domain
+		start := time.Now()
+		if err := f.darse("site", "create", name, "--template", "wordpress"); err != nil {
+			return err
+		}
+		d, err := f.until(host, wpInstallPage, 200, start, 120*time.Second)
+		if err != nil {
+			return err
+		}
+		viaDarse = append(viaDarse, d)
+		if i == 0 {
+			if idleDarse, err = idleKiB(ctx, name); err != nil {
+				return err
+			}
+		}
+		// By hand: the same folder, from the same state.
+		if err := f.compose(name, "down"); err != nil {
+			return err
+		}
+		if err := emptyDir(filepath.Join(f.srv, "users", name, "db")); err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := f.compose(name, "up", "-d"); err != nil {
+			return err
+		}
+		if d, err = f.until(host, wpInstallPage, 200, start, 120*time.Second); err != nil {
+			return err
+		}
+		byHand = append(byHand, d)
+		if i == 0 {
+			if idleHand, err = idleKiB(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	md, mh := median(viaDarse), median(byHand)
+	fmt.Printf("wordpress: create until the install form answers 200 through Traefik (%d runs each, median)\n", *wpRuns)
+	fmt.Printf("  darse site create: %6.0f ms   docker-compose up -d: %6.0f ms   ratio %.2fx   (target: darse < 5000 ms)\n", ms(md), ms(mh), float64(md)/float64(mh))
+	fmt.Printf("wordpress: idle site's resident memory (proportional set size of every process of its containers and their shims; median of %d samples from %s after the last request)\n", wpSamples, wpIdle)
+	fmt.Printf("  darse: %6.1f MiB   docker-compose: %6.1f MiB   ratio %.2fx   (target: darse < 80 MiB)\n", float64(idleDarse)/1024, float64(idleHand)/1024, float64(idleDarse)/float64(idleHand))
+	return nil
+}
+
+// An idle site's memory is sampled wpSamples times, wpEvery apart, after
+// wpIdle without a request; the median is reported. php-fpm's workers
+// leave 10 s after their last request, and each health check of the php
+// service (every 30 s) starts one: the samples span that cycle.
+const (
+	wpIdle    = 15 * time.Second
+	wpSamples = 5
+	wpEvery   = 6 * time.Second
+)
+
+// idleKiB samples the site's memory (siteKiB) while it is left alone.
+func idleKiB(ctx context.Context, site string) (int, error) {
+	var samples []int
+	wait := wpIdle
+	for range wpSamples {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		wait = wpEvery
+		kib, err := siteKiB(ctx, site, len(samples) == wpSamples/2)
+		if err != nil {
+			return 0, err
+		}
+		samples = append(samples, kib)
+	}
+	slices.Sort(samples)
+	return samples[len(samples)/2], nil
+}
+
+// siteKiB sums the proportional set size of every process in the site's
+// running containers and of each container's shim; show prints it by
+// program.
+func siteKiB(ctx context.Context, site string, show bool) (int, error) {
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project="+site).Output()
+	if err != nil {
+		return 0, fmt.Errorf("docker ps: %w", err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) == 0 {
+		return 0, fmt.Errorf("site %s runs no container", site)
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	seen := map[int]bool{}
+	by := map[string]int{} // per program, for the breakdown printed
+	add := func(pid int) {
+		if seen[pid] {
+			return
+		}
+		seen[pid] = true
+		kib := pssKiB(pid)
+		total += kib
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		by[strings.TrimSpace(string(comm))] += kib
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if strings.Contains(string(cg), id) {
+				add(pid)
+			}
+		}
+		// The shim: containerd-shim-runc-v2 … -id <container id>.
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.Contains(string(cmd), "containerd-shim") {
+			for _, id := range ids {
+				if strings.Contains(string(cmd), id) {
+					add(pid)
+				}
+			}
+		}
+	}
+	if show {
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(by)) {
+			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(by[name])/1024))
+		}
+		fmt.Printf("  %s, by program: %s MiB\n", site, strings.Join(parts, ", "))
+	}
+	return total, nil
+}
+
+// pssKiB reads a process's proportional set size (shared pages divided
+// among their users), 0 if it is gone.
+func pssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kib, _ := strconv.Atoi(strings.Fields(v)[0])
+			return kib
+		}
+	}
+	return 0
+}
+
+// emptyDir removes what dir holds, keeping dir (its owner and mode).
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
