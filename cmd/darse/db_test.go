@@ -108,27 +108,28 @@ func TestDatabaseSitesWriteAndRead(t *testing.T) {
 		}
 	}
 
-	// From A's php container: its own database answers, B's does not, by
-	// B's container name or by its address.
+	// From A's web and php containers: A's own database answers (from
+	// php), B's does not, by B's container name or by its address.
 	a, b := sites["php-mariadb"], sites["php-postgres"]
-	reach := func(target string) bool {
-		return exec.Command("docker", "exec", a+"_php_1", "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/"+target).Run() == nil
+	reach := func(from, target string) bool {
+		return exec.Command("docker", "exec", a+"_"+from+"_1", "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/"+target).Run() == nil
 	}
-	if !reach("db/3306") {
+	if !reach("php", "db/3306") {
 		t.Fatal("A cannot reach its own database: the probe itself is broken")
 	}
 	ip, err := exec.Command("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", b+"_db_1").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range append([]string{b + "_db_1/5432"}, func() (out []string) {
-		for _, i := range strings.Fields(string(ip)) {
-			out = append(out, i+"/5432")
-		}
-		return out
-	}()...) {
-		if reach(target) {
-			t.Errorf("site A reaches site B's database at %s", target)
+	targets := []string{b + "_db_1/5432"}
+	for _, i := range strings.Fields(string(ip)) {
+		targets = append(targets, i+"/5432")
+	}
+	for _, from := range []string{"web", "php"} {
+		for _, target := range targets {
+			if reach(from, target) {
+				t.Errorf("site A's %s reaches site B's database at %s", from, target)
+			}
 		}
 	}
 }
