@@ -37,7 +37,13 @@ func (h withBackups) BackupConfig(ctx context.Context) (*ops.BackupConfig, error
 	if err != nil {
 		return nil, err
 	}
-	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: dockerExec}, nil
+	eng, err := h.a.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The engine's Exec API, not the docker CLI: the panel's container
+	// has none.
+	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain}, nil
 }
 
 func (a *app) backupService() (*backup.Service, error) {
@@ -64,13 +70,6 @@ func (a *app) backupService() (*backup.Service, error) {
 		Keep:    backup.Keep{Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly},
 		MetaDir: filepath.Join(a.srv, "backup", "meta"),
 	}, nil
-}
-
-// dockerExec runs args in the container as user through the docker CLI
-// (the engine's Exec API is not in internal/engine yet), streaming stdin
-// and stdout; its exit status is the command's.
-func dockerExec(container, user string, args []string) []string {
-	return append([]string{"docker", "exec", "-i", "-u", user, container}, args...)
 }
 
 func newBackupCmd(a *app) *cobra.Command {
@@ -213,17 +212,26 @@ func short(id string) string {
 }
 
 func newBackupRestoreCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "restore SITE [SNAPSHOT]",
-		Short: "Restore a site from its latest backup (or the run or snapshot named), as an operation; a removed site comes back",
+	var as string
+	c := &cobra.Command{
+		Use:   "restore SITE [SNAPSHOT] [--as NEWNAME]",
+		Short: "Restore a site from its latest backup (or the run or snapshot named), as an operation; a removed site comes back; --as: into a new site",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := args[0]
+			name, target := args[0], args[0]
 			k := &ops.Restore{}
 			if len(args) == 2 {
 				k.Snapshot = args[1]
 			}
-			if err := k.Check(cmd.Context(), nil, ops.Target{Site: name}); err != nil { // needs no Env
+			if cmd.Flags().Changed("as") {
+				if err := site.ValidateName(as); err != nil {
+					return err
+				}
+				if as != name {
+					k.From, target = name, as
+				}
+			}
+			if err := k.Check(cmd.Context(), nil, ops.Target{Site: target}); err != nil { // needs no Env
 				return err
 			}
 			ctx := cmd.Context()
@@ -247,7 +255,7 @@ func newBackupRestoreCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
-			id, err := o.runner.Submit(ctx, ops.Request{Site: name, Owner: owner, User: o.user, Quota: -1}, k)
+			id, err := o.runner.Submit(ctx, ops.Request{Site: target, Owner: owner, User: o.user, Quota: -1}, k)
 			if err != nil {
 				return err
 			}
@@ -255,10 +263,16 @@ func newBackupRestoreCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if target != name {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: restored as %s (operation %d)\n", name, target, op.ID)
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: restored (operation %d)\n", name, op.ID)
 			return nil
 		},
 	}
+	c.Flags().StringVar(&as, "as", "", "restore into a new site of this name (a fresh project: its own folder, database and domain), the original left alone")
+	return c
 }
 
 // backupOwner reads whose site the backup holds.

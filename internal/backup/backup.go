@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -46,13 +45,14 @@ type Service struct {
 	MetaDir string
 }
 
-// Dump is how to stream a site's database: Command writes the dump on
-// stdout and exits non-zero when it fails (e.g. docker exec CONTAINER
-// mariadb-dump ...); Load reads one on stdin.
-type Dump struct {
-	Command []string
-	Load    []string
-}
+// Dump writes a consistent logical dump of a site's database on w as it
+// is made (e.g. mariadb-dump run in the database's container through the
+// engine's Exec API), and fails when the dump does (exits non-zero).
+type Dump func(ctx context.Context, w io.Writer) error
+
+// Load reads a dump from r into the site's database, and fails when the
+// loading command does.
+type Load func(ctx context.Context, r io.Reader) error
 
 // Site is what a site's backup is made of.
 type Site struct {
@@ -62,7 +62,7 @@ type Site struct {
 	// DB is its database, nil when its template declares none; its files
 	// (DBDir) are then left out of the folder's snapshot: the dump is the
 	// consistent copy.
-	DB    *Dump
+	DB    Dump
 	DBDir string // the database's folder, relative to Dir
 }
 
@@ -109,10 +109,14 @@ func (s *Service) BackupSite(ctx context.Context, site Site, run string) (Set, e
 	tags := []string{SiteTag(site.Name), tagRun + ":" + run}
 	if site.DB != nil {
 		args := []string{"--host", s.Host, "--tag", strings.Join(append(slices.Clone(tags), tagPart+":"+partDB), ","),
-			"--stdin-from-command", "--stdin-filename", strings.TrimPrefix(dumpFile(site.Name), "/"), "--"}
-		sum, err := s.Restic.backup(ctx, append(args, site.DB.Command...)...)
+			"--stdin-filename", strings.TrimPrefix(dumpFile(site.Name), "/")}
+		sum, derr, err := s.Restic.backupFrom(ctx, site.DB, args...)
+		if derr != nil {
+			err = fmt.Errorf("database dump of %s failed, no snapshot kept: %w", site.Name, derr)
+		}
 		if err != nil {
-			return set, fmt.Errorf("database dump of %s failed, no snapshot kept: %w", site.Name, err)
+			// Whatever restic kept despite the failure goes too.
+			return set, s.undo(ctx, set, err)
 		}
 		set.DB, set.BytesAdded = sum.SnapshotID, sum.DataAdded
 	}
@@ -349,33 +353,36 @@ func (s *Service) RestoreFiles(ctx context.Context, set Set, target string) erro
 	return nil
 }
 
-// LoadDump streams the run's dump into load (e.g. docker exec -i
-// CONTAINER mariadb), which must exit 0.
-func (s *Service) LoadDump(ctx context.Context, set Set, load []string) error {
+// LoadDump streams the run's dump from restic into load.
+func (s *Service) LoadDump(ctx context.Context, set Set, load Load) error {
 	if set.DB == "" {
 		return fmt.Errorf("backup %s of %s holds no database dump", set.Run, set.Site)
 	}
-	if len(load) == 0 {
-		return errors.New("load dump: no command")
+	if load == nil {
+		return errors.New("load dump: no loader")
 	}
+	args := []string{"dump", set.DB, cmp.Or(set.dbPath, dumpFile(set.Site))}
 	pr, pw := io.Pipe()
-	dump := s.Restic.command(ctx, "dump", set.DB, cmp.Or(set.dbPath, dumpFile(set.Site)))
-	var dumpErr, loadErr strings.Builder
+	dump := s.Restic.command(ctx, args...)
+	var dumpErr strings.Builder
 	dump.Stdout, dump.Stderr = pw, &dumpErr
-	loader := exec.CommandContext(ctx, load[0], load[1:]...)
-	loader.Stdin, loader.Stdout, loader.Stderr = pr, io.Discard, &loadErr
-	if err := loader.Start(); err != nil {
-		return fmt.Errorf("load the dump of %s: %w", set.Site, err)
+	if err := dump.Start(); err != nil {
+		return fmt.Errorf("read the dump of %s: %w", set.Site, err)
 	}
-	derr := dump.Run()
-	pw.CloseWithError(derr)
-	lerr := loader.Wait()
-	pr.Close()
-	if err := s.Restic.wrap([]string{"dump"}, derr, dumpErr.String()); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		err := dump.Wait()
+		pw.CloseWithError(cmp.Or(err, io.EOF))
+		done <- err
+	}()
+	lerr := load(ctx, pr)
+	pr.Close() // a loader that stopped early frees restic (EPIPE)
+	derr := <-done
+	if err := s.Restic.wrap(args, derr, dumpErr.String()); err != nil && lerr == nil {
 		return fmt.Errorf("read the dump of %s from backup %s: %w", set.Site, set.Run, err)
 	}
 	if lerr != nil {
-		return fmt.Errorf("load the dump of %s: %s: %w: %s", set.Site, load[0], lerr, lastLines(loadErr.String(), 4))
+		return fmt.Errorf("load the dump of %s: %w", set.Site, lerr)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -107,6 +108,9 @@ func (r *Restic) command(ctx context.Context, args ...string) *exec.Cmd {
 	// restic dies with darse: a killed darse must not leave a restic
 	// finishing a snapshot nobody records.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Cancelled, restic is interrupted rather than killed: it removes
+	// its lock and keeps no snapshot.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
@@ -207,13 +211,7 @@ func (r *Restic) backup(ctx context.Context, args ...string) (backupSummary, err
 	if err := r.run(ctx, nil, &out, append([]string{"backup", "--json", "--quiet"}, args...)...); err != nil {
 		return backupSummary{}, err
 	}
-	for _, line := range strings.Split(out.String(), "\n") {
-		var s backupSummary
-		if json.Unmarshal([]byte(line), &s) == nil && s.MessageType == "summary" && s.SnapshotID != "" {
-			return s, nil
-		}
-	}
-	return backupSummary{}, fmt.Errorf("restic backup: no snapshot in its output: %s", lastLines(out.String(), 3))
+	return parseSummary(out.String())
 }
 
 // forget removes the snapshots ids, nothing else.
@@ -222,4 +220,104 @@ func (r *Restic) forget(ctx context.Context, ids []string) error {
 		return nil
 	}
 	return r.run(ctx, nil, io.Discard, append([]string{"forget"}, ids...)...)
+}
+
+// interruptNotice is what restic prints on stderr once it took SIGINT.
+const interruptNotice = "received, cleaning up"
+
+// noticeWriter keeps what restic prints on stderr and closes seen when
+// it said it was interrupted.
+type noticeWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *noticeWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), interruptNotice) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *noticeWriter) interrupted() bool {
+	select {
+	case <-w.seen:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *noticeWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// backupFrom runs `restic backup --stdin ARGS` with dump writing its
+// standard input through a pipe, nothing held in memory or on disk. A
+// dump that fails (dumpErr) interrupts restic before its input ends, so
+// that restic, seeing the end of a cut stream, keeps no snapshot of it.
+func (r *Restic) backupFrom(ctx context.Context, dump func(context.Context, io.Writer) error, args ...string) (sum backupSummary, dumpErr, err error) {
+	full := append([]string{"backup", "--json", "--quiet", "--stdin"}, args...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return sum, nil, fmt.Errorf("restic backup: %w", err)
+	}
+	cmd := r.command(ctx, full...)
+	var out bytes.Buffer
+	stderr := &noticeWriter{seen: make(chan struct{})}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &out, stderr
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return sum, nil, fmt.Errorf("restic backup: %w", err)
+	}
+	pr.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	dumpErr = dump(ctx, pw)
+	if dumpErr != nil {
+		// restic may have failed first (a full disk, a lock), which cut
+		// the dump's pipe: then restic's error is the cause.
+		var werr error
+		select {
+		case werr = <-exited:
+		case <-time.After(200 * time.Millisecond):
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-stderr.seen:
+			case werr = <-exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		pw.Close()
+		if werr != nil && !stderr.interrupted() {
+			return sum, nil, errors.Join(r.wrap(full, werr, stderr.String()), fmt.Errorf("the dump stopped: %w", dumpErr))
+		}
+		return sum, dumpErr, nil
+	}
+	pw.Close()
+	werr := <-exited
+	if err := r.wrap(full, werr, stderr.String()); err != nil {
+		return sum, nil, err
+	}
+	sum, err = parseSummary(out.String())
+	return sum, nil, err
+}
+
+// parseSummary finds the snapshot in what `restic backup --json` printed.
+func parseSummary(out string) (backupSummary, error) {
+	for _, line := range strings.Split(out, "\n") {
+		var s backupSummary
+		if json.Unmarshal([]byte(line), &s) == nil && s.MessageType == "summary" && s.SnapshotID != "" {
+			return s, nil
+		}
+	}
+	return backupSummary{}, fmt.Errorf("restic backup: no snapshot in its output: %s", lastLines(out, 3))
 }
