@@ -74,7 +74,7 @@ func (a *app) backupService() (*backup.Service, error) {
 
 func newBackupCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Back sites and the platform up to the restic repository darse.yml names, list and restore"}
-	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newInstallResticCmd(a))
+	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newBackupCheckCmd(a), newRestorePlatformCmd(a), newInstallResticCmd(a))
 	return cmd
 }
 
@@ -286,6 +286,33 @@ func backupOwner(ctx context.Context, svc *backup.Service, set backup.Set) (stri
 		return "", fmt.Errorf("backup %s: site record: %w", set.Run, err)
 	}
 	return rec.Site.Owner, nil
+}
+
+func newBackupCheckCmd(a *app) *cobra.Command {
+	var readData bool
+	c := &cobra.Command{
+		Use:   "check [--read-data]",
+		Short: "Verify the backup repository (restic check), as an operation",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if _, err := a.backupService(); err != nil {
+				return err
+			}
+			o, err := a.operations(ctx)
+			if err != nil {
+				return err
+			}
+			op, err := o.submit(ctx, "", &ops.BackupCheck{ReadData: readData})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "repository: no errors found (operation %d)\n", op.ID)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&readData, "read-data", false, "read back and verify every pack too (the whole repository)")
+	return c
 }
 
 func newInstallResticCmd(a *app) *cobra.Command {

@@ -142,6 +142,7 @@ func newPanelCmd(a *app) *cobra.Command {
 
 			workers := make(chan struct{})
 			go func() { runner.Run(ctx); close(workers) }()
+			go a.runBackupSchedule(ctx, runner, st) // darse.yml's backup.schedule and backup.check
 			go func() {
 				t := time.NewTicker(time.Hour)
 				defer t.Stop()

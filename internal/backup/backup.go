@@ -419,3 +419,49 @@ func (s *Service) BackupPlatform(ctx context.Context, copyStore func(ctx context
 	}
 	return PlatformSet{ID: sum.SnapshotID, Time: time.Now().UTC(), BytesAdded: sum.DataAdded}, nil
 }
+
+// LatestPlatform returns the newest backup of the platform: the snapshot,
+// and the paths in it of the store's copy and of darse.yml ("" if none).
+func (s *Service) LatestPlatform(ctx context.Context) (snap Snapshot, store, config string, err error) {
+	snaps, err := s.Restic.Snapshots(ctx, tagPlatform)
+	if err != nil {
+		return snap, "", "", fmt.Errorf("platform backups: %w", err)
+	}
+	for _, sn := range snaps {
+		if sn.Time.After(snap.Time) {
+			snap = sn
+		}
+	}
+	if snap.ID == "" {
+		return snap, "", "", fmt.Errorf("platform: %w: the repository holds no backup of the platform (backup run --all takes one)", ErrNoBackup)
+	}
+	for _, p := range snap.Paths {
+		switch filepath.Base(p) {
+		case "darse.db":
+			store = p
+		case "darse.yml":
+			config = p
+		}
+	}
+	if store == "" {
+		return snap, "", "", fmt.Errorf("platform backup %s holds no store", snap.ShortID)
+	}
+	return snap, store, config, nil
+}
+
+// DumpFile writes the file at path in snapshot id to target, a new file.
+func (s *Service) DumpFile(ctx context.Context, id, path, target string) error {
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", filepath.Base(path), err)
+	}
+	err = s.Restic.run(ctx, nil, f, "dump", id, path)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(target)
+		return fmt.Errorf("restore %s from snapshot %.8s: %w", filepath.Base(path), id, err)
+	}
+	return nil
+}

@@ -321,3 +321,17 @@ func parseSummary(out string) (backupSummary, error) {
 	}
 	return backupSummary{}, fmt.Errorf("restic backup: no snapshot in its output: %s", lastLines(out, 3))
 }
+
+// Check runs `restic check`: the repository's structure, and with
+// readData the packs' contents too (each read back and verified).
+func (r *Restic) Check(ctx context.Context, readData bool) error {
+	args := []string{"check"}
+	if readData {
+		args = append(args, "--read-data")
+	}
+	var out bytes.Buffer
+	if err := r.run(ctx, nil, &out, args...); err != nil {
+		return fmt.Errorf("repository check failed: %w; %s", err, lastLines(out.String(), 4))
+	}
+	return nil
+}
