@@ -8,6 +8,7 @@ import (
 
 	"github.com/darse/darse/internal/backup"
 	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/panel"
 	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/store"
 )
@@ -81,4 +82,31 @@ func (a *app) backupScheduler(runner *ops.Runner, st *store.Store, b *platform.B
 			return wait(ctx, id, err)
 		},
 	}
+}
+
+// panelBackups is the backup repository as the panel reads it.
+type panelBackups struct {
+	a      *app
+	period time.Duration
+}
+
+func (p panelBackups) Sets(ctx context.Context, site string) ([]backup.Set, error) {
+	svc, err := p.a.backupService()
+	if err != nil {
+		return nil, err
+	}
+	return svc.Sets(ctx, site)
+}
+
+func (p panelBackups) Period() time.Duration { return p.period }
+
+// panelBackups is what the panel shows of backups; nil when darse.yml
+// configures none.
+func (a *app) panelBackups() panel.Backups {
+	cfg, err := platform.Load(a.srv)
+	if err != nil || cfg.Backup == nil {
+		return nil
+	}
+	bs, _ := cfg.Backup.Schedules()
+	return panelBackups{a: a, period: bs.Period}
 }

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/darse/darse/internal/backup"
 	"github.com/darse/darse/internal/backup/backuptest"
+	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/store"
 )
 
 // backupSection is darse.yml's backup section for the repository of r.
@@ -334,5 +339,90 @@ func TestRestorePlatform(t *testing.T) {
 	// It is for a new host: a second run, with sites in the store, is refused.
 	if _, errs, code := fresh.run("backup", "restore-platform"); code == 0 || !strings.Contains(errs, "new host") {
 		t.Errorf("restore-platform over a store with sites: exit %d %q", code, errs)
+	}
+}
+
+// SIGKILL at points through a restore, then the next run (op recover):
+// the site's folder is at every moment its old state or the restored
+// one, never a mix of files from both, and once settled it serves the
+// restored state.
+func TestKilledRestoreServesOneState(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/sftp:bookworm")
+	e := newEnv(t)
+	e.useRepository(backuptest.Local(t))
+	name := siteName("bkkr")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "static")
+	data := filepath.Join(e.srv, "users", name, "data")
+	blob := make([]byte, 16<<20) // slows the restore down enough to be cut
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	write := func(v string) {
+		t.Helper()
+		for i := range 40 {
+			if err := os.WriteFile(filepath.Join(data, fmt.Sprintf("f%02d.html", i)), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(data, "index.html"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, "blob"), append([]byte(v+"\n"), blob...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// state reads the version every file of the live folder holds: "" when
+	// there is no folder, a failure when its files disagree.
+	state := func() string {
+		t.Helper()
+		if _, err := os.Stat(data); os.IsNotExist(err) {
+			return ""
+		}
+		seen := map[string]bool{}
+		for _, f := range []string{"index.html", "blob", "f00.html", "f20.html", "f39.html"} {
+			b, err := os.ReadFile(filepath.Join(data, f))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			v, _, _ := strings.Cut(string(b), "\n")
+			seen[v] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("the site's folder mixes states: %v", seen)
+		}
+		for v := range seen {
+			return v
+		}
+		return ""
+	}
+	write("backed-up")
+	e.ok("backup", "run", name)
+	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1500 * time.Millisecond} {
+		write(fmt.Sprintf("changed-%d", i))
+		id := e.record(name, new(ops.Restore))
+		cli := osexec.Command(darseBin, "op", "run", strconv.FormatInt(id, 10))
+		cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitBegun(name, id)
+		time.Sleep(delay)
+		cli.Process.Kill()
+		cli.Wait()
+		if v := state(); v != "" && v != "backed-up" && v != fmt.Sprintf("changed-%d", i) {
+			t.Fatalf("killed %v in: the folder holds %q", delay, v)
+		}
+		e.ok("op", "recover")
+		if op := e.opByID(name, id); op.State != store.OpDone {
+			t.Fatalf("restore killed %v in, then settled: %s %q", delay, op.State, op.Error)
+		}
+		if v := state(); v != "backed-up" {
+			t.Fatalf("restore killed %v in, then settled: the folder holds %q", delay, v)
+		}
+		running(e, name)
+		if body := get(t, name+"_web_1", "/f20.html", 200); body != "backed-up\n" {
+			t.Fatalf("restore killed %v in, then settled: serves %q", delay, body)
+		}
 	}
 }

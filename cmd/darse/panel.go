@@ -109,6 +109,7 @@ func newPanelCmd(a *app) *cobra.Command {
 				SiteScheme:     scheme,
 				SitePort:       port,
 				UploadsDir:     filepath.Join(a.srv, "conf", "uploads"),
+				Backups:        a.panelBackups(),
 			}, st, h, runner, eng, web, a.log)
 			if err != nil {
 				return err

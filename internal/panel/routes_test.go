@@ -292,6 +292,7 @@ var globalRoutes = map[string]string{
 	"GET /admin/containers":  admin,
 	"GET /admin/members":     admin,
 	"GET /admin/ops":         admin,
+	"GET /admin/backups":     admin,
 	"POST /admin/members":    admin,
 }
 
