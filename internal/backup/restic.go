@@ -10,6 +10,7 @@ package backup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +32,10 @@ type Restic struct {
 	Repository   string // any restic repository string
 	PasswordFile string
 	CacheDir     string // restic's local cache; empty: restic's default
-	Log          *slog.Logger
+	// RetryLock is how long to wait for another restic's lock (restic's
+	// --retry-lock); empty: retryLock.
+	RetryLock string
+	Log       *slog.Logger
 }
 
 // FindRestic returns the restic darse runs: $DARSE_RESTIC, else the one
@@ -79,6 +83,9 @@ func (e *Error) Error() string {
 	case exitPassword:
 		what = "wrong repository password: "
 	}
+	if strings.Contains(e.Stderr, "no space left on device") {
+		what += "the repository's disk is full: "
+	}
 	return fmt.Sprintf("restic %s: %sexit status %d: %s", e.Args[0], what, e.Code, lastLines(e.Stderr, 4))
 }
 
@@ -95,7 +102,7 @@ func lastLines(s string, n int) string {
 const retryLock = "2m"
 
 func (r *Restic) command(ctx context.Context, args ...string) *exec.Cmd {
-	full := append([]string{args[0], "--retry-lock", retryLock}, args[1:]...)
+	full := append([]string{args[0], "--retry-lock", cmp.Or(r.RetryLock, retryLock)}, args[1:]...)
 	if args[0] == "version" || args[0] == "init" {
 		full = args
 	}
