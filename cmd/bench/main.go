@@ -40,6 +40,7 @@ var suites = []suite{
 	{"fw", fwBench},
 	{"panel", panelBench},
 	{"metrics", metricsBench},
+	{"backup", backupBench},
 }
 
 func main() {

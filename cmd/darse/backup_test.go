@@ -19,9 +19,10 @@ import (
 	"github.com/darse/darse/internal/store"
 )
 
-// backupSection is darse.yml's backup section for the repository of r.
+// backupSection is darse.yml's backup section for the repository of r;
+// the schedule is off: a panel a test starts backs up only what it asks.
 func backupSection(r *backup.Restic) string {
-	return fmt.Sprintf("backup:\n  repository: %q\n  password_file: %s\n  keep: {daily: 3}\n", r.Repository, r.PasswordFile)
+	return fmt.Sprintf("backup:\n  repository: %q\n  password_file: %s\n  keep: {daily: 3}\n  schedule: \"off\"\n  check: \"off\"\n", r.Repository, r.PasswordFile)
 }
 
 // useRepository points the env's darse.yml at r (replacing any backup

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -43,6 +44,23 @@ type Service struct {
 	// MetaDir holds each site's record while its folder is backed up
 	// (<srv>/conf/backup), beside but outside the folder.
 	MetaDir string
+
+	initMu sync.Mutex
+	inited bool // the repository was seen (or made): no restic run to ask again
+}
+
+// init makes the repository unless this Service saw it already.
+func (s *Service) init(ctx context.Context) error {
+	s.initMu.Lock()
+	defer s.initMu.Unlock()
+	if s.inited {
+		return nil
+	}
+	if err := s.Restic.Init(ctx); err != nil {
+		return err
+	}
+	s.inited = true
+	return nil
 }
 
 // Dump writes a consistent logical dump of a site's database on w as it
@@ -103,7 +121,7 @@ func (s *Service) BackupSite(ctx context.Context, site Site, run string) (Set, e
 	if st, err := os.Stat(site.Dir); err != nil || !st.IsDir() {
 		return set, fmt.Errorf("backup of %s: its folder %s cannot be read: %v", site.Name, site.Dir, cmp.Or(err, errors.New("not a folder")))
 	}
-	if err := s.Restic.Init(ctx); err != nil {
+	if err := s.init(ctx); err != nil {
 		return set, err
 	}
 	tags := []string{SiteTag(site.Name), tagRun + ":" + run}
@@ -397,7 +415,7 @@ type PlatformSet struct {
 // BackupPlatform backs up the store, copied online with copy (SQLite's
 // VACUUM INTO a file in MetaDir, removed afterwards), and darse.yml.
 func (s *Service) BackupPlatform(ctx context.Context, copyStore func(ctx context.Context, path string) error, config string) (PlatformSet, error) {
-	if err := s.Restic.Init(ctx); err != nil {
+	if err := s.init(ctx); err != nil {
 		return PlatformSet{}, err
 	}
 	if err := os.MkdirAll(s.MetaDir, 0o700); err != nil {
