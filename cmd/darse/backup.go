@@ -43,7 +43,7 @@ func (h withBackups) BackupConfig(ctx context.Context) (*ops.BackupConfig, error
 	}
 	// The engine's Exec API, not the docker CLI: the panel's container
 	// has none.
-	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain}, nil
+	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain, Engine: eng}, nil
 }
 
 func (a *app) backupService() (*backup.Service, error) {
@@ -74,7 +74,7 @@ func (a *app) backupService() (*backup.Service, error) {
 
 func newBackupCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Back sites and the platform up to the restic repository darse.yml names, list and restore"}
-	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newBackupCheckCmd(a), newRestorePlatformCmd(a), newInstallResticCmd(a))
+	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newBackupCheckCmd(a), newBackupDrillCmd(a), newRestorePlatformCmd(a), newInstallResticCmd(a))
 	return cmd
 }
 
@@ -313,6 +313,48 @@ func newBackupCheckCmd(a *app) *cobra.Command {
 	}
 	c.Flags().BoolVar(&readData, "read-data", false, "read back and verify every pack too (the whole repository)")
 	return c
+}
+
+func newBackupDrillCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "drill [SITE]",
+		Short: "Restore the site's latest backup (no SITE: this round's sample of sites) into a throw-away project on an internal network, wait for its health, remove it; each an operation",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := optionalSite(args)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cfg, err := platform.Load(a.srv)
+			if err != nil {
+				return err
+			}
+			if cfg.Backup == nil {
+				return ops.ErrNoBackups
+			}
+			o, err := a.operations(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			drill := func(ctx context.Context, site string) error {
+				op, err := o.submit(ctx, site, new(ops.Drill))
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: drill failed: %v\n", site, err)
+					return err
+				}
+				fmt.Fprintf(out, "%s: drill passed, its latest backup restores and runs healthy (operation %d)\n", site, op.ID)
+				return nil
+			}
+			if name != "" {
+				return drill(ctx, name)
+			}
+			ds, n := cfg.Backup.Drills()
+			round := time.Now().Unix() / int64(max(ds.Period, 24*time.Hour)/time.Second)
+			return a.drillSample(ctx, o.store, n, int(round), drill)
+		},
+	}
 }
 
 func newInstallResticCmd(a *app) *cobra.Command {

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/darse/darse/internal/backup"
@@ -30,6 +33,7 @@ func (a *app) runBackupSchedule(ctx context.Context, runner *ops.Runner, st *sto
 
 func (a *app) backupScheduler(runner *ops.Runner, st *store.Store, b *platform.Backup) *backup.Scheduler {
 	bs, cs := b.Schedules()
+	ds, sample := b.Drills()
 	wait := func(ctx context.Context, id int64, err error) error {
 		if err != nil {
 			return err
@@ -44,7 +48,7 @@ func (a *app) backupScheduler(runner *ops.Runner, st *store.Store, b *platform.B
 		return nil
 	}
 	return &backup.Scheduler{
-		Backups: bs, Check: cs, Log: a.log,
+		Backups: bs, Check: cs, Drill: ds, Log: a.log,
 		Sites: func(ctx context.Context) ([]string, error) {
 			sites, err := st.ListSites(ctx)
 			names := make([]string, 0, len(sites))
@@ -69,6 +73,19 @@ func (a *app) backupScheduler(runner *ops.Runner, st *store.Store, b *platform.B
 				return time.Time{}, err
 			}
 			return list[0].CreatedAt, nil
+		},
+		LastDrill: func(ctx context.Context) (time.Time, error) {
+			list, err := st.ListOps(ctx, store.OpFilter{Kind: new(ops.Drill).Name(), Limit: 1})
+			if err != nil || len(list) == 0 {
+				return time.Time{}, err
+			}
+			return list[0].CreatedAt, nil
+		},
+		RunDrill: func(ctx context.Context, round int64) error {
+			return a.drillSample(ctx, st, sample, int(round), func(ctx context.Context, site string) error {
+				id, err := runner.Submit(ctx, ops.Request{Site: site, User: scheduleUser}, new(ops.Drill))
+				return wait(ctx, id, err)
+			})
 		},
 		Backup: func(ctx context.Context, site string) error {
 			if site == "" {
@@ -109,4 +126,29 @@ func (a *app) panelBackups() panel.Backups {
 	}
 	bs, _ := cfg.Backup.Schedules()
 	return panelBackups{a: a, period: bs.Period}
+}
+
+// drillSample drills this round's sample of n sites, one after the
+// other, and fails naming those whose drill failed.
+func (a *app) drillSample(ctx context.Context, st *store.Store, n, round int, drill func(ctx context.Context, site string) error) error {
+	sites, err := st.ListSites(ctx)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(sites))
+	for _, s := range sites {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	var failed []string
+	for _, name := range ops.DrillSample(names, n, round) {
+		if err := drill(ctx, name); err != nil {
+			a.log.Warn("restore drill failed", "site", name, "err", err)
+			failed = append(failed, name)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("restore drill failed for %s", strings.Join(failed, ", "))
+	}
+	return nil
 }

@@ -22,7 +22,7 @@ import (
 // backupSection is darse.yml's backup section for the repository of r;
 // the schedule is off: a panel a test starts backs up only what it asks.
 func backupSection(r *backup.Restic) string {
-	return fmt.Sprintf("backup:\n  repository: %q\n  password_file: %s\n  keep: {daily: 3}\n  schedule: \"off\"\n  check: \"off\"\n", r.Repository, r.PasswordFile)
+	return fmt.Sprintf("backup:\n  repository: %q\n  password_file: %s\n  keep: {daily: 3}\n  schedule: \"off\"\n  check: \"off\"\n  drill: \"off\"\n", r.Repository, r.PasswordFile)
 }
 
 // useRepository points the env's darse.yml at r (replacing any backup
@@ -425,5 +425,70 @@ func TestKilledRestoreServesOneState(t *testing.T) {
 		if body := get(t, name+"_web_1", "/f20.html", 200); body != "backed-up\n" {
 			t.Fatalf("restore killed %v in, then settled: serves %q", delay, body)
 		}
+	}
+}
+
+// noDrillLeft fails when a drill left a container, a network or a folder.
+func noDrillLeft(e *env) {
+	e.t.Helper()
+	if entries, _ := os.ReadDir(filepath.Join(e.srv, "backup", "drill")); len(entries) != 0 {
+		e.t.Fatalf("a drill left its folder: %v", entries)
+	}
+	for _, what := range [][]string{{"ps", "-a"}, {"network", "ls"}} {
+		out, err := osexec.Command("docker", append(what, "-q", "--filter", "label=com.docker.compose.project")...).Output()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, id := range strings.Fields(string(out)) {
+			b, _ := osexec.Command("docker", "inspect", "-f", `{{index .Config.Labels "com.docker.compose.project"}}{{index .Labels "com.docker.compose.project"}}`, id).Output()
+			if p := strings.TrimSpace(string(b)); strings.HasPrefix(p, "drill-") && drillOf(e, p) {
+				e.t.Fatalf("a drill left %s %s of project %s", what[0], id, p)
+			}
+		}
+	}
+}
+
+// drillOf says whether project is a drill of one of this env's sites'
+// backups (other tests' drills run beside).
+func drillOf(e *env, project string) bool {
+	var list []backup.Set
+	out, _, code := e.run("backup", "ls", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+		return false
+	}
+	for _, s := range list {
+		if ops.DrillProject(s.Site, s.Run) == project {
+			return true
+		}
+	}
+	return false
+}
+
+// A drill restores the latest backup of a site with a database into a
+// throw-away project, loads its dump, waits for its health and removes
+// it; the site itself is left as it was.
+func TestBackupDrill(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "darse/sftp:bookworm")
+	e := newEnv(t)
+	e.useRepository(backuptest.Local(t))
+	name := siteName("bkdrill")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "php-mariadb")
+	before := pid(t, name+"_db_1")
+	if _, errs, code := e.run("backup", "drill", name); code == 0 || !strings.Contains(errs, "no complete backup") {
+		t.Fatalf("drill without a backup: exit %d %q", code, errs)
+	}
+	e.ok("backup", "run", name)
+	out := e.ok("backup", "drill", name)
+	if !strings.Contains(out, name+": drill passed") {
+		t.Fatalf("drill: %q", out)
+	}
+	noDrillLeft(e)
+	if pid(t, name+"_db_1") != before {
+		t.Error("the drill restarted the site's own database")
+	}
+	running(e, name)
+	if out := e.ok("op", "ls", "--site", name, "--state", "done"); !strings.Contains(out, "drill") {
+		t.Errorf("the drill is not in the operations log:\n%s", out)
 	}
 }

@@ -86,6 +86,15 @@ func killCases() map[string]killCase {
 			e.ok("backup", "run", name)
 			return new(ops.BackupCheck)
 		}, done: func(e *env, name string) {}},
+		"drill": {setup: func(e *env, name string) ops.Kind {
+			backedUp(e, name)
+			e.ok("backup", "run", name)
+			return new(ops.Drill)
+		}, done: func(e *env, name string) {
+			e.t.Helper()
+			running(e, name)
+			noDrillLeft(e)
+		}},
 		"create": {create: true, setup: func(e *env, name string) ops.Kind { return &ops.Create{Template: "static"} }, done: running},
 		"up": {setup: func(e *env, name string) ops.Kind {
 			created(e, name)

@@ -84,16 +84,21 @@ func (s Schedule) Overdue(last, now time.Time) bool {
 type Scheduler struct {
 	Backups Schedule // each site's, and the platform's (name "")
 	Check   Schedule
+	Drill   Schedule
 	// Sites names the sites to back up.
 	Sites func(ctx context.Context) ([]string, error)
 	// Last is when each site ("" the platform) last had a backup tried,
 	// and when the repository was last checked.
 	Last      func(ctx context.Context) (map[string]time.Time, error)
 	LastCheck func(ctx context.Context) (time.Time, error)
+	LastDrill func(ctx context.Context) (time.Time, error)
 	// Backup takes one backup (site "": the platform's) as an operation,
 	// and waits for it; RunCheck checks the repository.
 	Backup   func(ctx context.Context, site string) error
 	RunCheck func(ctx context.Context) error
+	// RunDrill restores this round's sample of sites into throw-away
+	// projects (round: the period's number since the epoch).
+	RunDrill func(ctx context.Context, round int64) error
 	Log      *slog.Logger
 	Tick     time.Duration // how often it looks; zero: a minute
 	Now      func() time.Time
@@ -153,6 +158,17 @@ func (s *Scheduler) Once(ctx context.Context) error {
 		if s.Check.Due("check", last, now()) {
 			if err := s.RunCheck(ctx); err != nil {
 				s.Log.Warn("scheduled repository check failed", "err", err)
+			}
+		}
+	}
+	if s.Drill.Period > 0 && s.RunDrill != nil {
+		last, err := s.LastDrill(ctx)
+		if err != nil {
+			return err
+		}
+		if t := now(); s.Drill.Due("drill", last, t) {
+			if err := s.RunDrill(ctx, t.Unix()/int64(s.Drill.Period/time.Second)); err != nil {
+				s.Log.Warn("scheduled restore drill failed", "err", err)
 			}
 		}
 	}

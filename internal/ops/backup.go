@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/darse/darse/internal/backup"
+	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/store"
 	"github.com/darse/darse/internal/template"
 )
@@ -28,6 +29,8 @@ type BackupConfig struct {
 	// stdin (nil: none) and stdout streamed; it fails when cmd exits
 	// non-zero (*engine.Engine's Exec).
 	Exec func(ctx context.Context, container, user string, cmd []string, stdin io.Reader, stdout io.Writer) error
+	// Engine runs a drill's throw-away project (*engine.Engine).
+	Engine reconcile.Engine
 }
 
 // dump is the database's dump command run in its container.

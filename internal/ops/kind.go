@@ -54,6 +54,7 @@ func registry() []func() Kind {
 		func() Kind { return new(Backup) },
 		func() Kind { return new(Restore) },
 		func() Kind { return new(BackupCheck) },
+		func() Kind { return new(Drill) },
 	}
 }
 

@@ -35,6 +35,9 @@ func TestLoadBackup(t *testing.T) {
 	if bs, cs := cfg.Backup.Schedules(); bs.Period != 12*time.Hour || cs.Period != 0 {
 		t.Errorf("schedules: backups every %v, checks every %v; want 12h and never", bs.Period, cs.Period)
 	}
+	if ds, n := cfg.Backup.Drills(); ds.Period != 7*24*time.Hour || n != 3 {
+		t.Errorf("drills left out: every %v, %d sites; want weekly, 3 sites", ds.Period, n)
+	}
 	if cfg, err := Load(writeConfig(t, "domain: example.org\n")); err != nil || cfg.Backup != nil {
 		t.Errorf("no backup section: %+v, %v", cfg.Backup, err)
 	}
@@ -54,6 +57,8 @@ func TestLoadBackupRefuses(t *testing.T) {
 		"backup: {repository: /r, password_file: /p, schedule: 5m}\n":          "backup.schedule",
 		"backup: {repository: /r, password_file: /p, schedule: sometimes}\n":   "backup.schedule",
 		"backup: {repository: /r, password_file: /p, check: monthly}\n":        "backup.check",
+		"backup: {repository: /r, password_file: /p, drill: 10m}\n":            "backup.drill",
+		"backup: {repository: /r, password_file: /p, drill_sample: -1}\n":      "backup.drill_sample",
 	} {
 		if _, err := Load(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to mention %q", body, err, want)
