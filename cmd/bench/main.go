@@ -41,6 +41,7 @@ var suites = []suite{
 	{"panel", panelBench},
 	{"metrics", metricsBench},
 	{"wordpress", wordpressBench},
+	{"backup", backupBench},
 }
 
 func main() {

@@ -37,7 +37,13 @@ func (h withBackups) BackupConfig(ctx context.Context) (*ops.BackupConfig, error
 	if err != nil {
 		return nil, err
 	}
-	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: dockerExec}, nil
+	eng, err := h.a.Engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The engine's Exec API, not the docker CLI: the panel's container
+	// has none.
+	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain, Engine: eng}, nil
 }
 
 func (a *app) backupService() (*backup.Service, error) {
@@ -66,16 +72,9 @@ func (a *app) backupService() (*backup.Service, error) {
 	}, nil
 }
 
-// dockerExec runs args in the container as user through the docker CLI
-// (the engine's Exec API is not in internal/engine yet), streaming stdin
-// and stdout; its exit status is the command's.
-func dockerExec(container, user string, args []string) []string {
-	return append([]string{"docker", "exec", "-i", "-u", user, container}, args...)
-}
-
 func newBackupCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Back sites and the platform up to the restic repository darse.yml names, list and restore"}
-	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newInstallResticCmd(a))
+	cmd.AddCommand(newBackupRunCmd(a), newBackupLsCmd(a), newBackupRestoreCmd(a), newBackupCheckCmd(a), newBackupDrillCmd(a), newRestorePlatformCmd(a), newInstallResticCmd(a))
 	return cmd
 }
 
@@ -213,17 +212,26 @@ func short(id string) string {
 }
 
 func newBackupRestoreCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "restore SITE [SNAPSHOT]",
-		Short: "Restore a site from its latest backup (or the run or snapshot named), as an operation; a removed site comes back",
+	var as string
+	c := &cobra.Command{
+		Use:   "restore SITE [SNAPSHOT] [--as NEWNAME]",
+		Short: "Restore a site from its latest backup (or the run or snapshot named), as an operation; a removed site comes back; --as: into a new site",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := args[0]
+			name, target := args[0], args[0]
 			k := &ops.Restore{}
 			if len(args) == 2 {
 				k.Snapshot = args[1]
 			}
-			if err := k.Check(cmd.Context(), nil, ops.Target{Site: name}); err != nil { // needs no Env
+			if cmd.Flags().Changed("as") {
+				if err := site.ValidateName(as); err != nil {
+					return err
+				}
+				if as != name {
+					k.From, target = name, as
+				}
+			}
+			if err := k.Check(cmd.Context(), nil, ops.Target{Site: target}); err != nil { // needs no Env
 				return err
 			}
 			ctx := cmd.Context()
@@ -247,7 +255,7 @@ func newBackupRestoreCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
-			id, err := o.runner.Submit(ctx, ops.Request{Site: name, Owner: owner, User: o.user, Quota: -1}, k)
+			id, err := o.runner.Submit(ctx, ops.Request{Site: target, Owner: owner, User: o.user, Quota: -1}, k)
 			if err != nil {
 				return err
 			}
@@ -255,10 +263,16 @@ func newBackupRestoreCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if target != name {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: restored as %s (operation %d)\n", name, target, op.ID)
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: restored (operation %d)\n", name, op.ID)
 			return nil
 		},
 	}
+	c.Flags().StringVar(&as, "as", "", "restore into a new site of this name (a fresh project: its own folder, database and domain), the original left alone")
+	return c
 }
 
 // backupOwner reads whose site the backup holds.
@@ -272,6 +286,75 @@ func backupOwner(ctx context.Context, svc *backup.Service, set backup.Set) (stri
 		return "", fmt.Errorf("backup %s: site record: %w", set.Run, err)
 	}
 	return rec.Site.Owner, nil
+}
+
+func newBackupCheckCmd(a *app) *cobra.Command {
+	var readData bool
+	c := &cobra.Command{
+		Use:   "check [--read-data]",
+		Short: "Verify the backup repository (restic check), as an operation",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if _, err := a.backupService(); err != nil {
+				return err
+			}
+			o, err := a.operations(ctx)
+			if err != nil {
+				return err
+			}
+			op, err := o.submit(ctx, "", &ops.BackupCheck{ReadData: readData})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "repository: no errors found (operation %d)\n", op.ID)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&readData, "read-data", false, "read back and verify every pack too (the whole repository)")
+	return c
+}
+
+func newBackupDrillCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "drill [SITE]",
+		Short: "Restore the site's latest backup (no SITE: this round's sample of sites) into a throw-away project on an internal network, wait for its health, remove it; each an operation",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := optionalSite(args)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cfg, err := platform.Load(a.srv)
+			if err != nil {
+				return err
+			}
+			if cfg.Backup == nil {
+				return ops.ErrNoBackups
+			}
+			o, err := a.operations(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			drill := func(ctx context.Context, site string) error {
+				op, err := o.submit(ctx, site, new(ops.Drill))
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: drill failed: %v\n", site, err)
+					return err
+				}
+				fmt.Fprintf(out, "%s: drill passed, its latest backup restores and runs healthy (operation %d)\n", site, op.ID)
+				return nil
+			}
+			if name != "" {
+				return drill(ctx, name)
+			}
+			ds, n := cfg.Backup.Drills()
+			round := time.Now().Unix() / int64(max(ds.Period, 24*time.Hour)/time.Second)
+			return a.drillSample(ctx, o.store, n, int(round), drill)
+		},
+	}
 }
 
 func newInstallResticCmd(a *app) *cobra.Command {

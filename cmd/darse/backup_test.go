@@ -1,22 +1,28 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/darse/darse/internal/backup"
 	"github.com/darse/darse/internal/backup/backuptest"
+	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/store"
 )
 
-// backupSection is darse.yml's backup section for the repository of r.
+// backupSection is darse.yml's backup section for the repository of r;
+// the schedule is off: a panel a test starts backs up only what it asks.
 func backupSection(r *backup.Restic) string {
-	return fmt.Sprintf("backup:\n  repository: %q\n  password_file: %s\n  keep: {daily: 3}\n", r.Repository, r.PasswordFile)
+	return fmt.Sprintf("backup:\n  repository: %q\n  password_file: %s\n  keep: {daily: 3}\n  schedule: \"off\"\n  check: \"off\"\n  drill: \"off\"\n", r.Repository, r.PasswordFile)
 }
 
 // useRepository points the env's darse.yml at r (replacing any backup
@@ -151,5 +157,334 @@ func TestBackupFailingDump(t *testing.T) {
 	out := e.ok("op", "ls", "--site", name, "--state", "failed")
 	if !strings.Contains(out, "backup") {
 		t.Errorf("the failed backup is not in the operations log:\n%s", out)
+	}
+}
+
+// restore SITE --as NEWNAME: the backup goes into a new site, a fresh
+// project with its own folder, database and host name, serving the same
+// content and row through Traefik beside the original, left alone. The
+// new name is checked as a new site's.
+func TestBackupRestoreAs(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "darse/sftp:bookworm", "traefik:v3.6")
+	f := newFront(t, "reserved: [bkreserved]\n")
+	f.useRepository(backuptest.Local(t))
+	v4 := fmt.Sprintf("127.0.0.1:%d", f.http)
+	name, copyName := siteName("bkas"), siteName("bkascopy")
+	f.cleanup(name)
+	f.cleanup(copyName)
+	f.ok("site", "create", name, "--template", "php-mariadb")
+	host, copyHost := name+"."+f.domain, copyName+"."+f.domain
+	eventuallyContains(t, v4, host, "is up")
+	mark := fmt.Sprintf("cloned-%d", os.Getpid())
+	if code, body, err := post(v4, host, "/", url.Values{"note": {mark}}); err != nil || code != 303 {
+		t.Fatalf("POST note: %d %v %q", code, err, body)
+	}
+	f.ok("backup", "run", name)
+	// Written after the backup: in the original only.
+	if code, body, err := post(v4, host, "/", url.Values{"note": {"after-" + mark}}); err != nil || code != 303 {
+		t.Fatalf("POST note: %d %v %q", code, err, body)
+	}
+
+	for _, c := range []struct{ as, want string }{
+		{"Bad_Name", "site name"},
+		{"bkreserved", "reserved"},
+	} {
+		if _, errs, code := f.run("backup", "restore", name, "--as", c.as); code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("restore --as %s: exit %d %q, want an error naming %q", c.as, code, errs, c.want)
+		}
+	}
+	f.ok("site", "create", copyName+"x", "--template", "static")
+	f.cleanup(copyName + "x")
+	if _, errs, code := f.run("backup", "restore", name, "--as", copyName+"x"); code == 0 || !strings.Contains(errs, "already taken") {
+		t.Errorf("restore --as a taken name: exit %d %q", code, errs)
+	}
+
+	out := f.ok("backup", "restore", name, "--as", copyName)
+	if !strings.Contains(out, name+": restored as "+copyName) {
+		t.Fatalf("restore --as: %q", out)
+	}
+	body := eventuallyContains(t, v4, copyHost, `<li class="note">`+mark+`</li>`)
+	if strings.Contains(body, "after-"+mark) {
+		t.Errorf("the copy holds a note written after its backup:\n%s", body)
+	}
+	if body := eventuallyContains(t, v4, host, `<li class="note">after-`+mark+`</li>`); !strings.Contains(body, mark) {
+		t.Errorf("the original lost its notes:\n%s", body)
+	}
+	s := f.status(copyName)
+	if s.Template != "php-mariadb" || len(s.Drift) != 0 || s.State != "running" {
+		t.Errorf("the copy: %+v", s)
+	}
+	// Its own database folder and compose project, not the original's.
+	b, err := os.ReadFile(filepath.Join(f.srv, "users", copyName, "docker-compose.override.yml"))
+	if err != nil || strings.Contains(string(b), name+".") || !strings.Contains(string(b), copyHost) {
+		t.Errorf("the copy's override still names the original: %v\n%s", err, b)
+	}
+	if out, _ := osexec.Command("docker", "ps", "-q", "--filter", "label=com.docker.compose.project="+copyName).Output(); len(strings.Fields(string(out))) < 3 {
+		t.Errorf("the copy's project runs %q", out)
+	}
+}
+
+// backup check verifies the repository as an operation; a damaged pack
+// fails it, with restic's message in the operations log.
+func TestBackupCheck(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	r := backuptest.Local(t)
+	e.useRepository(r)
+	name := siteName("bkchk")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "static")
+	e.ok("backup", "run", name)
+	if out := e.ok("backup", "check", "--read-data"); !strings.Contains(out, "no errors found") {
+		t.Fatalf("backup check: %q", out)
+	}
+	packs, err := filepath.Glob(filepath.Join(r.Repository, "data", "*", "*"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("packs: %v %v", packs, err)
+	}
+	for _, p := range packs {
+		if err := os.WriteFile(p, []byte("damaged"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errs, code := e.run("backup", "check", "--read-data")
+	if code == 0 || !strings.Contains(errs, "repository check failed") {
+		t.Fatalf("check of a damaged repository: exit %d %q", code, errs)
+	}
+	if out := e.ok("op", "ls", "--state", "failed"); !strings.Contains(out, "backup-check") {
+		t.Errorf("the failed check is not in the operations log:\n%s", out)
+	}
+}
+
+// On a brand-new srv folder and store, backup restore-platform from the
+// same repository brings back every member, key and site, serving
+// through Traefik.
+func TestRestorePlatform(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "darse/sftp:bookworm", "traefik:v3.6")
+	old := newFront(t, "")
+	repo := backuptest.Remote(t) // off the host: the old host is lost
+	old.useRepository(repo)
+	v4 := fmt.Sprintf("127.0.0.1:%d", old.http)
+	member := fmt.Sprintf("bkm%d", os.Getpid())
+	old.addUser(member, "correct horse battery")
+	static, db := siteName("bkpls"), siteName("bkpld")
+	old.cleanup(static)
+	old.cleanup(db)
+	old.ok("site", "create", static, "--template", "static", "--owner", member)
+	old.ok("site", "create", db, "--template", "php-mariadb", "--owner", member)
+	page := fmt.Sprintf("<p>platform %d</p>\n", os.Getpid())
+	if err := os.WriteFile(filepath.Join(old.srv, "users", static, "data", "index.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key := newClientKey(t, t.TempDir(), "bkplatform")
+	old.ok("key", "add", db, key.file+".pub")
+	eventuallyContains(t, v4, db+"."+old.domain, "is up")
+	mark := fmt.Sprintf("platform-note-%d", os.Getpid())
+	if code, body, err := post(v4, db+"."+old.domain, "/", url.Values{"note": {mark}}); err != nil || code != 303 {
+		t.Fatalf("POST note: %d %v %q", code, err, body)
+	}
+	if out := old.ok("backup", "run", "--all"); !strings.Contains(out, "platform: backed up") {
+		t.Fatalf("backup run --all: %q", out)
+	}
+	// The old host is lost: its sites and front door go.
+	for _, n := range []string{static, db} {
+		old.ok("site", "rm", n, "--purge", "--yes")
+	}
+	cfg, err := os.ReadFile(filepath.Join(old.srv, "conf", "darse.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.ok("platform", "down")
+
+	// A new host: a new srv folder with the same darse.yml (the same
+	// repository), its platform up, its store empty.
+	fresh := newEnvWith(t, string(cfg))
+	fresh.t.Setenv("DARSE_RESTIC", repo.Binary)
+	t.Cleanup(func() { fresh.run("platform", "down") })
+	fresh.cleanup(static)
+	fresh.cleanup(db)
+	fresh.ok("platform", "up")
+	out := fresh.ok("backup", "restore-platform")
+	for _, want := range []string{"platform: store restored", static + ": restored", db + ": restored"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("restore-platform printed %q, want %q", out, want)
+		}
+	}
+	var users []userJSON
+	if err := json.Unmarshal([]byte(fresh.ok("user", "ls", "--json")), &users); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, u := range users {
+		found = found || u.Name == member && u.Sites == 2
+	}
+	if !found {
+		t.Errorf("members after restore-platform: %+v, want %s owning 2 sites", users, member)
+	}
+	var keys []keyJSON
+	if err := json.Unmarshal([]byte(fresh.ok("key", "ls", db, "--json")), &keys); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || !strings.HasPrefix(key.line, keys[0].Key) {
+		t.Errorf("keys of %s after restore-platform: %+v, want %s", db, keys, key.line)
+	}
+	if b, err := os.ReadFile(filepath.Join(fresh.srv, "users", db, "ssh", "authorized_keys")); err != nil || !strings.Contains(string(b), strings.Fields(key.line)[1]) {
+		t.Errorf("the restored site's authorized_keys: %v %q", err, b)
+	}
+	eventually(t, v4, static+"."+old.domain, 200, page)
+	eventuallyContains(t, v4, db+"."+old.domain, `<li class="note">`+mark+`</li>`)
+	// It is for a new host: a second run, with sites in the store, is refused.
+	if _, errs, code := fresh.run("backup", "restore-platform"); code == 0 || !strings.Contains(errs, "new host") {
+		t.Errorf("restore-platform over a store with sites: exit %d %q", code, errs)
+	}
+}
+
+// SIGKILL at points through a restore, then the next run (op recover):
+// the site's folder is at every moment its old state or the restored
+// one, never a mix of files from both, and once settled it serves the
+// restored state.
+func TestKilledRestoreServesOneState(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/sftp:bookworm")
+	e := newEnv(t)
+	e.useRepository(backuptest.Local(t))
+	name := siteName("bkkr")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "static")
+	data := filepath.Join(e.srv, "users", name, "data")
+	blob := make([]byte, 16<<20) // slows the restore down enough to be cut
+	if _, err := rand.Read(blob); err != nil {
+		t.Fatal(err)
+	}
+	write := func(v string) {
+		t.Helper()
+		for i := range 40 {
+			if err := os.WriteFile(filepath.Join(data, fmt.Sprintf("f%02d.html", i)), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(data, "index.html"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, "blob"), append([]byte(v+"\n"), blob...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// state reads the version every file of the live folder holds: "" when
+	// there is no folder, a failure when its files disagree.
+	state := func() string {
+		t.Helper()
+		if _, err := os.Stat(data); os.IsNotExist(err) {
+			return ""
+		}
+		seen := map[string]bool{}
+		for _, f := range []string{"index.html", "blob", "f00.html", "f20.html", "f39.html"} {
+			b, err := os.ReadFile(filepath.Join(data, f))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			v, _, _ := strings.Cut(string(b), "\n")
+			seen[v] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("the site's folder mixes states: %v", seen)
+		}
+		for v := range seen {
+			return v
+		}
+		return ""
+	}
+	write("backed-up")
+	e.ok("backup", "run", name)
+	for i, delay := range []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1500 * time.Millisecond} {
+		write(fmt.Sprintf("changed-%d", i))
+		id := e.record(name, new(ops.Restore))
+		cli := osexec.Command(darseBin, "op", "run", strconv.FormatInt(id, 10))
+		cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitBegun(name, id)
+		time.Sleep(delay)
+		cli.Process.Kill()
+		cli.Wait()
+		if v := state(); v != "" && v != "backed-up" && v != fmt.Sprintf("changed-%d", i) {
+			t.Fatalf("killed %v in: the folder holds %q", delay, v)
+		}
+		e.ok("op", "recover")
+		if op := e.opByID(name, id); op.State != store.OpDone {
+			t.Fatalf("restore killed %v in, then settled: %s %q", delay, op.State, op.Error)
+		}
+		if v := state(); v != "backed-up" {
+			t.Fatalf("restore killed %v in, then settled: the folder holds %q", delay, v)
+		}
+		running(e, name)
+		if body := get(t, name+"_web_1", "/f20.html", 200); body != "backed-up\n" {
+			t.Fatalf("restore killed %v in, then settled: serves %q", delay, body)
+		}
+	}
+}
+
+// noDrillLeft fails when a drill left a container, a network or a folder.
+func noDrillLeft(e *env) {
+	e.t.Helper()
+	if entries, _ := os.ReadDir(filepath.Join(e.srv, "backup", "drill")); len(entries) != 0 {
+		e.t.Fatalf("a drill left its folder: %v", entries)
+	}
+	for _, what := range [][]string{{"ps", "-a"}, {"network", "ls"}} {
+		out, err := osexec.Command("docker", append(what, "-q", "--filter", "label=com.docker.compose.project")...).Output()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, id := range strings.Fields(string(out)) {
+			b, _ := osexec.Command("docker", "inspect", "-f", `{{index .Config.Labels "com.docker.compose.project"}}{{index .Labels "com.docker.compose.project"}}`, id).Output()
+			if p := strings.TrimSpace(string(b)); strings.HasPrefix(p, "drill-") && drillOf(e, p) {
+				e.t.Fatalf("a drill left %s %s of project %s", what[0], id, p)
+			}
+		}
+	}
+}
+
+// drillOf says whether project is a drill of one of this env's sites'
+// backups (other tests' drills run beside).
+func drillOf(e *env, project string) bool {
+	var list []backup.Set
+	out, _, code := e.run("backup", "ls", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+		return false
+	}
+	for _, s := range list {
+		if ops.DrillProject(s.Site, s.Run) == project {
+			return true
+		}
+	}
+	return false
+}
+
+// A drill restores the latest backup of a site with a database into a
+// throw-away project, loads its dump, waits for its health and removes
+// it; the site itself is left as it was.
+func TestBackupDrill(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "darse/sftp:bookworm")
+	e := newEnv(t)
+	e.useRepository(backuptest.Local(t))
+	name := siteName("bkdrill")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", "php-mariadb")
+	before := pid(t, name+"_db_1")
+	if _, errs, code := e.run("backup", "drill", name); code == 0 || !strings.Contains(errs, "no complete backup") {
+		t.Fatalf("drill without a backup: exit %d %q", code, errs)
+	}
+	e.ok("backup", "run", name)
+	out := e.ok("backup", "drill", name)
+	if !strings.Contains(out, name+": drill passed") {
+		t.Fatalf("drill: %q", out)
+	}
+	noDrillLeft(e)
+	if pid(t, name+"_db_1") != before {
+		t.Error("the drill restarted the site's own database")
+	}
+	running(e, name)
+	if out := e.ok("op", "ls", "--site", name, "--state", "done"); !strings.Contains(out, "drill") {
+		t.Errorf("the drill is not in the operations log:\n%s", out)
 	}
 }

@@ -30,7 +30,10 @@ import (
 // operation itself, and what holds once it was carried out.
 type killCase struct {
 	create bool // the operation makes the site: no setup
-	setup  func(e *env, name string) ops.Kind
+	// platform: the operation acts on no site (recorded under ""); setup
+	// is given a site to make something to act on.
+	platform bool
+	setup    func(e *env, name string) ops.Kind
 	// done checks the site after the operation ended done.
 	done func(e *env, name string)
 }
@@ -77,6 +80,20 @@ func killCases() map[string]killCase {
 			if b, err := os.ReadFile(filepath.Join(e.srv, "users", name, "data", "index.html")); err != nil || string(b) != "backed up\n" {
 				e.t.Fatalf("data/index.html after the restore: %q, %v", b, err)
 			}
+		}},
+		"backup-check": {platform: true, setup: func(e *env, name string) ops.Kind {
+			backedUp(e, name)
+			e.ok("backup", "run", name)
+			return new(ops.BackupCheck)
+		}, done: func(e *env, name string) {}},
+		"drill": {setup: func(e *env, name string) ops.Kind {
+			backedUp(e, name)
+			e.ok("backup", "run", name)
+			return new(ops.Drill)
+		}, done: func(e *env, name string) {
+			e.t.Helper()
+			running(e, name)
+			noDrillLeft(e)
 		}},
 		"create": {create: true, setup: func(e *env, name string) ops.Kind { return &ops.Create{Template: "static"} }, done: running},
 		"up": {setup: func(e *env, name string) ops.Kind {
@@ -221,6 +238,12 @@ func (e *env) waitBegun(name string, id int64) store.Operation {
 func (e *env) settled(kind, name string, id int64, c killCase, delay time.Duration) {
 	e.t.Helper()
 	op := e.opByID(name, id)
+	if c.platform {
+		if op.State != store.OpDone {
+			e.t.Fatalf("interrupted %s is %s %q after it was settled", kind, op.State, op.Error)
+		}
+		return
+	}
 	stored, folder := e.rowAndFolderAgree(name)
 	e.t.Logf("%s killed %v after it began: %s %q; row %v, folder %v", kind, delay, op.State, op.Error, stored, folder)
 	switch {
@@ -266,7 +289,11 @@ func TestKilledDuringEveryKind(t *testing.T) {
 			for i, delay := range delays(kind) {
 				name := siteName(fmt.Sprintf("kc%d%s", i, kind[:2]))
 				e.cleanup(name)
-				id := e.record(name, c.setup(e, name))
+				k := c.setup(e, name)
+				if c.platform {
+					name = ""
+				}
+				id := e.record(name, k)
 				cli := exec.Command(darseBin, "op", "run", strconv.FormatInt(id, 10))
 				cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
 				if err := cli.Start(); err != nil {
@@ -286,7 +313,11 @@ func TestKilledDuringEveryKind(t *testing.T) {
 			delay := delays(kind)[1]
 			name := siteName("kp" + kind[:2])
 			e.cleanup(name)
-			id := e.record(name, c.setup(e, name))
+			k := c.setup(e, name)
+			if c.platform {
+				name = ""
+			}
+			id := e.record(name, k)
 			p := e.startPanel() // its workers take the queued operation
 			e.waitBegun(name, id)
 			time.Sleep(delay)

@@ -108,6 +108,7 @@ func newPanelCmd(a *app) *cobra.Command {
 				SiteScheme:     scheme,
 				SitePort:       port,
 				UploadsDir:     filepath.Join(a.srv, "conf", "uploads"),
+				Backups:        a.panelBackups(),
 			}, st, h, runner, eng, web, a.log)
 			if err != nil {
 				return err
@@ -142,6 +143,7 @@ func newPanelCmd(a *app) *cobra.Command {
 
 			workers := make(chan struct{})
 			go func() { runner.Run(ctx); close(workers) }()
+			go a.runBackupSchedule(ctx, runner, st) // darse.yml's backup.schedule and backup.check
 			go func() {
 				t := time.NewTicker(time.Hour)
 				defer t.Stop()

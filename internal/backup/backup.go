@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,15 +44,33 @@ type Service struct {
 	// MetaDir holds each site's record while its folder is backed up
 	// (<srv>/conf/backup), beside but outside the folder.
 	MetaDir string
+
+	initMu sync.Mutex
+	inited bool // the repository was seen (or made): no restic run to ask again
 }
 
-// Dump is how to stream a site's database: Command writes the dump on
-// stdout and exits non-zero when it fails (e.g. docker exec CONTAINER
-// mariadb-dump ...); Load reads one on stdin.
-type Dump struct {
-	Command []string
-	Load    []string
+// init makes the repository unless this Service saw it already.
+func (s *Service) init(ctx context.Context) error {
+	s.initMu.Lock()
+	defer s.initMu.Unlock()
+	if s.inited {
+		return nil
+	}
+	if err := s.Restic.Init(ctx); err != nil {
+		return err
+	}
+	s.inited = true
+	return nil
 }
+
+// Dump writes a consistent logical dump of a site's database on w as it
+// is made (e.g. mariadb-dump run in the database's container through the
+// engine's Exec API), and fails when the dump does (exits non-zero).
+type Dump func(ctx context.Context, w io.Writer) error
+
+// Load reads a dump from r into the site's database, and fails when the
+// loading command does.
+type Load func(ctx context.Context, r io.Reader) error
 
 // Site is what a site's backup is made of.
 type Site struct {
@@ -62,7 +80,7 @@ type Site struct {
 	// DB is its database, nil when its template declares none; its files
 	// (DBDir) are then left out of the folder's snapshot: the dump is the
 	// consistent copy.
-	DB    *Dump
+	DB    Dump
 	DBDir string // the database's folder, relative to Dir
 }
 
@@ -103,16 +121,20 @@ func (s *Service) BackupSite(ctx context.Context, site Site, run string) (Set, e
 	if st, err := os.Stat(site.Dir); err != nil || !st.IsDir() {
 		return set, fmt.Errorf("backup of %s: its folder %s cannot be read: %v", site.Name, site.Dir, cmp.Or(err, errors.New("not a folder")))
 	}
-	if err := s.Restic.Init(ctx); err != nil {
+	if err := s.init(ctx); err != nil {
 		return set, err
 	}
 	tags := []string{SiteTag(site.Name), tagRun + ":" + run}
 	if site.DB != nil {
 		args := []string{"--host", s.Host, "--tag", strings.Join(append(slices.Clone(tags), tagPart+":"+partDB), ","),
-			"--stdin-from-command", "--stdin-filename", strings.TrimPrefix(dumpFile(site.Name), "/"), "--"}
-		sum, err := s.Restic.backup(ctx, append(args, site.DB.Command...)...)
+			"--stdin-filename", strings.TrimPrefix(dumpFile(site.Name), "/")}
+		sum, derr, err := s.Restic.backupFrom(ctx, site.DB, args...)
+		if derr != nil {
+			err = fmt.Errorf("database dump of %s failed, no snapshot kept: %w", site.Name, derr)
+		}
 		if err != nil {
-			return set, fmt.Errorf("database dump of %s failed, no snapshot kept: %w", site.Name, err)
+			// Whatever restic kept despite the failure goes too.
+			return set, s.undo(ctx, set, err)
 		}
 		set.DB, set.BytesAdded = sum.SnapshotID, sum.DataAdded
 	}
@@ -349,33 +371,36 @@ func (s *Service) RestoreFiles(ctx context.Context, set Set, target string) erro
 	return nil
 }
 
-// LoadDump streams the run's dump into load (e.g. docker exec -i
-// CONTAINER mariadb), which must exit 0.
-func (s *Service) LoadDump(ctx context.Context, set Set, load []string) error {
+// LoadDump streams the run's dump from restic into load.
+func (s *Service) LoadDump(ctx context.Context, set Set, load Load) error {
 	if set.DB == "" {
 		return fmt.Errorf("backup %s of %s holds no database dump", set.Run, set.Site)
 	}
-	if len(load) == 0 {
-		return errors.New("load dump: no command")
+	if load == nil {
+		return errors.New("load dump: no loader")
 	}
+	args := []string{"dump", set.DB, cmp.Or(set.dbPath, dumpFile(set.Site))}
 	pr, pw := io.Pipe()
-	dump := s.Restic.command(ctx, "dump", set.DB, cmp.Or(set.dbPath, dumpFile(set.Site)))
-	var dumpErr, loadErr strings.Builder
+	dump := s.Restic.command(ctx, args...)
+	var dumpErr strings.Builder
 	dump.Stdout, dump.Stderr = pw, &dumpErr
-	loader := exec.CommandContext(ctx, load[0], load[1:]...)
-	loader.Stdin, loader.Stdout, loader.Stderr = pr, io.Discard, &loadErr
-	if err := loader.Start(); err != nil {
-		return fmt.Errorf("load the dump of %s: %w", set.Site, err)
+	if err := dump.Start(); err != nil {
+		return fmt.Errorf("read the dump of %s: %w", set.Site, err)
 	}
-	derr := dump.Run()
-	pw.CloseWithError(derr)
-	lerr := loader.Wait()
-	pr.Close()
-	if err := s.Restic.wrap([]string{"dump"}, derr, dumpErr.String()); err != nil {
+	done := make(chan error, 1)
+	go func() {
+		err := dump.Wait()
+		pw.CloseWithError(cmp.Or(err, io.EOF))
+		done <- err
+	}()
+	lerr := load(ctx, pr)
+	pr.Close() // a loader that stopped early frees restic (EPIPE)
+	derr := <-done
+	if err := s.Restic.wrap(args, derr, dumpErr.String()); err != nil && lerr == nil {
 		return fmt.Errorf("read the dump of %s from backup %s: %w", set.Site, set.Run, err)
 	}
 	if lerr != nil {
-		return fmt.Errorf("load the dump of %s: %s: %w: %s", set.Site, load[0], lerr, lastLines(loadErr.String(), 4))
+		return fmt.Errorf("load the dump of %s: %w", set.Site, lerr)
 	}
 	return nil
 }
@@ -390,7 +415,7 @@ type PlatformSet struct {
 // BackupPlatform backs up the store, copied online with copy (SQLite's
 // VACUUM INTO a file in MetaDir, removed afterwards), and darse.yml.
 func (s *Service) BackupPlatform(ctx context.Context, copyStore func(ctx context.Context, path string) error, config string) (PlatformSet, error) {
-	if err := s.Restic.Init(ctx); err != nil {
+	if err := s.init(ctx); err != nil {
 		return PlatformSet{}, err
 	}
 	if err := os.MkdirAll(s.MetaDir, 0o700); err != nil {
@@ -411,4 +436,50 @@ func (s *Service) BackupPlatform(ctx context.Context, copyStore func(ctx context
 		return PlatformSet{}, fmt.Errorf("platform backup: %w", err)
 	}
 	return PlatformSet{ID: sum.SnapshotID, Time: time.Now().UTC(), BytesAdded: sum.DataAdded}, nil
+}
+
+// LatestPlatform returns the newest backup of the platform: the snapshot,
+// and the paths in it of the store's copy and of darse.yml ("" if none).
+func (s *Service) LatestPlatform(ctx context.Context) (snap Snapshot, store, config string, err error) {
+	snaps, err := s.Restic.Snapshots(ctx, tagPlatform)
+	if err != nil {
+		return snap, "", "", fmt.Errorf("platform backups: %w", err)
+	}
+	for _, sn := range snaps {
+		if sn.Time.After(snap.Time) {
+			snap = sn
+		}
+	}
+	if snap.ID == "" {
+		return snap, "", "", fmt.Errorf("platform: %w: the repository holds no backup of the platform (backup run --all takes one)", ErrNoBackup)
+	}
+	for _, p := range snap.Paths {
+		switch filepath.Base(p) {
+		case "darse.db":
+			store = p
+		case "darse.yml":
+			config = p
+		}
+	}
+	if store == "" {
+		return snap, "", "", fmt.Errorf("platform backup %s holds no store", snap.ShortID)
+	}
+	return snap, store, config, nil
+}
+
+// DumpFile writes the file at path in snapshot id to target, a new file.
+func (s *Service) DumpFile(ctx context.Context, id, path, target string) error {
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", filepath.Base(path), err)
+	}
+	err = s.Restic.run(ctx, nil, f, "dump", id, path)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(target)
+		return fmt.Errorf("restore %s from snapshot %.8s: %w", filepath.Base(path), id, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -52,7 +53,7 @@ func siteDir(t *testing.T, name, content string) string {
 
 func dbSite(t *testing.T, name, content, dump string) backup.Site {
 	return backup.Site{Name: name, Dir: siteDir(t, name, content), Record: json.RawMessage(`{"site":{"name":"` + name + `"}}`),
-		DB: &backup.Dump{Command: []string{"sh", "-c", dump}}, DBDir: "db"}
+		DB: backuptest.Command("sh", "-c", dump), DBDir: "db"}
 }
 
 func TestSiteRoundTrip(t *testing.T) {
@@ -103,13 +104,13 @@ func TestSiteRoundTrip(t *testing.T) {
 			t.Errorf("record = %s, %v", rec, err)
 		}
 		out := filepath.Join(t.TempDir(), "loaded.sql")
-		if err := s.LoadDump(ctx, got, []string{"sh", "-c", "cat > " + out}); err != nil {
+		if err := s.LoadDump(ctx, got, backuptest.Loader("sh", "-c", "cat > "+out)); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := os.ReadFile(out); string(b) != "INSERT INTO t VALUES (42);\n" {
 			t.Errorf("loaded dump = %q", b)
 		}
-		err = s.LoadDump(ctx, got, []string{"sh", "-c", "cat >/dev/null; echo 'ERROR 1064: syntax' >&2; exit 1"})
+		err = s.LoadDump(ctx, got, backuptest.Loader("sh", "-c", "cat >/dev/null; echo 'ERROR 1064: syntax' >&2; exit 1"))
 		if err == nil || !strings.Contains(err.Error(), "ERROR 1064") {
 			t.Errorf("a failing load: %v", err)
 		}
@@ -125,10 +126,27 @@ func TestFailingDumpKeepsPrevious(t *testing.T) {
 			t.Fatal(err)
 		}
 		bad := good
-		bad.DB = &backup.Dump{Command: []string{"sh", "-c", "echo 'half a dump'; echo 'mariadb-dump: Got error: 2002' >&2; exit 2"}}
+		bad.DB = backuptest.Command("sh", "-c", "echo 'half a dump'; echo 'mariadb-dump: Got error: 2002' >&2; exit 2")
 		_, err := s.BackupSite(ctx, bad, "bad")
 		if err == nil || !strings.Contains(err.Error(), "database dump of shop failed") || !strings.Contains(err.Error(), "exit status 2") {
 			t.Fatalf("backup with a failing dump: %v", err)
+		}
+		// A dump failing after megabytes went into restic: restic is
+		// interrupted before its input ends, and keeps neither a
+		// snapshot nor its lock.
+		big := good
+		big.DB = backuptest.Command("sh", "-c", "head -c 8000000 /dev/urandom; sleep 1; exit 3")
+		if _, err := s.BackupSite(ctx, big, "big"); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+			t.Fatalf("backup with a dump failing late: %v", err)
+		}
+		var locks strings.Builder
+		if out, err := exec.Command(r.Binary, "list", "locks", "--no-lock", "-r", r.Repository, "-p", r.PasswordFile).Output(); err != nil {
+			t.Fatal(err)
+		} else {
+			locks.Write(out)
+		}
+		if locks.Len() != 0 {
+			t.Errorf("the interrupted restic left locks: %q", locks.String())
 		}
 		list, err := s.Sets(ctx, "shop")
 		if err != nil {

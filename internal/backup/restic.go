@@ -10,6 +10,7 @@ package backup
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -30,7 +32,10 @@ type Restic struct {
 	Repository   string // any restic repository string
 	PasswordFile string
 	CacheDir     string // restic's local cache; empty: restic's default
-	Log          *slog.Logger
+	// RetryLock is how long to wait for another restic's lock (restic's
+	// --retry-lock); empty: retryLock.
+	RetryLock string
+	Log       *slog.Logger
 }
 
 // FindRestic returns the restic darse runs: $DARSE_RESTIC, else the one
@@ -78,6 +83,9 @@ func (e *Error) Error() string {
 	case exitPassword:
 		what = "wrong repository password: "
 	}
+	if strings.Contains(e.Stderr, "no space left on device") {
+		what += "the repository's disk is full: "
+	}
 	return fmt.Sprintf("restic %s: %sexit status %d: %s", e.Args[0], what, e.Code, lastLines(e.Stderr, 4))
 }
 
@@ -94,7 +102,7 @@ func lastLines(s string, n int) string {
 const retryLock = "2m"
 
 func (r *Restic) command(ctx context.Context, args ...string) *exec.Cmd {
-	full := append([]string{args[0], "--retry-lock", retryLock}, args[1:]...)
+	full := append([]string{args[0], "--retry-lock", cmp.Or(r.RetryLock, retryLock)}, args[1:]...)
 	if args[0] == "version" || args[0] == "init" {
 		full = args
 	}
@@ -107,6 +115,9 @@ func (r *Restic) command(ctx context.Context, args ...string) *exec.Cmd {
 	// restic dies with darse: a killed darse must not leave a restic
 	// finishing a snapshot nobody records.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Cancelled, restic is interrupted rather than killed: it removes
+	// its lock and keeps no snapshot.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
@@ -207,13 +218,7 @@ func (r *Restic) backup(ctx context.Context, args ...string) (backupSummary, err
 	if err := r.run(ctx, nil, &out, append([]string{"backup", "--json", "--quiet"}, args...)...); err != nil {
 		return backupSummary{}, err
 	}
-	for _, line := range strings.Split(out.String(), "\n") {
-		var s backupSummary
-		if json.Unmarshal([]byte(line), &s) == nil && s.MessageType == "summary" && s.SnapshotID != "" {
-			return s, nil
-		}
-	}
-	return backupSummary{}, fmt.Errorf("restic backup: no snapshot in its output: %s", lastLines(out.String(), 3))
+	return parseSummary(out.String())
 }
 
 // forget removes the snapshots ids, nothing else.
@@ -222,4 +227,118 @@ func (r *Restic) forget(ctx context.Context, ids []string) error {
 		return nil
 	}
 	return r.run(ctx, nil, io.Discard, append([]string{"forget"}, ids...)...)
+}
+
+// interruptNotice is what restic prints on stderr once it took SIGINT.
+const interruptNotice = "received, cleaning up"
+
+// noticeWriter keeps what restic prints on stderr and closes seen when
+// it said it was interrupted.
+type noticeWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *noticeWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), interruptNotice) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *noticeWriter) interrupted() bool {
+	select {
+	case <-w.seen:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *noticeWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// backupFrom runs `restic backup --stdin ARGS` with dump writing its
+// standard input through a pipe, nothing held in memory or on disk. A
+// dump that fails (dumpErr) interrupts restic before its input ends, so
+// that restic, seeing the end of a cut stream, keeps no snapshot of it.
+func (r *Restic) backupFrom(ctx context.Context, dump func(context.Context, io.Writer) error, args ...string) (sum backupSummary, dumpErr, err error) {
+	full := append([]string{"backup", "--json", "--quiet", "--stdin"}, args...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return sum, nil, fmt.Errorf("restic backup: %w", err)
+	}
+	cmd := r.command(ctx, full...)
+	var out bytes.Buffer
+	stderr := &noticeWriter{seen: make(chan struct{})}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &out, stderr
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return sum, nil, fmt.Errorf("restic backup: %w", err)
+	}
+	pr.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	dumpErr = dump(ctx, pw)
+	if dumpErr != nil {
+		// restic may have failed first (a full disk, a lock), which cut
+		// the dump's pipe: then restic's error is the cause.
+		var werr error
+		select {
+		case werr = <-exited:
+		case <-time.After(200 * time.Millisecond):
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-stderr.seen:
+			case werr = <-exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		pw.Close()
+		if werr != nil && !stderr.interrupted() {
+			return sum, nil, errors.Join(r.wrap(full, werr, stderr.String()), fmt.Errorf("the dump stopped: %w", dumpErr))
+		}
+		return sum, dumpErr, nil
+	}
+	pw.Close()
+	werr := <-exited
+	if err := r.wrap(full, werr, stderr.String()); err != nil {
+		return sum, nil, err
+	}
+	sum, err = parseSummary(out.String())
+	return sum, nil, err
+}
+
+// parseSummary finds the snapshot in what `restic backup --json` printed.
+func parseSummary(out string) (backupSummary, error) {
+	for _, line := range strings.Split(out, "\n") {
+		var s backupSummary
+		if json.Unmarshal([]byte(line), &s) == nil && s.MessageType == "summary" && s.SnapshotID != "" {
+			return s, nil
+		}
+	}
+	return backupSummary{}, fmt.Errorf("restic backup: no snapshot in its output: %s", lastLines(out, 3))
+}
+
+// Check runs `restic check`: the repository's structure, and with
+// readData the packs' contents too (each read back and verified).
+func (r *Restic) Check(ctx context.Context, readData bool) error {
+	args := []string{"check"}
+	if readData {
+		args = append(args, "--read-data")
+	}
+	var out bytes.Buffer
+	if err := r.run(ctx, nil, &out, args...); err != nil {
+		return fmt.Errorf("repository check failed: %w; %s", err, lastLines(out.String(), 4))
+	}
+	return nil
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/darse/darse/internal/backup"
+	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/store"
 	"github.com/darse/darse/internal/template"
 )
@@ -20,9 +22,25 @@ type BackupConfig struct {
 	// Srv is the root of the layout: users/, templates/, and backup/
 	// where restores are staged (the same file system as users/).
 	Srv string
-	// Exec is the command line that runs args in a container as user,
-	// its standard input and output being the command's (docker exec -i).
-	Exec func(container, user string, args []string) []string
+	// Domain is the platform's: a site restored under a new name answers
+	// at NAME.Domain.
+	Domain string
+	// Exec runs cmd in a container as user through the engine's Exec API,
+	// stdin (nil: none) and stdout streamed; it fails when cmd exits
+	// non-zero (*engine.Engine's Exec).
+	Exec func(ctx context.Context, container, user string, cmd []string, stdin io.Reader, stdout io.Writer) error
+	// Engine runs a drill's throw-away project (*engine.Engine).
+	Engine reconcile.Engine
+}
+
+// dump is the database's dump command run in its container.
+func (c *BackupConfig) dump(container, user string, cmd []string) backup.Dump {
+	return func(ctx context.Context, w io.Writer) error { return c.Exec(ctx, container, user, cmd, nil, w) }
+}
+
+// load is the database's load command run in its container.
+func (c *BackupConfig) load(container, user string, cmd []string) backup.Load {
+	return func(ctx context.Context, r io.Reader) error { return c.Exec(ctx, container, user, cmd, r, io.Discard) }
 }
 
 func (c *BackupConfig) siteDir(name string) string { return filepath.Join(c.Srv, "users", name) }
@@ -136,7 +154,7 @@ func (k *Backup) take(ctx context.Context, e *Env, cfg *BackupConfig, t Target) 
 	}
 	site := backup.Site{Name: t.Site, Dir: cfg.siteDir(t.Site), Record: b}
 	if db != nil {
-		site.DB = &backup.Dump{Command: cfg.Exec(container, dbUser(db), db.Dump)}
+		site.DB = cfg.dump(container, dbUser(db), db.Dump)
 		site.DBDir = db.Dir
 	}
 	if _, err := cfg.Service.BackupSite(ctx, site, k.RunID); err != nil {

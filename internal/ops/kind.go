@@ -35,6 +35,10 @@ type Kind interface {
 // and refuses a second pending one for the same name.
 type creating interface{ createsSite() }
 
+// platformWide kinds act on no site (the backup repository): they are
+// recorded under the empty site name, with no owner.
+type platformWide interface{ platformWide() }
+
 // registry lists every kind: the runner decodes recorded operations with
 // it, and the tests that kill a process mid-operation go through it.
 func registry() []func() Kind {
@@ -49,6 +53,8 @@ func registry() []func() Kind {
 		func() Kind { return new(Unforward) },
 		func() Kind { return new(Backup) },
 		func() Kind { return new(Restore) },
+		func() Kind { return new(BackupCheck) },
+		func() Kind { return new(Drill) },
 	}
 }
 

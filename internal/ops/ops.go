@@ -66,7 +66,7 @@ func (r *Runner) Submit(ctx context.Context, req Request, k Kind) (int64, error)
 		return 0, err
 	}
 	_, creates := k.(creating)
-	if !creates {
+	if _, wide := k.(platformWide); !creates && !wide {
 		owner, err := r.hosting.SiteOwner(ctx, t.Site)
 		if err != nil {
 			return 0, err

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,18 +9,29 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/darse/darse/internal/backup"
+	"github.com/darse/darse/internal/hosting"
+	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
 
 // Restore brings a site back from a backup: the folder is restored into a
 // fresh folder, the site stopped and the new folder swapped in (the old
-// one kept aside until the restored site is up), the database's dump
-// loaded. A site removed since is stored again from the backup's record:
-// Restore is a creating kind, held to its owner's quota.
+// one kept aside until the restored site is up and healthy, and put back
+// if it does not get there), the database's dump loaded into a new
+// database folder. A site removed since is stored again from the
+// backup's record: Restore is a creating kind, held to its owner's quota.
+//
+// With From, the backup of site From is restored as a new site, the
+// target (restore SITE --as NEWNAME): a fresh project with its own name,
+// domain NEWNAME.<platform domain>, database folder and SSH port, the
+// original left alone.
 type Restore struct {
+	// From is the site whose backup is restored; empty: the target's own.
+	From string `json:"from,omitempty"`
 	// Snapshot is what was asked: a run or a snapshot ID; empty: the latest.
 	Snapshot string `json:"snapshot,omitempty"`
 	// RunID is the run restored, resolved before anything changes.
@@ -40,6 +52,19 @@ type databaseWaiter interface {
 	WaitDatabase(ctx context.Context, name string) error
 }
 
+// cloner is what a restore as a new site needs of hosting: whether the
+// name is free, and rendering the restored folder under its new name.
+type cloner interface {
+	CheckName(ctx context.Context, name string) error
+	Render(ctx context.Context, name string, force bool) ([]string, reconcile.Plan, error)
+}
+
+// source is the site whose backup is restored.
+func (k *Restore) source(t Target) string { return cmp.Or(k.From, t.Site) }
+
+// clone says whether the backup goes into a new site of another name.
+func (k *Restore) clone(t Target) bool { return k.From != "" && k.From != t.Site }
+
 var snapshotRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
 func (k *Restore) Check(ctx context.Context, e *Env, t Target) error {
@@ -48,6 +73,25 @@ func (k *Restore) Check(ctx context.Context, e *Env, t Target) error {
 	}
 	if k.Snapshot != "" && !snapshotRE.MatchString(k.Snapshot) {
 		return &site.FieldError{Field: "snapshot", Value: k.Snapshot, Rule: "must be a backup run or a snapshot ID (letters, digits, dashes)"}
+	}
+	if !k.clone(t) {
+		return nil
+	}
+	if err := site.ValidateName(k.From); err != nil {
+		return err
+	}
+	// The new name is checked as a new site's: valid, not reserved, not
+	// taken, its host name free. Done is a restore that got there: the
+	// name is its own now.
+	if e == nil {
+		return nil // the name is checked when submitted
+	}
+	if c, ok := e.Hosting.(cloner); ok && !k.Done {
+		if err := c.CheckName(ctx, t.Site); err != nil {
+			return fmt.Errorf("restore %s --as %s: %w", k.From, t.Site, err)
+		}
+	} else if !ok {
+		return fmt.Errorf("restore --as: not possible here")
 	}
 	return nil
 }
@@ -63,7 +107,7 @@ func (k *Restore) Run(ctx context.Context, e *Env, t Target) error {
 	if err != nil {
 		return err
 	}
-	set, err := cfg.Service.Find(ctx, t.Site, k.Snapshot)
+	set, err := cfg.Service.Find(ctx, k.source(t), k.Snapshot)
 	if err != nil {
 		return err
 	}
@@ -93,11 +137,16 @@ func (k *Restore) restore(ctx context.Context, e *Env, cfg *BackupConfig, t Targ
 		return err
 	}
 	var rec store.SiteRecord
-	if err := json.Unmarshal(b, &rec); err != nil || rec.Site.Name != t.Site {
-		return fmt.Errorf("restore %s: backup %s holds no record of this site (%v)", t.Site, set.Run, err)
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Site.Name != k.source(t) {
+		return fmt.Errorf("restore %s: backup %s holds no record of this site (%v)", k.source(t), set.Run, err)
+	}
+	if k.clone(t) {
+		asNew(&rec, t.Site, cfg.Domain)
 	}
 	st := e.runner.store
-	if _, err := st.GetSite(ctx, t.Site); errors.Is(err, store.ErrNotFound) {
+	if _, err := st.GetSite(ctx, t.Site); err == nil && k.clone(t) {
+		return fmt.Errorf("restore %s --as %s: %w", k.From, t.Site, store.ErrSiteExists)
+	} else if errors.Is(err, store.ErrNotFound) {
 		if rec.Site.Owner != t.Owner {
 			return fmt.Errorf("restore %s: the backup's site belongs to %q, not %q", t.Site, rec.Site.Owner, t.Owner)
 		}
@@ -145,6 +194,17 @@ func (k *Restore) restore(ctx context.Context, e *Env, cfg *BackupConfig, t Targ
 	if err := e.Save(ctx, k); err != nil {
 		return err
 	}
+	if k.clone(t) {
+		// The folder is the original's, rendered for its name: render it
+		// again for the new one (which also brings it up).
+		c, ok := e.Hosting.(cloner)
+		if !ok {
+			return errors.New("restore --as: not possible here")
+		}
+		if _, _, err := c.Render(ctx, t.Site, false); err != nil {
+			return err
+		}
+	}
 	if _, err := e.Hosting.Up(ctx, t.Site); err != nil {
 		return err
 	}
@@ -158,9 +218,13 @@ func (k *Restore) restore(ctx context.Context, e *Env, cfg *BackupConfig, t Targ
 		if err != nil {
 			return err
 		}
-		if err := cfg.Service.LoadDump(ctx, set, cfg.Exec(container, dbUser(db), db.Load)); err != nil {
+		if err := cfg.Service.LoadDump(ctx, set, cfg.load(container, dbUser(db), db.Load)); err != nil {
 			return err
 		}
+	}
+	// The old folder goes only once the restored site runs healthy.
+	if err := waitHealthy(ctx, e, t.Site, restoreHealthWait); err != nil {
+		return err
 	}
 	k.Done = true
 	if err := e.Save(ctx, k); err != nil {
@@ -229,4 +293,55 @@ func (k *Restore) Resume(ctx context.Context, e *Env, t Target) error {
 		k.Snapshot = k.RunID
 	}
 	return k.Run(ctx, e, t)
+}
+
+// asNew makes the record of a site that of a new site name: its own
+// domain under the platform's (custom domains and host ports stay the
+// original's), its SSH keys kept.
+func asNew(rec *store.SiteRecord, name, platformDomain string) {
+	rec.Site.Name = name
+	rec.Site.Domain = site.DefaultDomain(name, platformDomain)
+	rec.Site.Aliases = nil
+	rec.Forwards = nil
+}
+
+// restoreHealthWait bounds how long a restored site may take to run
+// healthy before the restore is undone.
+const restoreHealthWait = 2 * time.Minute
+
+// waitHealthy waits until every service of the site runs (healthy where
+// it has a health check).
+func waitHealthy(ctx context.Context, e *Env, name string, budget time.Duration) error {
+	deadline := time.Now().Add(budget)
+	for {
+		st, err := e.Hosting.Status(ctx, name)
+		if err != nil {
+			return err
+		}
+		bad := unhealthy(st)
+		if bad == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restored site %s did not come up healthy within %s: %s", name, budget, bad)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// unhealthy names the first service not running healthy, "" if none.
+func unhealthy(st *hosting.Status) string {
+	if st.State != hosting.StateRunning {
+		return "site is " + st.State
+	}
+	for _, s := range st.Services {
+		if s.Health != "" && s.Health != "healthy" {
+			return "service " + s.Service + " is " + s.Health
+		}
+	}
+	return ""
 }

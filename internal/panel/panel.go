@@ -83,6 +83,7 @@ type Config struct {
 	UploadsDir    string
 	UploadMax     int64
 	ContentLimits content.Limits
+	Backups       Backups // nil: none configured (backups.go)
 	Now           func() time.Time
 
 	verify func(pw, hash string) (bool, error) // checks a login's password; tests count the calls
@@ -244,6 +245,7 @@ func (s *Server) routes() (http.Handler, error) {
 	m.GET("/sites/:site/logs", s.handle(s.logsPage))
 	m.GET("/sites/:site/usage", s.handle(s.siteUsage))
 	m.GET("/sites/:site/history.svg", s.handle(s.siteChart))
+	m.GET("/sites/:site/backups", s.handle(s.backupsPage))
 	m.GET("/ops/:id", s.handle(s.opPage))
 	m.GET("/account", s.handle(s.accountPage))
 	mp := m.Group("/", s.checkCSRF)
@@ -258,6 +260,7 @@ func (s *Server) routes() (http.Handler, error) {
 		mp.POST("/sites/:site/"+action, h)
 	}
 	mp.POST("/account/password", s.handle(s.changePassword))
+	mp.POST("/sites/:site/backups/restore", s.handle(s.restoreBackup))
 
 	a := m.Group("/admin", s.requireAdmin)
 	a.GET("", s.handle(s.adminSites))
@@ -265,6 +268,7 @@ func (s *Server) routes() (http.Handler, error) {
 	a.GET("/members", s.handle(s.adminMembers))
 	a.GET("/ops", s.handle(s.adminOps))
 	a.GET("/history.svg", s.handle(s.hostChart))
+	a.GET("/backups", s.handle(s.adminBackups))
 	ap := a.Group("", s.checkCSRF)
 	ap.POST("/members", s.handle(s.createMember))
 	for _, action := range memberActionRoutes {

@@ -293,6 +293,7 @@ var globalRoutes = map[string]string{
 	"GET /admin/members":     admin,
 	"GET /admin/ops":         admin,
 	"GET /admin/history.svg": admin,
+	"GET /admin/backups":     admin,
 	"POST /admin/members":    admin,
 }
 

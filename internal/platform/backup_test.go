@@ -3,6 +3,7 @@ package platform
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadBackup(t *testing.T) {
@@ -24,6 +25,19 @@ func TestLoadBackup(t *testing.T) {
 	if cfg.Backup.Keep != (Keep{Daily: 3}) {
 		t.Errorf("keep = %+v, want only daily 3", cfg.Backup.Keep)
 	}
+	if bs, cs := cfg.Backup.Schedules(); bs.Period != 24*time.Hour || cs.Period != 7*24*time.Hour {
+		t.Errorf("default schedules: backups every %v, checks every %v; want daily and weekly", bs.Period, cs.Period)
+	}
+	cfg, err = Load(writeConfig(t, "backup: {repository: /r, password_file: /p, schedule: 12h, check: \"off\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs, cs := cfg.Backup.Schedules(); bs.Period != 12*time.Hour || cs.Period != 0 {
+		t.Errorf("schedules: backups every %v, checks every %v; want 12h and never", bs.Period, cs.Period)
+	}
+	if ds, n := cfg.Backup.Drills(); ds.Period != 7*24*time.Hour || n != 3 {
+		t.Errorf("drills left out: every %v, %d sites; want weekly, 3 sites", ds.Period, n)
+	}
 	if cfg, err := Load(writeConfig(t, "domain: example.org\n")); err != nil || cfg.Backup != nil {
 		t.Errorf("no backup section: %+v, %v", cfg.Backup, err)
 	}
@@ -40,6 +54,11 @@ func TestLoadBackupRefuses(t *testing.T) {
 		"backup: {repository: /r, password_file: /p, keep: {hourly: 3}}\n":     "hourly",
 		"backup: {repository: \"/r\\nx\", password_file: /p}\n":                "must be one line",
 		"backup: {repository: /r, password_file: /p, keep: {monthly: 5000}}\n": "backup.keep.monthly",
+		"backup: {repository: /r, password_file: /p, schedule: 5m}\n":          "backup.schedule",
+		"backup: {repository: /r, password_file: /p, schedule: sometimes}\n":   "backup.schedule",
+		"backup: {repository: /r, password_file: /p, check: monthly}\n":        "backup.check",
+		"backup: {repository: /r, password_file: /p, drill: 10m}\n":            "backup.drill",
+		"backup: {repository: /r, password_file: /p, drill_sample: -1}\n":      "backup.drill_sample",
 	} {
 		if _, err := Load(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to mention %q", body, err, want)

@@ -6,6 +6,7 @@ package platform
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/darse/darse/internal/alert"
+	"github.com/darse/darse/internal/backup"
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/hosting"
 	"github.com/darse/darse/internal/site"
@@ -66,6 +68,18 @@ type Backup struct {
 	PasswordFile string `yaml:"password_file"`
 	// Keep is the retention applied to each site's snapshots on its own.
 	Keep Keep `yaml:"keep"`
+	// Schedule is how often each site (and the platform) is backed up by
+	// the panel: hourly, daily (the default), weekly, a duration such as
+	// 12h, or off. Each site has its own slot in the period, derived from
+	// its name (backup.Schedule.Offset).
+	Schedule string `yaml:"schedule"`
+	// Check is how often the repository is checked (restic check):
+	// weekly by default, or off.
+	Check string `yaml:"check"`
+	// Drill is how often a sample of DrillSample sites (3 by default),
+	// rotating, is restored into throw-away projects: weekly by default.
+	Drill       string `yaml:"drill"`
+	DrillSample int    `yaml:"drill_sample"`
 }
 
 // Keep is how many daily, weekly and monthly snapshots of a site are
@@ -300,5 +314,26 @@ func (b *Backup) validate() error {
 			return &site.FieldError{Field: k.field, Value: strconv.Itoa(k.n), Rule: "must be between 0 and 1000"}
 		}
 	}
+	if b.DrillSample < 0 || b.DrillSample > 100 {
+		return &site.FieldError{Field: "backup.drill_sample", Value: strconv.Itoa(b.DrillSample), Rule: "must be between 0 and 100 (0: the default, 3)"}
+	}
+	for _, f := range []struct{ field, v string }{{"backup.schedule", b.Schedule}, {"backup.check", b.Check}, {"backup.drill", b.Drill}} {
+		if _, err := backup.ParseSchedule(f.v, "daily"); err != nil {
+			return &site.FieldError{Field: f.field, Value: f.v, Rule: "must be hourly, daily, weekly, off, or a whole number of minutes between 1h and 744h such as 12h"}
+		}
+	}
 	return nil
+}
+
+// Schedules are the backup section's schedules, parsed (validated when loaded).
+func (b *Backup) Schedules() (backups, check backup.Schedule) {
+	backups, _ = backup.ParseSchedule(b.Schedule, "daily")
+	check, _ = backup.ParseSchedule(b.Check, "weekly")
+	return backups, check
+}
+
+// Drills is the drill schedule and how many sites each drill restores.
+func (b *Backup) Drills() (backup.Schedule, int) {
+	d, _ := backup.ParseSchedule(b.Drill, "weekly")
+	return d, cmp.Or(b.DrillSample, 3)
 }

@@ -4,13 +4,16 @@
 package backuptest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +114,32 @@ func password(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Command is a dump made by a local command (its stdout), failing as it
+// does: what a database's dump through the engine's Exec API looks like
+// to the backup package.
+func Command(args ...string) backup.Dump {
+	return func(ctx context.Context, w io.Writer) error {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = w, &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	}
+}
+
+// Loader is a load into a local command (its stdin).
+func Loader(args ...string) backup.Load {
+	return func(ctx context.Context, r io.Reader) error {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		var stderr bytes.Buffer
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = r, io.Discard, &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	}
 }
