@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,6 +135,19 @@ func TestMetricsOOMKillAndDown(t *testing.T) {
 		t.Errorf("no CPU time for %s: %v\n%s", name, m, out)
 	}
 
+	// The site's folder, walked at the panel's start: what du counts
+	// (allocated blocks, each inode once), give or take what the running
+	// site wrote since.
+	if m := regexp.MustCompile(fmt.Sprintf(`darse_site_disk_bytes\{site=%q\} ([0-9.e+]+)\n`, name)).FindStringSubmatch(out); m == nil {
+		t.Errorf("no disk figure for %s:\n%s", name, out)
+	} else if got, du := mustFloat(t, m[1]), float64(duBytes(t, filepath.Join(e.srv, "users", name))); got < 0.9*du || got > 1.1*du || got == 0 {
+		t.Errorf("disk figure of %s: %.0f, du says %.0f", name, got, du)
+	}
+	// An operation run by the CLI while the panel runs is timed too: the
+	// store is where both record them.
+	e.ok("site", "up", name)
+	waitMetric(t, metricsURL, `darse_operation_duration_seconds_count{kind="up"} 1`, log)
+
 	// Not on the panel's listener, where members are.
 	resp, err := http.Get(panelURL + "/metrics")
 	if err != nil {
@@ -223,4 +238,28 @@ alerts:
 	if ms, _ := mp.Messages(); len(ms) != 3 {
 		t.Fatalf("%d mails in all, want 3 (OOM, down, resolved)\n%s", len(ms), log)
 	}
+}
+
+// duBytes is what du counts under dir (each inode once, links not
+// followed), in bytes.
+func duBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	b, err := exec.Command("du", "-s", "-x", "-B1", dir).Output()
+	if err != nil {
+		t.Fatalf("du %s: %v", dir, err)
+	}
+	n, err := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+	if err != nil {
+		t.Fatalf("du %s: %q: %v", dir, b, err)
+	}
+	return n
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return f
 }
