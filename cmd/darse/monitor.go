@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/darse/darse/internal/alert"
 	"github.com/darse/darse/internal/engine"
@@ -47,7 +48,9 @@ func startMonitoring(ctx context.Context, srv string, plat platform.Config, eng 
 	go disk.Run(ctx)
 	go metrics.NewRecorder(collector, st, log).Run(ctx)
 	if plat.Alerts != nil {
-		go alert.New(*plat.Alerts, st, collector, srv, log).Run(ctx)
+		w := alert.New(*plat.Alerts, st, collector, srv, log)
+		w.ACMEFile = filepath.Join(srv, platform.FrontDir, "data", "acme.json") // Traefik's /data/acme.json
+		go w.Run(ctx)
 	}
 	return collector, disk
 }
