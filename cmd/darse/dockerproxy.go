@@ -1,21 +1,27 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse/internal/dockerproxy"
+	"github.com/darse/darse/internal/metrics"
 )
 
 func newDockerProxyCmd(a *app) *cobra.Command {
-	var socket, engine string
+	var socket, engine, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "docker-proxy --socket PATH",
 		Short: "Serve Traefik a read-only view of the engine, container inspections cached",
@@ -40,6 +46,13 @@ func newDockerProxyCmd(a *app) *cobra.Command {
 			}
 			p := dockerproxy.New(strings.TrimPrefix(engine, "unix://"), a.log)
 			defer p.Close()
+			if metricsAddr != "" {
+				stop, err := serveProxyMetrics(cmd, metricsAddr, p, a.log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 			go func() {
 				<-cmd.Context().Done()
@@ -54,5 +67,38 @@ func newDockerProxyCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&socket, "socket", "/run/darse/docker.sock", "unix socket to listen on")
 	cmd.Flags().StringVar(&engine, "engine", envOr("DOCKER_HOST", "unix:///var/run/docker.sock"), "the engine's socket (env DOCKER_HOST)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics", envOr("DARSE_PROXY_METRICS", ""), "address to serve Prometheus metrics on (/metrics: the cache's hits and misses), e.g. 127.0.0.1:9466; none by default (env DARSE_PROXY_METRICS)")
 	return cmd
+}
+
+// serveProxyMetrics answers /metrics on addr. The proxy runs in the
+// host's network namespace (core/front): a loopback address keeps it on
+// the host. It holds no site's figures, only the cache's counters.
+func serveProxyMetrics(cmd *cobra.Command, addr string, p *dockerproxy.Proxy, log *slog.Logger) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(p.Metrics()); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+		log.Warn("docker proxy metrics served beyond loopback", "addr", ln.Addr().String())
+	}
+	srv := metrics.NewServer(metrics.Handler(reg, log), log)
+	fmt.Fprintf(cmd.OutOrStdout(), "darse docker-proxy: metrics on http://%s/metrics\n", ln.Addr())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint", "err", err)
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-done
+	}, nil
 }

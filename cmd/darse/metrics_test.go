@@ -6,13 +6,19 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -133,6 +139,19 @@ func TestMetricsOOMKillAndDown(t *testing.T) {
 		t.Errorf("no CPU time for %s: %v\n%s", name, m, out)
 	}
 
+	// The site's folder, walked at the panel's start: what du counts
+	// (allocated blocks, each inode once), give or take what the running
+	// site wrote since.
+	if m := regexp.MustCompile(fmt.Sprintf(`darse_site_disk_bytes\{site=%q\} ([0-9.e+]+)\n`, name)).FindStringSubmatch(out); m == nil {
+		t.Errorf("no disk figure for %s:\n%s", name, out)
+	} else if got, du := mustFloat(t, m[1]), float64(duBytes(t, filepath.Join(e.srv, "users", name))); got < 0.9*du || got > 1.1*du || got == 0 {
+		t.Errorf("disk figure of %s: %.0f, du says %.0f", name, got, du)
+	}
+	// An operation run by the CLI while the panel runs is timed too: the
+	// store is where both record them.
+	e.ok("site", "up", name)
+	waitMetric(t, metricsURL, `darse_operation_duration_seconds_count{kind="up"} 1`, log)
+
 	// Not on the panel's listener, where members are.
 	resp, err := http.Get(panelURL + "/metrics")
 	if err != nil {
@@ -222,5 +241,104 @@ alerts:
 	time.Sleep(3 * time.Second)
 	if ms, _ := mp.Messages(); len(ms) != 3 {
 		t.Fatalf("%d mails in all, want 3 (OOM, down, resolved)\n%s", len(ms), log)
+	}
+}
+
+// duBytes is what du counts under dir (each inode once, links not
+// followed), in bytes.
+func duBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	b, err := exec.Command("du", "-s", "-x", "-B1", dir).Output()
+	if err != nil {
+		t.Fatalf("du %s: %v", dir, err)
+	}
+	n, err := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+	if err != nil {
+		t.Fatalf("du %s: %q: %v", dir, b, err)
+	}
+	return n
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return f
+}
+
+// TestDockerProxyMetrics: `darse docker-proxy --metrics` on loopback
+// counts Traefik's inspections served from the cache and fetched, over a
+// fake engine on a unix socket (no Docker needed).
+func TestDockerProxyMetrics(t *testing.T) {
+	dir := t.TempDir()
+	id := strings.Repeat("a", 64)
+	var inspects atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	mux.HandleFunc("/v1.41/containers/"+id+"/json", func(w http.ResponseWriter, r *http.Request) {
+		inspects.Add(1)
+		fmt.Fprintf(w, `{"Id":%q}`, id)
+	})
+	engineSock := filepath.Join(dir, "engine.sock")
+	ln, err := net.Listen("unix", engineSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := &http.Server{Handler: mux}
+	go eng.Serve(ln)
+	t.Cleanup(func() { eng.Close() })
+
+	proxySock := filepath.Join(dir, "proxy", "docker.sock")
+	cmd := newDockerProxyCmd(&app{log: slog.New(slog.DiscardHandler)})
+	cmd.SetArgs([]string{"--socket", proxySock, "--engine", "unix://" + engineSock, "--metrics", "127.0.0.1:0"})
+	out, w := io.Pipe()
+	cmd.SetOut(w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx); w.Close() }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("docker-proxy: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("docker-proxy printed no metrics address: %v", err)
+	}
+	go io.Copy(io.Discard, out)
+	metricsURL, ok := strings.CutPrefix(strings.TrimSpace(line), "darse docker-proxy: metrics on ")
+	if !ok || !strings.HasPrefix(metricsURL, "http://127.0.0.1:") {
+		t.Fatalf("printed %q", line)
+	}
+
+	traefik := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", proxySock)
+	}}}
+	for range 3 {
+		resp, err := traefik.Get("http://docker/v1.41/containers/" + id + "/json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("inspect through the proxy: %d", resp.StatusCode)
+		}
+	}
+	if n := inspects.Load(); n != 1 {
+		t.Fatalf("the engine was asked %d times, want once", n)
+	}
+	got := scrapeMetrics(t, metricsURL)
+	for _, want := range []string{"darse_dockerproxy_cache_hits_total 2\n", "darse_dockerproxy_cache_misses_total 1\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
 	}
 }

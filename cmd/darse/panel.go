@@ -133,8 +133,8 @@ func newPanelCmd(a *app) *cobra.Command {
 				fmt.Fprintf(out, "or on this server: darse user add NAME --admin\n")
 			}
 
-			collector := startMonitoring(ctx, a.srv, plat.Config, eng, st, a.log)
-			stopMetrics, err := serveMetrics(ctx, cmd, metrics, collector, st, a.log)
+			collector, disk := startMonitoring(ctx, a.srv, plat.Config, eng, st, a.log)
+			stopMetrics, err := serveMetrics(ctx, cmd, metrics, collector, disk, st, a.log)
 			if err != nil {
 				ln.Close()
 				return err
@@ -200,7 +200,7 @@ const defaultMetricsAddr = "127.0.0.1:9464"
 // addr, a listener of its own: never the panel's, which members reach.
 // The default address taken by something else is a warning (tests and a
 // second panel on one host); an address asked for is an error.
-func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, collector *metrics.Collector, st *store.Store, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, collector *metrics.Collector, disk *metrics.DiskWalker, st *store.Store, log *slog.Logger) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -216,7 +216,7 @@ func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, collecto
 		log.Warn("metrics served beyond loopback: every site's figures can be read there", "addr", ln.Addr().String())
 	}
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(metrics.NewExporter(collector, st, log)); err != nil {
+	if err := reg.Register(metrics.NewExporter(collector, metrics.Sources{Ops: st, Backups: st, Disk: disk}, log)); err != nil {
 		ln.Close()
 		return nil, err
 	}

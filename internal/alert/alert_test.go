@@ -271,6 +271,8 @@ func TestValidate(t *testing.T) {
 		{"webhook creds", Config{Webhook: &Webhook{URL: "https://u:p@x/"}}, "alerts.webhook.url"},
 		{"interval", Config{SMTP: &good, Interval: time.Millisecond}, "alerts.interval"},
 		{"disk", Config{SMTP: &good, DiskFreePercent: 100}, "alerts.disk_free_percent"},
+		{"cert days", Config{SMTP: &good, CertRenewDays: 30}, "alerts.cert_renew_days"},
+		{"cert off", Config{SMTP: &good, CertRenewDays: -1}, ""},
 		{"firewall", Config{SMTP: &good, FirewallMetrics: "127.0.0.1:9465"}, "alerts.firewall_metrics"},
 	}
 	for _, c := range cases {

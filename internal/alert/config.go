@@ -36,6 +36,9 @@ type Config struct {
 	// BackupMaxAge: a site whose last successful backup is older is an
 	// incident; zero: not watched.
 	BackupMaxAge time.Duration `yaml:"backup_max_age"`
+	// CertRenewDays: a certificate of the front door this close to its
+	// expiry is not renewing, an incident (default 14; -1 turns it off).
+	CertRenewDays int `yaml:"cert_renew_days"`
 }
 
 // SMTP is where alert mail goes.
@@ -78,6 +81,9 @@ func (c Config) WithDefaults() Config {
 	if c.DiskFreePercent == 0 {
 		c.DiskFreePercent = 10
 	}
+	if c.CertRenewDays == 0 {
+		c.CertRenewDays = 14
+	}
 	return c
 }
 
@@ -108,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if p := c.DiskFreePercent; p < -1 || p > 99 {
 		return &FieldError{"disk_free_percent", fmt.Sprint(p), "must be a percentage from 1 to 99 (-1: off)"}
+	}
+	if d := c.CertRenewDays; d < -1 || d > 29 {
+		return &FieldError{"cert_renew_days", fmt.Sprint(d), "must be a number of days from 1 to 29, below Traefik's renewal at 30 (-1: off)"}
 	}
 	if f := c.FirewallMetrics; f != "" {
 		u, err := url.Parse(f)

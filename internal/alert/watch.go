@@ -40,6 +40,7 @@ const (
 	KindDisk     = "disk"
 	KindFirewall = "firewall"
 	KindBackup   = "backup"
+	KindCert     = "cert"
 )
 
 // Condition is an alert condition holding now.
@@ -57,6 +58,9 @@ type Watcher struct {
 	log      *slog.Logger
 	http     *http.Client
 	Now      func() time.Time
+	// ACMEFile is Traefik's acme.json (<srv>/core/front/data/acme.json):
+	// its certificates are watched for expiry; empty: not watched.
+	ACMEFile string
 
 	downSince map[string]time.Time // site → first seen down
 	oomSeen   map[string]uint64    // site → kills counted
@@ -117,6 +121,7 @@ func (w *Watcher) Check(ctx context.Context) error {
 		{[]string{KindDisk}, w.disk},
 		{[]string{KindFirewall}, w.firewall},
 		{[]string{KindBackup}, w.backups},
+		{[]string{KindCert}, w.certs},
 	} {
 		conds, err := c.eval(ctx, now)
 		if err != nil {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // engine is a fake Docker engine on a unix socket: containers whose
@@ -173,8 +175,24 @@ func TestInspectionsCachedUntilAnEventAboutThem(t *testing.T) {
 		t.Fatalf("relayed event %q", got)
 	}
 	wantVersion(t, c, 2)
-	if p.Hits != 2 || p.Misses != 2 {
-		t.Errorf("hits %d misses %d, want 2 and 2", p.Hits, p.Misses)
+	if hits, misses := p.CacheCounts(); hits != 2 || misses != 2 {
+		t.Errorf("hits %d misses %d, want 2 and 2", hits, misses)
+	}
+	// The same, as the metrics endpoint exports them.
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(p.Metrics()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+	}
+	if got["darse_dockerproxy_cache_hits_total"] != 2 || got["darse_dockerproxy_cache_misses_total"] != 2 {
+		t.Errorf("exported %v, want 2 hits and 2 misses", got)
 	}
 }
 

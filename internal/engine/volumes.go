@@ -1,0 +1,29 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/moby/moby/client"
+
+	"github.com/darse/darse/internal/labels"
+)
+
+// SiteVolumeMounts returns, per site (darse.site label), where its named
+// volumes live on the host: one listing for every site, for the disk
+// walker. Volumes whose driver keeps no local folder are left out.
+func (e *Engine) SiteVolumeMounts(ctx context.Context) (map[string][]string, error) {
+	vs, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: client.Filters{}.Add("label", labels.SiteLabel)})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	out := map[string][]string{}
+	for _, v := range vs.Items {
+		site := v.Labels[labels.SiteLabel]
+		if site == "" || v.Driver != "local" || v.Mountpoint == "" {
+			continue
+		}
+		out[site] = append(out[site], v.Mountpoint)
+	}
+	return out, nil
+}
