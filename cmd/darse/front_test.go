@@ -378,8 +378,9 @@ func newFrontOn(t *testing.T, httpPort, httpsPort int, extra string) *front {
 	// The test's firewall watcher keeps a table of its own and looks only
 	// at containers labelled for it (none): the host's rules stay as they are.
 	table := fmt.Sprintf("darse-t%d", os.Getpid())
-	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.test=%s\npanel:\n  project: %s-panel\n%s",
-		f.domain, project, f.http, f.https, f.api, table, table, project, extra))
+	frontLines, extra := splitFront(extra)
+	f.env = newEnvWith(t, fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\n%sfirewall:\n  table: %s\n  label: darse.test=%s\npanel:\n  project: %s-panel\n%s",
+		f.domain, project, f.http, f.https, f.api, frontLines, table, table, project, extra))
 	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -391,6 +392,21 @@ func newFrontOn(t *testing.T, httpPort, httpsPort int, extra string) *front {
 	f.ok("platform", "up")
 	f.waitAPI(t)
 	return f
+}
+
+// splitFront takes a leading "front:" block out of extra: its lines join
+// the harness's own front block (YAML refuses a key given twice).
+func splitFront(extra string) (frontLines, rest string) {
+	after, ok := strings.CutPrefix(extra, "front:\n")
+	if !ok {
+		return "", extra
+	}
+	lines := strings.SplitAfter(after, "\n")
+	i := 0
+	for i < len(lines) && strings.HasPrefix(lines[i], "  ") {
+		i++
+	}
+	return strings.Join(lines[:i], ""), strings.Join(lines[i:], "")
 }
 
 // fetchRoot downloads Pebble's current root (its HTTPS is signed by the

@@ -43,7 +43,7 @@ var (
 	// TenantPolicy is for members' sites: locked down, only their own folder mounted.
 	TenantPolicy = Policy{Name: "tenant", LockedDown: true, Confined: true,
 		CapAdd:           []string{"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "NET_BIND_SERVICE"},
-		ExternalNetworks: []string{FrontNetwork}}
+		ExternalNetworks: FrontNetworks()}
 	// PlatformPolicy is for darse's own projects, which need the host (Traefik, the firewall).
 	PlatformPolicy = Policy{Name: "platform", HostAccess: true}
 )

@@ -601,12 +601,14 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 	nets := slices.Clone(networks)
 	slices.SortFunc(nets, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
 	var isolate, toBridge, sameBridge, masq []nft.Rule
+	isolated := &nft.Set{Name: setIsolated, Key: []nft.Datatype{nft.IfName}}
 	for _, n := range nets {
 		if n.Bridge == "" {
 			continue
 		}
 		if n.IsolationOnly {
 			isolate = append(isolate, nft.Rule{Match: []nft.Match{nft.IIFName{Name: n.Bridge}, nft.OIFName{Name: n.Bridge}}, Action: nft.Drop, Comment: n.Name})
+			isolated.Elements = append(isolated.Elements, nft.Element{Key: []nft.Value{nft.Interface(n.Bridge)}})
 			continue
 		}
 		toBridge = append(toBridge, nft.Rule{Match: []nft.Match{nft.OIFName{Name: n.Bridge}}, Action: nft.Jump{Chain: "inbound"}, Comment: n.Name})
@@ -620,6 +622,14 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 				masq = append(masq, nft.Rule{Match: []nft.Match{nft.SAddr{Prefix: p.Masked()}, nft.OIFName{Name: n.Bridge, Not: true}}, Action: nft.Masquerade{}, Comment: n.Name})
 			}
 		}
+	}
+	if len(isolated.Elements) > 1 {
+		// The front shards are one shared network cut in bridges: their
+		// tenants are kept apart across shards as within one. Docker
+		// isolates bridges from each other over IPv4 only; a watcher
+		// owning the networks drops this in "inbound" already.
+		sets = append(sets, isolated)
+		isolate = append(isolate, nft.Rule{Match: []nft.Match{nft.IIFNameIn{Set: setIsolated}, nft.OIFNameIn{Set: setIsolated}}, Action: nft.Drop, Comment: "between isolated networks"})
 	}
 	t := &nft.Table{Name: o.Table, Sets: sets}
 	t.Chains = append(t.Chains,

@@ -43,6 +43,7 @@ var LinkLocal = []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16"), netip.Mu
 // Names in the table.
 const (
 	setBridges      = "bridges"
+	setIsolated     = "isolated" // isolation-only bridges (build.go)
 	setTrusted4     = "trusted4"
 	setTrusted6     = "trusted6"
 	chainHostInput  = "host_input"

@@ -27,7 +27,10 @@ type Config struct {
 	Domain       string   // platform domain: sites default to NAME.Domain
 	EntryPoints  []string // Traefik entrypoints of the site routers
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
-	FrontNetwork string   // network Traefik reaches sites on; empty: none
+	FrontNetwork string   // network Traefik reaches sites on (shard 0); empty: none
+	// ShardSites is how many sites a front shard holds (front.shard_sites
+	// in darse.yml, validated there); 0: every site on FrontNetwork.
+	ShardSites int
 	// Reserved are site names no site may take, each with why (the
 	// platform's compose projects, darse.yml's reserved list).
 	Reserved map[string]string
@@ -256,14 +259,18 @@ func (h *Hosting) Create(ctx context.Context, req CreateRequest) (reconcile.Plan
 		}
 		return cause
 	}
+	if err := h.assignShard(ctx, spec.Name); err != nil {
+		return nil, undo(err)
+	}
 	if t.SSH != nil {
-		// The SSH access's host port needs the site's row: render again with it.
 		if _, err := h.ensureSSHPort(ctx, spec.Name, t); err != nil {
 			return nil, undo(err)
 		}
-		if files, err = h.render(ctx, t, spec, nil); err != nil {
-			return nil, undo(err)
-		}
+	}
+	// The front shard and the SSH access's host port need the site's row:
+	// render again with them.
+	if files, err = h.render(ctx, t, spec, nil); err != nil {
+		return nil, undo(err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, undo(err)
@@ -304,6 +311,10 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 	if hc := t.Web.Health; hc != nil {
 		health = &labels.Health{Path: hc.Path, Hostname: hc.Host, Interval: hc.Interval}
 	}
+	front, err := h.frontName(ctx, spec.Name)
+	if err != nil {
+		return nil, err
+	}
 	tl, err := labels.Traefik(labels.Route{
 		Health:       health,
 		Site:         spec.Name,
@@ -311,7 +322,7 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 		Port:         t.Web.Port,
 		EntryPoints:  h.cfg.EntryPoints,
 		CertResolver: h.cfg.CertResolver,
-		Network:      h.cfg.FrontNetwork,
+		Network:      front,
 	})
 	if err != nil {
 		return nil, err
@@ -320,10 +331,11 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 	if err != nil {
 		return nil, err
 	}
-	x := render.Extras{DarseLabels: dl, WebLabels: tl, ServiceLabels: xl, FrontNetwork: h.cfg.FrontNetwork}
-	if h.cfg.FrontNetwork != "" {
+	x := render.Extras{DarseLabels: dl, WebLabels: tl, ServiceLabels: xl, FrontNetwork: front}
+	if front != "" {
 		// The primary domain only: it does not change in the site's life,
-		// so adding an alias does not recreate the database.
+		// so adding an alias does not recreate the database. FrontGateway
+		// is the host's address on shard 0, which every shard reaches.
 		x.Hosts = []string{spec.Domain + ":" + compose.FrontGateway}
 	}
 	if t.SSH != nil {
@@ -380,10 +392,8 @@ func (h *Hosting) converge(ctx context.Context, name string, plan reconcile.Plan
 		return nil, err
 	}
 	if h.cfg.FrontNetwork != "" {
-		// Sites may come up before the front door: the network they join
-		// must exist either way.
-		if err := h.engine.CreateNetwork(ctx, compose.Front()); err != nil {
-			return nil, fmt.Errorf("front network: %w", err)
+		if err := h.ensureFront(ctx, h.engine, name); err != nil {
+			return nil, err
 		}
 	}
 	steps, err := reconcile.Converge(ctx, h.log, h.engine, scope(name), p, plan)

@@ -27,8 +27,8 @@ func (h *Hosting) Rollout(ctx context.Context, name string, e reconcile.RollEngi
 		return nil, err
 	}
 	if h.cfg.FrontNetwork != "" {
-		if err := e.CreateNetwork(ctx, compose.Front()); err != nil {
-			return nil, fmt.Errorf("front network: %w", err)
+		if err := h.ensureFront(ctx, e, name); err != nil {
+			return nil, err
 		}
 	}
 	steps, err := reconcile.Roll(ctx, h.log, e, r, scope(name), p, opts)

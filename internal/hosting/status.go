@@ -29,6 +29,7 @@ type Status struct {
 	Services []ServiceStatus `json:"services"`
 	Drift    []string        `json:"drift"`
 	SSH      *SSHAccess      `json:"ssh,omitempty"`   // Status only, not List
+	Front    string          `json:"front,omitempty"` // its front network (shard); Status only
 	Error    string          `json:"error,omitempty"` // why the folder could not be read
 }
 
@@ -55,6 +56,9 @@ func (h *Hosting) Status(ctx context.Context, name string) (*Status, error) {
 		return nil, err
 	}
 	if st.SSH, err = h.sshAccess(ctx, s); err != nil {
+		return nil, err
+	}
+	if st.Front, err = h.frontName(ctx, name); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -129,7 +129,19 @@ type Front struct {
 	HTTPS   string `yaml:"https"`
 	// API is Traefik's API and ping: keep it on the host's loopback.
 	API string `yaml:"api"`
+	// ShardSites is how many sites one front network (shard) holds before
+	// new sites go to the next: a bridge holds 1,024 ports and each site
+	// may take two (web and SSH).
+	ShardSites int `yaml:"shard_sites"`
 }
+
+// DefaultShardSites leaves a shard's bridge room for blue/green rollouts
+// (a second web container while one is replaced) beside 2 ports a site.
+const DefaultShardSites = 480
+
+// MaxShardSites keeps 2 ports a site and rollouts' extra containers
+// under a bridge's 1,024 ports.
+const MaxShardSites = 500
 
 // ACME configures the certificate resolver.
 type ACME struct {
@@ -148,7 +160,7 @@ const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 // Default is the configuration used when darse.yml does not exist: a
 // local machine, sites at NAME.localhost over plain HTTP.
 func Default() Config {
-	return Config{Domain: "localhost", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081"},
+	return Config{Domain: "localhost", Front: Front{Project: "front", HTTP: ":80", HTTPS: ":443", API: "127.0.0.1:8081", ShardSites: DefaultShardSites},
 		Firewall: Firewall{Input: "accept", Table: "darse"}, Panel: Panel{Project: "darse-panel"}}
 }
 
@@ -198,6 +210,10 @@ func (c Config) Validate() error {
 	}
 	if host, _, _ := net.SplitHostPort(c.Front.API); host == "" || !net.ParseIP(host).IsLoopback() {
 		return &site.FieldError{Field: "front.api", Value: c.Front.API, Rule: "must be on a loopback address: Traefik's API is not for the outside"}
+	}
+	if n := c.Front.ShardSites; n < 1 || n > MaxShardSites {
+		return &site.FieldError{Field: "front.shard_sites", Value: strconv.Itoa(n),
+			Rule: fmt.Sprintf("must be 1 to %d sites: each takes up to 2 of a bridge's 1,024 ports (default %d)", MaxShardSites, DefaultShardSites)}
 	}
 	if err := site.ValidateDomain(c.PanelHost()); err != nil {
 		return &site.FieldError{Field: "panel.host", Value: c.PanelHost(), Rule: "must be a fully qualified domain name"}
@@ -274,7 +290,7 @@ func (c Config) PanelURL() string {
 
 // Hosting is the sites' side of the configuration.
 func (c Config) Hosting(srv string) hosting.Config {
-	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, EntryPoints: []string{"web"}}
+	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, ShardSites: c.Front.ShardSites, EntryPoints: []string{"web"}}
 	// A site's name is its compose project's: never one of the platform's.
 	h.Reserved = map[string]string{TopProject: "the platform's compose project", c.Front.Project: "the front door's compose project",
 		c.Panel.Project: "the panel's compose project"}

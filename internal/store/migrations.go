@@ -142,6 +142,11 @@ var migrations = []migration{
 		told_resolved INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE UNIQUE INDEX incidents_open ON incidents(key) WHERE resolved_at = '';`},
+	// front shards (issue 14): the front network a site's containers join,
+	// given at creation and kept (shards.go). Every site created before
+	// was on the one front network: shard 0.
+	{SQL: `ALTER TABLE sites ADD COLUMN front_shard INTEGER NOT NULL DEFAULT 0 CHECK (front_shard >= 0);
+	CREATE INDEX sites_front_shard ON sites(front_shard);`},
 }
 
 // ownersFromArgs gives operations whose site is gone (a creation still
