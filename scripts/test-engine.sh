@@ -13,6 +13,9 @@ test_sock=$test_run/docker.sock
 test_pidfile=$test_run/dockerd.pid
 test_log=/var/log/darse-test-dockerd.log
 TEST_DOCKER_HOST=unix://$test_sock
+# The namespace's resolver (start_test_dns): a documentation address
+# (TEST-NET-3), never routed anywhere.
+test_dns=203.0.113.53
 
 # nsenter, not `ip netns exec`: only the network namespace changes, and
 # the host's mounts (the cgroup hierarchy dockerd needs) stay as they are.
@@ -31,14 +34,15 @@ start_test_engine() {
 	[ -e "/run/netns/$test_ns" ] || ip netns add "$test_ns"
 	in_test_ns ip link set lo up
 	in_test_ns sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+	# The namespace has no way out. Names outside it get a quick "no such
+	# name" from a resolver of its own, where the host's nameserver would
+	# not answer at all and Docker's embedded DNS passes that silence on:
+	# 20 s a lookup (WordPress's admin asks api.wordpress.org on every page).
+	start_test_dns
 	if test_docker info >/dev/null 2>&1; then
 		return
 	fi
-	# The namespace has no way out: containers' names outside resolve
-	# through a loopback nameserver that refuses at once, rather than the
-	# host's, which would time out (WordPress's admin asks
-	# api.wordpress.org on every page: 60 s and a 504 otherwise).
-	printf '%s\n' '{"default-address-pools": [{"base": "172.16.0.0/13", "size": 24}], "dns": ["127.0.0.1"]}' >"$test_run/daemon.json"
+	printf '%s\n' '{"default-address-pools": [{"base": "172.16.0.0/13", "size": 24}], "dns": ["'"$test_dns"'"]}' >"$test_run/daemon.json"
 	echo "darse: starting the test suite's engine in network namespace $test_ns (log: $test_log)"
 	in_test_ns nohup /usr/sbin/dockerd --data-root "$test_root" --exec-root "$test_run/exec" \
 		--pidfile "$test_pidfile" -H "$TEST_DOCKER_HOST" --config-file "$test_run/daemon.json" \
@@ -55,8 +59,24 @@ start_test_engine() {
 	done
 }
 
-# stop_test_engine stops the test engine (its images stay, for the next run).
+# start_test_dns answers every name with NXDOMAIN (dnsmasq, no upstream)
+# at $test_dns, an address of the namespace every container routes to.
+start_test_dns() {
+	in_test_ns ip addr replace "$test_dns/32" dev lo
+	if [ -s "$test_run/dnsmasq.pid" ] && kill -0 "$(cat "$test_run/dnsmasq.pid")" 2>/dev/null; then
+		return
+	fi
+	in_test_ns dnsmasq --no-resolv --no-hosts --address=/#/ --listen-address="$test_dns" \
+		--bind-interfaces --pid-file="$test_run/dnsmasq.pid" --user=root >>"$test_log" 2>&1
+}
+
+# stop_test_engine stops the test engine (its images stay, for the next
+# run) and its resolver.
 stop_test_engine() {
+	if [ -s "$test_run/dnsmasq.pid" ]; then
+		kill "$(cat "$test_run/dnsmasq.pid")" 2>/dev/null || true
+		rm -f "$test_run/dnsmasq.pid"
+	fi
 	[ -s "$test_pidfile" ] || return 0
 	stop_pid "$(cat "$test_pidfile")" "the test engine"
 	rm -f "$test_pidfile"

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 need_root
 need_go
 install_platform_packages
-install_packages chromium openssh-client
+install_packages chromium openssh-client dnsmasq-base
 build_darse
 go vet ./...
 # Everything Go needs, fetched and compiled here: the test namespace has

@@ -164,7 +164,8 @@ func TestWordPressFromPanelInBrowser(t *testing.T) {
 			os.WriteFile(filepath.Join(artifacts(t), "wordpress-failed.png"), png, 0o644)
 		}
 		logs, _ := exec.Command("docker", "logs", "--tail", "30", name+"_php_1").CombinedOutput()
-		t.Fatalf("%s: %v (at %s)\nphp logs:\n%s", what, err, loc, logs)
+		panel, _ := exec.Command("docker", "logs", "--tail", "30", fmt.Sprintf("front-t%d-panel_panel_1", os.Getpid())).CombinedOutput()
+		t.Fatalf("%s: %v (at %s)\nphp logs:\n%s\npanel logs:\n%s", what, err, loc, logs, panel)
 	}
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -248,18 +249,17 @@ func TestWordPressFromPanelInBrowser(t *testing.T) {
 		msg := eval("install error", `Array.from(document.querySelectorAll(".message, .error, #error-page")).map(e => e.innerText).join(" | ")`)
 		fail("install", fmt.Errorf("WordPress says %q", msg))
 	}
-	run("log in to wp-admin",
-		chromedp.Navigate(siteURL+"/wp-login.php"),
+	run("log in to wp-admin, to the editor",
+		chromedp.Navigate(siteURL+"/wp-login.php?redirect_to="+url.QueryEscape(siteURL+"/wp-admin/post-new.php")),
 		chromedp.WaitVisible(css("#user_pass")),
 		chromedp.SetValue(css("#user_login"), "admin"),
 		chromedp.SetValue(css("#user_pass"), password),
 		chromedp.Click(css("#wp-submit")),
-		chromedp.WaitVisible(css("#wpadminbar")),
+		chromedp.WaitReady(css("body.wp-admin")),
 	)
 	// Published from the editor's page, by the editor's own client (what
 	// its Publish button calls).
 	title := fmt.Sprintf("Hello from darse %d", os.Getpid())
-	run("open the editor", chromedp.Navigate(siteURL+"/wp-admin/post-new.php"))
 	for deadline = time.Now().Add(60 * time.Second); eval("editor loaded", `String(typeof wp !== "undefined" && typeof wp.apiFetch === "function")`) != "true"; time.Sleep(500 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			fail("editor never loaded", nil)
