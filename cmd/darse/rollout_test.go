@@ -5,6 +5,7 @@ package main
 // replaced, and not one request may fail.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,12 +18,22 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/store"
 )
 
 // rolloutTemplate installs a copy of the static template whose web image
 // is tag, so that the test rebuilds an image of its own, never the
 // platform's darse/nginx:bookworm that other tests use.
 func rolloutTemplate(t *testing.T, srv, name, tag string) {
+	t.Helper()
+	rolloutTemplateWith(t, srv, name, tag, "")
+}
+
+// rolloutTemplateWith is rolloutTemplate with extra lines for the web
+// service (indented as its keys are).
+func rolloutTemplateWith(t *testing.T, srv, name, tag, extra string) {
 	t.Helper()
 	src := filepath.Join("..", "..", "templates", "static")
 	dst := filepath.Join(srv, "templates", name)
@@ -39,7 +50,7 @@ func rolloutTemplate(t *testing.T, srv, name, tag string) {
 			return err
 		}
 		if rel == "docker-compose.yml" {
-			b = []byte(strings.ReplaceAll(string(b), "image: darse/nginx:bookworm", "image: "+tag))
+			b = []byte(strings.Replace(string(b), "image: darse/nginx:bookworm", "image: "+tag+"\n"+extra, 1))
 		}
 		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
 	})
@@ -51,6 +62,12 @@ func rolloutTemplate(t *testing.T, srv, name, tag string) {
 // rebuildImage gives tag a new image with the same content and
 // configuration plus one file: what a rebuild with newer packages does.
 func rebuildImage(t *testing.T, tag string) string {
+	t.Helper()
+	return rebuildImageWith(t, tag, "/etc/darse-rebuilt")
+}
+
+// rebuildImageWith is rebuildImage writing the file at path.
+func rebuildImageWith(t *testing.T, tag, path string) string {
 	t.Helper()
 	tmp := fmt.Sprintf("darse-rebuild-%d", os.Getpid())
 	run := func(args ...string) string {
@@ -65,7 +82,7 @@ func rebuildImage(t *testing.T, tag string) string {
 	defer exec.Command("docker", "rm", "-f", tmp).Run()
 	f := filepath.Join(t.TempDir(), "rebuilt")
 	os.WriteFile(f, []byte(time.Now().String()), 0o644)
-	run("cp", f, tmp+":/etc/darse-rebuilt")
+	run("cp", f, tmp+":"+path)
 	run("commit", tmp, tag)
 	return run("image", "inspect", "-f", "{{.Id}}", tag)
 }
@@ -130,6 +147,15 @@ func runLoad(addr string, pages map[string]string, workers int, max int64, stop 
 	return l, &wg
 }
 
+// brokenHealth is a Docker health check that fails once the image has
+// /etc/darse-broken: a rebuild that breaks the site.
+const brokenHealth = `    healthcheck:
+      test: ["CMD", "sh", "-c", "! test -e /etc/darse-broken"]
+      interval: 1s
+      timeout: 1s
+      retries: 1
+`
+
 func TestRolloutLosesNoRequest(t *testing.T) {
 	f := newFront(t, "")
 	tag := fmt.Sprintf("darse-test/rollout-%d:bookworm", os.Getpid())
@@ -138,21 +164,30 @@ func TestRolloutLosesNoRequest(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("docker", "rmi", tag).Run() })
 	rolloutTemplate(t, f.srv, "rolltest", tag)
+	rolloutTemplateWith(t, f.srv, "rollbroken", tag, brokenHealth)
 
-	const n = 6
+	const n = 20
 	pages := map[string]string{}
 	var sites []string
-	for i := 0; i < n; i++ {
-		name := siteName(fmt.Sprintf("ro%d", i))
+	create := func(name, template string) {
 		f.cleanup(name)
-		f.ok("site", "create", name, "--template", "rolltest")
+		f.ok("site", "create", name, "--template", template)
 		page := "<p>rollout " + name + "</p>\n"
 		if err := os.WriteFile(filepath.Join(f.srv, "users", name, "data", "index.html"), []byte(page), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		pages[name+"."+f.domain] = page
+	}
+	for i := 0; i < n; i++ {
+		name := siteName(fmt.Sprintf("ro%d", i))
+		create(name, "rolltest")
 		sites = append(sites, name)
 	}
+	// A site stopped by its owner is left stopped by a rollout.
+	parked := siteName("roparked")
+	f.cleanup(parked)
+	f.ok("site", "create", parked, "--template", "rolltest")
+	f.ok("site", "stop", parked)
 	addr := fmt.Sprintf("127.0.0.1:%d", f.http)
 	for host, page := range pages {
 		eventually(t, addr, host, 200, page)
@@ -180,17 +215,18 @@ func TestRolloutLosesNoRequest(t *testing.T) {
 		t.Errorf("second site up: %s", out)
 	}
 
-	// Rebuilt again: every site rolled out under load, none failing.
+	// Rebuilt again: every site rolled out under load, a few at a time,
+	// one operation each, none failing.
 	newID = rebuildImage(t, tag)
 	old := map[string]string{}
 	for _, s := range sites {
 		old[s] = inspect(s+"_web_1", "{{.Id}}")
 	}
 	stop := make(chan struct{})
-	l, wg := runLoad(addr, pages, 4, 200000, stop)
+	l, wg := runLoad(addr, pages, 4, 400000, stop)
 	time.Sleep(500 * time.Millisecond) // load running before the rollout
 	start := time.Now()
-	out, errs, code := f.run(append([]string{"images", "rollout"}, sites...)...)
+	out, errs, code := f.run("images", "rollout", "--all", "--parallel", "3")
 	took := time.Since(start)
 	time.Sleep(500 * time.Millisecond) // and after it
 	close(stop)
@@ -202,6 +238,8 @@ func TestRolloutLosesNoRequest(t *testing.T) {
 	}
 	if l.failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed during the rollout:\n%s", l.failed.Load(), l.ok.Load()+l.failed.Load(), strings.Join(l.failures, "\n"))
+		f.failedRequests(t)
+		t.Logf("rollout:\n%s\n%s", out, errs)
 	}
 	if l.ok.Load() < 100 {
 		t.Errorf("only %d requests answered: the load did not run", l.ok.Load())
@@ -217,7 +255,138 @@ func TestRolloutLosesNoRequest(t *testing.T) {
 			t.Errorf("%s's old web container %s is still there", s, old[s])
 		}
 	}
+	if !strings.Contains(out, parked+": up to date") || inspect(parked+"_web_1", "{{.State.Status}}") != "exited" {
+		t.Errorf("the stopped site was not left stopped: %s", inspect(parked+"_web_1", "{{.State.Status}}"))
+	}
+	var rolled int
+	for _, op := range f.opsOf("rollout") {
+		if op.State == store.OpDone {
+			rolled++
+		}
+	}
+	if rolled != n+1 {
+		t.Errorf("%d rollout operations done, want one per site (%d)", rolled, n+1)
+	}
 	if out := f.ok("site", "up", first); !strings.HasSuffix(out, ": up to date\n") {
 		t.Errorf("site up after the rollout: %s", out)
+	}
+
+	// A rebuild that breaks a site: its new container fails its health
+	// check, it stays on its old one (still answering), the rollout
+	// reports it, exits 1, and begins no further site.
+	broken := siteName("robroken")
+	create(broken, "rollbroken")
+	eventually(t, addr, broken+"."+f.domain, 200, pages[broken+"."+f.domain])
+	brokenOld := inspect(broken+"_web_1", "{{.Id}}")
+	rebuildImageWith(t, tag, "/etc/darse-broken")
+	out, errs, code = f.run("images", "rollout", "--parallel", "1", broken, sites[1], sites[2])
+	if code != 1 || !strings.Contains(errs, "site "+broken) || !strings.Contains(out, broken+": failed:") || !strings.Contains(out, "left on its old container") {
+		t.Fatalf("rollout of a broken site: exit %d\n%s\n%s", code, out, errs)
+	}
+	if strings.Contains(out, sites[1]+":") || inspect(sites[1]+"_web_2", "{{.Image}}") != newID {
+		t.Errorf("the rollout went on after the broken site:\n%s", out)
+	}
+	if got := inspect(brokenOld, "{{.State.Status}}"); got != "running" {
+		t.Errorf("the broken site's old container is %q, want running", got)
+	}
+	eventually(t, addr, broken+"."+f.domain, 200, pages[broken+"."+f.domain])
+}
+
+// rolloutKillCase is the rollout's case of TestKilledDuringEveryKind: a
+// site of its own image, rebuilt, rolled out through a front door of the
+// test's own. Once settled, exactly one web container is left, running
+// (not paused) the new image, the only server Traefik routes the site to,
+// and answering the site's page.
+func rolloutKillCase() killCase {
+	var f *front
+	tag := fmt.Sprintf("darse-test/killroll-%d:bookworm", os.Getpid())
+	ids := map[string]string{} // site → the rebuilt image
+	return killCase{
+		env: func(t *testing.T) *env {
+			f = newFront(t, "")
+			if out, err := exec.Command("docker", "tag", "darse/nginx:bookworm", tag).CombinedOutput(); err != nil {
+				t.Fatalf("docker tag: %v %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("docker", "rmi", tag).Run() })
+			rolloutTemplate(t, f.srv, "rolltest", tag)
+			return f.env
+		},
+		setup: func(e *env, name string) ops.Kind {
+			e.t.Helper()
+			e.ok("site", "create", name, "--template", "rolltest")
+			if err := os.WriteFile(filepath.Join(e.srv, "users", name, "data", "index.html"), []byte("<p>"+name+"</p>\n"), 0o644); err != nil {
+				e.t.Fatal(err)
+			}
+			eventually(e.t, fmt.Sprintf("127.0.0.1:%d", f.http), name+"."+f.domain, 200, "<p>"+name+"</p>\n")
+			ids[name] = rebuildImage(e.t, tag)
+			return &ops.Rollout{Drain: 500 * time.Millisecond}
+		},
+		done: func(e *env, name string) {
+			e.t.Helper()
+			out, err := exec.Command("docker", "ps", "-a", "--format", "{{.ID}} {{.State}}",
+				"--filter", "label=com.docker.compose.project="+name, "--filter", "label=com.docker.compose.service=web").Output()
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			lines := strings.Fields(strings.TrimSpace(string(out)))
+			if len(lines) != 2 || lines[1] != "running" {
+				e.t.Fatalf("web containers of %s after the settled rollout: %q, want one running", name, out)
+			}
+			if img, _ := exec.Command("docker", "inspect", "-f", "{{.Image}}", lines[0]).Output(); strings.TrimSpace(string(img)) != ids[name] {
+				e.t.Errorf("%s's web container runs %s, want the rebuilt %s", name, img, ids[name])
+			}
+			waitServers(e.t, f.api, name, 1)
+			eventually(e.t, fmt.Sprintf("127.0.0.1:%d", f.http), name+"."+f.domain, 200, "<p>"+name+"</p>\n")
+		},
+	}
+}
+
+// waitServers waits until Traefik's service of the site has n servers.
+func waitServers(t *testing.T, api int, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	got := -1
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/http/services/site-%s@docker", api, name))
+		if err == nil {
+			var s struct {
+				LoadBalancer struct{ Servers []struct{ URL string } } `json:"loadBalancer"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+			if got = len(s.LoadBalancer.Servers); err == nil && got == n {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("traefik routes %s to %d servers, want %d", name, got, n)
+}
+
+// opsOf lists the recorded operations of one kind, newest first.
+func (e *env) opsOf(kind string) []opJSON {
+	e.t.Helper()
+	var printed []opJSON
+	if err := json.Unmarshal([]byte(e.ok("op", "ls", "-n", "1000", "--json")), &printed); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []opJSON
+	for _, op := range printed {
+		if op.Kind == kind {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// failedRequests logs the front door's access log lines of failed
+// requests: the server each went to says which container failed it.
+func (f *front) failedRequests(t *testing.T) {
+	t.Helper()
+	out, _ := exec.Command("docker", "logs", fmt.Sprintf("front-t%d_traefik_1", os.Getpid())).CombinedOutput()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "\" 50") {
+			t.Log(line)
+		}
 	}
 }

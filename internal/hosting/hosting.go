@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/labels"
@@ -28,6 +29,7 @@ type Config struct {
 	EntryPoints  []string // Traefik entrypoints of the site routers
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
 	FrontNetwork string   // network Traefik reaches sites on; empty: none
+	FrontAPI     string   // Traefik's API (host:port), which rollouts wait on; empty: none
 	// Reserved are site names no site may take, each with why (the
 	// platform's compose projects, darse.yml's reserved list).
 	Reserved map[string]string
@@ -60,6 +62,7 @@ type Hosting struct {
 	store  *store.Store
 	engine Engine
 	log    *slog.Logger
+	drains sync.Mutex // rollouts drain one old container at a time (rollout.go)
 }
 
 // New returns a Hosting over the store and engine.

@@ -49,6 +49,7 @@ func registry() []func() Kind {
 		func() Kind { return new(Unforward) },
 		func() Kind { return new(Backup) },
 		func() Kind { return new(Restore) },
+		func() Kind { return new(Rollout) },
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/darse/darse/internal/compose"
@@ -34,8 +36,13 @@ func BlueGreen(s compose.Service) bool {
 // Rollout plans as Up does, except that a running blue/green service whose
 // single container must be replaced is replaced without a gap: the new
 // container started beside it and routed, then the old one drained and
-// removed. Everything else is as Up plans it.
+// removed. Everything else is as Up plans it, except that a project none
+// of whose containers runs (a stopped site) plans nothing: a rollout does
+// not start what was stopped, which gets the new images when started.
 func Rollout(p *compose.Project, obs Observed) Plan {
+	if !slices.ContainsFunc(obs.Containers, Container.Running) {
+		return nil
+	}
 	up := Up(p, obs)
 	byID := map[string]Container{}
 	for _, c := range obs.Containers {
@@ -106,8 +113,12 @@ type RollOptions struct {
 	// Drain is how long the old container runs, unrouted, to answer what
 	// it was sent before it is stopped (default 1 s).
 	Drain time.Duration
-	// Poll is the interval between checks (default 100 ms).
+	// Poll is the interval between checks (default 50 ms: less than the
+	// front door's throttle, 100 ms, so that a drain sees every routing).
 	Poll time.Duration
+	// Serial, when set, is held while an old container is drained, so
+	// that the rollouts of one process drain one at a time.
+	Serial sync.Locker
 }
 
 func (o RollOptions) withDefaults() RollOptions {
@@ -119,7 +130,7 @@ func (o RollOptions) withDefaults() RollOptions {
 	def(&o.Ready, 60*time.Second)
 	def(&o.Unroute, 30*time.Second)
 	def(&o.Drain, time.Second)
-	def(&o.Poll, 100*time.Millisecond)
+	def(&o.Poll, 50*time.Millisecond)
 	return o
 }
 
@@ -161,6 +172,12 @@ func (ro roller) apply(ctx context.Context, p *compose.Project, plan Plan) error
 			err = ro.startBeside(ctx, services[s.Service], s)
 		case DrainContainer:
 			err = ro.drain(ctx, services[s.Service], s)
+		case RemoveContainer:
+			if i > 0 && plan[i-1].Kind == DrainContainer && plan[i-1].ID == s.ID {
+				err = ro.removeDrained(ctx, services[s.Service], s.ID)
+				break
+			}
+			fallthrough
 		default:
 			err = Apply(ctx, ro.log, ro.e, p, plan[i:i+1])
 			if err != nil {
@@ -234,59 +251,71 @@ func (ro roller) waitReady(ctx context.Context, svc compose.Service, id string) 
 }
 
 // drain takes the old container out of the routing without it ever
-// refusing a request: paused, it is no longer routed once the front door
-// reads the engine again (Refresh), and whatever reached it meanwhile
-// waits in its sockets; unpaused, it answers that, unrouted, for the drain
-// time. Should the front door have routed it again meanwhile (it reads the
-// engine on any container's start or stop, and sees it running), the
-// drain is done again, a few times at most.
-func (ro roller) drain(ctx context.Context, svc compose.Service, s Step) error {
+// refusing a request, and leaves it paused, unrouted and with nothing
+// sent to it that it has not answered: the removal that follows kills it.
+// Paused, it is no longer routed once the front door reads the engine
+// again (Refresh), and whatever reached it meanwhile waits in its
+// sockets; unpaused for the drain time, it answers that. But the front
+// door routes it again whenever it reads the engine while it runs (on any
+// container's start or die), so it is watched while it runs, and paused
+// again: once it was not routed during a whole drain time, it was sent
+// nothing more, and goes paused.
+func (ro roller) drain(ctx context.Context, svc compose.Service, s Step) (err error) {
 	if ro.r == nil {
 		return sleep(ctx, ro.opts.Drain)
 	}
-	for attempt := 0; attempt < 3; attempt++ {
+	if l := ro.opts.Serial; l != nil {
+		// Each drain's refresh of the front door routes the others' old
+		// containers again: one at a time.
+		l.Lock()
+		defer l.Unlock()
+	}
+	paused := false
+	defer func() {
+		if err != nil && paused {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if uerr := ro.e.UnpauseContainer(uctx, s.ID); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
+		}
+	}()
+	sent := true // what it was sent before its first pause
+	for attempt := 0; attempt < 10; attempt++ {
+		paused = true
 		if err := ro.unroute(ctx, svc, s.ID); err != nil {
 			return err
 		}
-		if err := sleep(ctx, ro.opts.Drain); err != nil {
+		if !sent {
+			return nil
+		}
+		if err := ro.e.UnpauseContainer(ctx, s.ID); err != nil {
 			return err
 		}
-		c, err := ro.e.InspectContainer(ctx, s.ID)
-		if err != nil {
+		paused = false
+		if sent, err = ro.watch(ctx, svc, s.ID); err != nil {
 			return err
 		}
-		again, err := ro.r.Routes(ctx, svc, c)
-		if err != nil || !again {
-			return err
+		if sent {
+			ro.log.Info("old container routed again during its drain; draining again", "container", s.Target)
 		}
-		ro.log.Info("old container routed again during its drain; draining again", "container", s.Target)
 	}
 	return fmt.Errorf("the front door kept routing to it")
 }
 
-// unroute pauses the container, refreshes the front door until it no
-// longer routes there, and unpauses it, whatever happened.
-func (ro roller) unroute(ctx context.Context, svc compose.Service, id string) (err error) {
+// unroute pauses the container and refreshes the front door until it no
+// longer routes there: the front door's last reading of the engine was
+// made while it was paused.
+func (ro roller) unroute(ctx context.Context, svc compose.Service, id string) error {
 	if err := ro.e.PauseContainer(ctx, id); err != nil {
 		return err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if uerr := ro.e.UnpauseContainer(uctx, id); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-	}()
 	if err := ro.r.Refresh(ctx, svc); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(ro.opts.Unroute)
 	for {
-		c, err := ro.e.InspectContainer(ctx, id)
-		if err != nil {
-			return err
-		}
-		routed, err := ro.r.Routes(ctx, svc, c)
+		routed, err := ro.routed(ctx, svc, id)
 		if err != nil {
 			return err
 		}
@@ -302,6 +331,51 @@ func (ro roller) unroute(ctx context.Context, svc compose.Service, id string) (e
 	}
 }
 
+// watch lets the drain time pass, reporting whether the front door routed
+// the container at any time meanwhile. It asks at every poll, more often
+// than the front door applies a new reading (the throttle of
+// core/front's traefik.yml), so that no routing goes unseen.
+func (ro roller) watch(ctx context.Context, svc compose.Service, id string) (bool, error) {
+	end := time.Now().Add(ro.opts.Drain)
+	sent := false
+	for {
+		routed, err := ro.routed(ctx, svc, id)
+		if err != nil {
+			return sent, err
+		}
+		sent = sent || routed
+		left := time.Until(end)
+		if left <= 0 {
+			return sent, nil
+		}
+		if err := sleep(ctx, min(left, ro.opts.Poll)); err != nil {
+			return sent, err
+		}
+	}
+}
+
+func (ro roller) routed(ctx context.Context, svc compose.Service, id string) (bool, error) {
+	c, err := ro.e.InspectContainer(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return ro.r.Routes(ctx, svc, c)
+}
+
+// removeDrained removes a container drain left paused: it answers nothing
+// any more, so it is killed at once rather than after its stop timeout
+// (a paused process cannot act on the stop signal).
+func (ro roller) removeDrained(ctx context.Context, svc compose.Service, id string) error {
+	timeout := svc.Container.StopTimeout
+	if ro.r != nil {
+		zero := 0
+		timeout = &zero
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	return ro.e.RemoveContainer(rctx, id, timeout)
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -311,4 +385,107 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// UnpauseContainer is the step of Settle that lets a container paused by
+// a rollout cut short run again.
+const UnpauseContainer Kind = "UnpauseContainer"
+
+// Settle brings back to one container each blue/green service that a
+// rollout cut short (its process killed) left with two, without a gap:
+// paused containers are let run again; if the current one (the config
+// and image the project names now) becomes ready, the others are drained
+// and removed; if it does not, it goes (drained first, should it be
+// routed) and the old one serves on. What is left is Roll's to plan: Roll
+// after Settle finishes the rollout.
+func Settle(ctx context.Context, log *slog.Logger, e RollEngine, r Router, scope Scope, p *compose.Project, opts RollOptions) (Plan, error) {
+	obs, err := observe(ctx, e, scope, p)
+	if err != nil {
+		return nil, err
+	}
+	ro := roller{e: e, r: r, log: log, opts: opts.withDefaults()}
+	var plan Plan
+	for _, svc := range p.Services {
+		if !BlueGreen(svc) {
+			continue
+		}
+		var cs []Container
+		for _, c := range obs.Containers {
+			if c.Service == svc.Name {
+				cs = append(cs, c)
+			}
+		}
+		steps, err := ro.settle(ctx, svc, cs, obs.Images)
+		plan = append(plan, steps...)
+		if err == nil && len(steps) > 0 && r != nil {
+			// The one kept may be unrouted since it was paused.
+			if err = r.Refresh(ctx, svc); err != nil {
+				err = fmt.Errorf("refresh the front door: %w", err)
+			}
+		}
+		if err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
+}
+
+// settle is Settle for one service and its containers.
+func (ro roller) settle(ctx context.Context, svc compose.Service, cs []Container, images map[string]string) (Plan, error) {
+	var plan Plan
+	for i, c := range cs {
+		if c.State != "paused" {
+			continue
+		}
+		plan = append(plan, Step{Kind: UnpauseContainer, Target: c.Name, Service: svc.Name, ID: c.ID, Reason: "rollout cut short"})
+		if err := ro.e.UnpauseContainer(ctx, c.ID); err != nil {
+			return plan, fmt.Errorf("%s %s: %w", UnpauseContainer, c.Name, err)
+		}
+		cs[i].State = "running"
+	}
+	if len(cs) < 2 {
+		return plan, nil
+	}
+	keep := ro.keeper(ctx, svc, cs, images)
+	if keep < 0 {
+		return plan, nil // nothing serves: Roll recreates it as Up does
+	}
+	for i, c := range cs {
+		if i == keep {
+			continue
+		}
+		if c.Running() {
+			s := Step{Kind: DrainContainer, Target: c.Name, Service: svc.Name, ID: c.ID}
+			plan = append(plan, s)
+			if err := ro.drain(ctx, svc, s); err != nil {
+				return plan, fmt.Errorf("%s %s: %w", s.Kind, s.Target, err)
+			}
+		}
+		plan = append(plan, Step{Kind: RemoveContainer, Target: c.Name, Service: svc.Name, ID: c.ID, Reason: "rollout cut short"})
+		if err := ro.removeDrained(ctx, svc, c.ID); err != nil {
+			return plan, fmt.Errorf("%s %s: %w", RemoveContainer, c.Name, err)
+		}
+	}
+	return plan, nil
+}
+
+// keeper picks the container of cs that goes on serving: the current one
+// if it becomes ready, else one that runs (the old one), else none (-1).
+func (ro roller) keeper(ctx context.Context, svc compose.Service, cs []Container, images map[string]string) int {
+	cur := slices.IndexFunc(cs, func(c Container) bool { return staleness(svc, c, images) == "" })
+	if cur >= 0 {
+		err := ro.waitReady(ctx, svc, cs[cur].ID)
+		if err == nil {
+			return cur
+		}
+		ro.log.Info("the new container of a rollout cut short is not ready: the old one stays", "container", cs[cur].Name, "err", err)
+	}
+	// Not asked whether it is routed: one just unpaused is not, until
+	// the front door reads the engine again (settle has it do so).
+	for i, c := range cs {
+		if i != cur && c.Running() && c.Health != "unhealthy" {
+			return i
+		}
+	}
+	return -1
 }

@@ -73,6 +73,11 @@ func TestRolloutPlans(t *testing.T) {
 	if p := Rollout(routedProject(), converged); len(p) != 0 {
 		t.Errorf("rollout of a converged project:\n%s", p)
 	}
+	down := stopped
+	down.Containers = []Container{{ID: "id-php", Name: "blog_php_1", Service: "php", Hash: "old", State: "exited"}, stopped.Containers[1]}
+	if p := Rollout(routedProject(), down); len(p) != 0 {
+		t.Errorf("rollout of a stopped project starts it:\n%s", p)
+	}
 }
 
 // rollFake is an engine and a front door in memory. The front door routes
@@ -86,6 +91,9 @@ type rollFake struct {
 	paused  map[string]bool
 	failNew bool // new containers exit at once
 	next    int
+	// rereadAt, when set, has the front door read the engine at that
+	// InspectContainer call: another container started meanwhile.
+	rereadAt, inspects int
 }
 
 func newRollFake(cs ...Container) *rollFake {
@@ -146,6 +154,9 @@ func (f *rollFake) RemoveVolume(context.Context, string) error           { retur
 func (f *rollFake) InspectContainer(_ context.Context, id string) (Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.inspects++; f.inspects == f.rereadAt {
+		f.read()
+	}
 	c, ok := f.cs[id]
 	if !ok {
 		return Container{}, errors.New("no such container")
@@ -167,6 +178,7 @@ func (f *rollFake) PauseContainer(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	f.call("pause " + f.cs[id].Name)
 	f.paused[id] = true
+	f.cs[id].State = "paused"
 	return nil
 }
 func (f *rollFake) UnpauseContainer(_ context.Context, id string) error {
@@ -174,6 +186,7 @@ func (f *rollFake) UnpauseContainer(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	f.call("unpause " + f.cs[id].Name)
 	f.paused[id] = false
+	f.cs[id].State = "running"
 	return nil
 }
 func (f *rollFake) Routes(_ context.Context, _ compose.Service, c Container) (bool, error) {
@@ -198,7 +211,8 @@ func TestRollReplacesWebWithoutGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "remove blog_web_1"}
+	// Drained, then paused again and unrouted: it goes paused.
+	want := []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "remove blog_web_1"}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s\nplan:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"), plan)
 	}
@@ -220,5 +234,81 @@ func TestRollLeavesOldWhenNewFails(t *testing.T) {
 	}
 	if c := f.cs["id-web"]; c == nil || !c.Running() || !f.routed["id-web"] {
 		t.Errorf("the old container does not serve any more: %+v", c)
+	}
+}
+
+// cutShort is what a rollout killed during its drain leaves: the old web
+// container paused (unrouted), the new one beside it, current.
+func cutShort(newState string) *rollFake {
+	old := withImage(running("web", "h-web"), "sha256:web-old")
+	old.Number, old.State = "1", "paused"
+	nw := withImage(running("web", "h-web"), "sha256:web-new")
+	nw.ID, nw.Name, nw.Number, nw.State = "id-web2", "blog_web_2", "2", newState
+	f := newRollFake(withImage(running("php", "h-php"), "sha256:php"), old, nw)
+	f.paused["id-web"] = true
+	f.read()
+	return f
+}
+
+func TestSettleFinishesACutShortRollout(t *testing.T) {
+	f := cutShort("running")
+	plan, err := Settle(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old one answers what waited in it, unrouted, before it goes.
+	want := []string{"unpause blog_web_1", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "remove blog_web_1", "refresh"}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s\nplan:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"), plan)
+	}
+	if _, old := f.cs["id-web"]; old || !f.routed["id-web2"] {
+		t.Errorf("left %v, routed %v", f.cs, f.routed)
+	}
+	// Settled, Roll has nothing left to do.
+	f.calls = nil
+	if plan, err := Roll(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll); err != nil || len(plan) != 0 {
+		t.Errorf("roll after settle: %v\n%s", err, plan)
+	}
+}
+
+func TestSettleKeepsTheOldWhenTheNewIsNotReady(t *testing.T) {
+	f := cutShort("created") // killed between its creation and its start
+	plan, err := Settle(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"unpause blog_web_1", "remove blog_web_2", "refresh"}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("calls %q, want %q\nplan:\n%s", f.calls, want, plan)
+	}
+	if c := f.cs["id-web"]; c == nil || !c.Running() || !f.routed["id-web"] {
+		t.Fatalf("the old container does not serve: %+v", c)
+	}
+	// Then Roll replaces it again, blue/green.
+	f.calls = nil
+	if _, err := Roll(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "remove blog_web_1"}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("roll after settle: calls %q, want %q", f.calls, want)
+	}
+}
+
+func TestDrainAgainWhenRoutedAgain(t *testing.T) {
+	f := newRollFake(withImage(running("php", "h-php"), "sha256:php"), withImage(running("web", "h-web"), "sha256:web-old"))
+	f.cs["id-web"].Number = "1"
+	// Inspections: the new one ready (1), the old one unrouted (2), then
+	// watched while it drains (3): the front door routes it again there.
+	f.rereadAt = 3
+	plan, err := Roll(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1",
+		"pause blog_web_1", "refresh", "unpause blog_web_1", // it may have been sent requests: it answers them
+		"pause blog_web_1", "refresh", "remove blog_web_1"}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s\nplan:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"), plan)
 	}
 }
