@@ -5,6 +5,8 @@ package main
 // replaced, and not one request may fail.
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,9 +90,9 @@ func rebuildImageWith(t *testing.T, tag, path string) string {
 	return run("image", "inspect", "-f", "{{.Id}}", tag)
 }
 
-// load requests every site through the front door from a few workers
+// load requests every page through the front door from a few workers
 // until stop is closed, at most max requests; a request fails unless it
-// gets 200 and the site's own page.
+// gets 200 and the page. A page's key is its host, or host/path.
 type load struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
@@ -117,8 +120,9 @@ func runLoad(addr string, pages map[string]string, workers int, max int64, stop 
 				if l.ok.Load()+l.failed.Load() >= max {
 					return
 				}
-				host := hosts[i%len(hosts)]
-				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				key := hosts[i%len(hosts)]
+				host, path, _ := strings.Cut(key, "/")
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/"+path, nil)
 				req.Host = host
 				resp, err := c.Do(req)
 				why := ""
@@ -127,7 +131,7 @@ func runLoad(addr string, pages map[string]string, workers int, max int64, stop 
 				} else {
 					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode != 200 || string(b) != pages[host] {
+					if resp.StatusCode != 200 || string(b) != pages[key] {
 						why = fmt.Sprintf("%d %.80q", resp.StatusCode, b)
 					}
 				}
@@ -226,13 +230,16 @@ func TestRolloutLosesNoRequest(t *testing.T) {
 	l, wg := runLoad(addr, pages, 4, 400000, stop)
 	time.Sleep(500 * time.Millisecond) // load running before the rollout
 	start := time.Now()
-	out, errs, code := f.run("images", "rollout", "--all", "--parallel", "3")
+	out, errs, code := f.runFor(5*time.Minute, "images", "rollout", "--all", "--parallel", "3")
 	took := time.Since(start)
 	time.Sleep(500 * time.Millisecond) // and after it
 	close(stop)
 	wg.Wait()
 	t.Logf("rollout of %d sites in %s under load: %d requests answered, %d failed", n, took.Round(time.Millisecond), l.ok.Load(), l.failed.Load())
 	fmt.Printf("rollout: %d sites, %d requests, %d failed\n", n, l.ok.Load()+l.failed.Load(), l.failed.Load())
+	if os.Getenv("DARSE_LOG") != "" {
+		t.Logf("rollout:\n%s\n%s", out, errs)
+	}
 	if code != 0 {
 		t.Fatalf("images rollout: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -279,7 +286,7 @@ func TestRolloutLosesNoRequest(t *testing.T) {
 	eventually(t, addr, broken+"."+f.domain, 200, pages[broken+"."+f.domain])
 	brokenOld := inspect(broken+"_web_1", "{{.Id}}")
 	rebuildImageWith(t, tag, "/etc/darse-broken")
-	out, errs, code = f.run("images", "rollout", "--parallel", "1", broken, sites[1], sites[2])
+	out, errs, code = f.runFor(2*time.Minute, "images", "rollout", "--parallel", "1", broken, sites[1], sites[2])
 	if code != 1 || !strings.Contains(errs, "site "+broken) || !strings.Contains(out, broken+": failed:") || !strings.Contains(out, "left on its old container") {
 		t.Fatalf("rollout of a broken site: exit %d\n%s\n%s", code, out, errs)
 	}
@@ -390,3 +397,150 @@ func (f *front) failedRequests(t *testing.T) {
 		}
 	}
 }
+
+// runFor is run, darse killed (the test failing) if it takes longer than
+// d: a hung rollout must not hang the test.
+func (e *env) runFor(d time.Duration, args ...string) (string, string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, darseBin, args...)
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		e.t.Fatalf("darse %v: still running after %s, killed\n%s\n%s", args, d, out.String(), errb.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("darse %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestPlatformUpgradeLosesNoRequest: platform up with a new darse binary
+// (another build: another darse image) replaces docker-proxy, darse-fw and
+// the panel while a site and the panel are requested through the front
+// door: no request fails, Traefik is the same container throughout, the
+// firewall's table never goes away nor changes, and every darse container
+// runs the new image.
+func TestPlatformUpgradeLosesNoRequest(t *testing.T) {
+	var newTag string
+	t.Cleanup(func() {
+		if newTag != "" {
+			exec.Command("docker", "rmi", newTag).Run()
+		}
+	})
+	f := newFront(t, "")
+	project := fmt.Sprintf("front-t%d", os.Getpid())
+	table := fmt.Sprintf("darse-t%d", os.Getpid())
+	name := siteName("upg")
+	f.cleanup(name)
+	f.ok("site", "create", name, "--template", "static")
+	page := "<p>upgrade " + name + "</p>\n"
+	if err := os.WriteFile(filepath.Join(f.srv, "users", name, "data", "index.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", f.http)
+	pages := map[string]string{name + "." + f.domain: page, "panel." + f.domain + "/healthz": "ok\n"}
+	eventually(t, addr, name+"."+f.domain, 200, page)
+	deadline := time.Now().Add(30 * time.Second)
+	for code, _, _, _ := request(addr, "panel."+f.domain); code != 200 && code != 302 && code != 303; code, _, _, _ = request(addr, "panel."+f.domain) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the panel does not answer through the front door: %d", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	inspect := func(container, format string) string {
+		out, _ := exec.Command("docker", "inspect", "-f", format, container).Output()
+		return strings.TrimSpace(string(out))
+	}
+	traefikID := inspect(project+"_traefik_1", "{{.Id}}")
+	oldImage := inspect(project+"_firewall_1", "{{.Config.Image}}")
+	ruleset := func() string {
+		out, err := exec.Command("nft", "list", "table", "inet", table).Output()
+		if err != nil {
+			return "missing: " + err.Error()
+		}
+		return string(out)
+	}
+	rules := ruleset()
+	if strings.HasPrefix(rules, "missing") {
+		t.Fatalf("firewall table %s: %s", table, rules)
+	}
+
+	// The new binary: the same code, another build.
+	dir := t.TempDir()
+	for pkg, out := range map[string]string{".": filepath.Join(dir, "darse"), "../darse-fw": filepath.Join(dir, "darse-fw")} {
+		cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X "+versionPkg+".Commit=upgrade-"+strconv.Itoa(os.Getpid()), pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, b)
+		}
+	}
+
+	stop := make(chan struct{})
+	l, wg := runLoad(addr, pages, 4, 400000, stop)
+	var fwChanged atomic.Value
+	var fwWG sync.WaitGroup
+	fwWG.Add(1)
+	go func() { // the firewall's table, all along
+		defer fwWG.Done()
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if r := ruleset(); r != rules && fwChanged.Load() == nil {
+				fwChanged.Store(r)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	cmd := exec.Command(filepath.Join(dir, "darse"), "platform", "up")
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+f.srv)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	time.Sleep(time.Second) // and the load after it
+	close(stop)
+	wg.Wait()
+	fwWG.Wait()
+	newTag = inspect(project+"_firewall_1", "{{.Config.Image}}")
+	t.Logf("platform up of a new binary in %s under load: %d requests answered, %d failed\n%s", took.Round(time.Millisecond), l.ok.Load(), l.failed.Load(), out)
+	fmt.Printf("platform upgrade: %d requests, %d failed\n", l.ok.Load()+l.failed.Load(), l.failed.Load())
+	if err != nil {
+		t.Fatalf("platform up with the new binary: %v\n%s", err, out)
+	}
+	if l.failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed during the upgrade:\n%s", l.failed.Load(), l.ok.Load()+l.failed.Load(), strings.Join(l.failures, "\n"))
+		f.failedRequests(t)
+	}
+	if l.ok.Load() < 100 {
+		t.Errorf("only %d requests answered: the load did not run", l.ok.Load())
+	}
+	if newTag == oldImage || newTag == "" {
+		t.Fatalf("the firewall still runs %s: the new build made no new image", oldImage)
+	}
+	for _, c := range []string{project + "_docker-proxy_1", project + "-panel_panel_2"} {
+		if img := inspect(c, "{{.Config.Image}}"); img != newTag {
+			t.Errorf("%s runs %s, want %s", c, img, newTag)
+		}
+	}
+	if !strings.Contains(string(out), "StartBeside "+project+"-panel_panel_2") {
+		t.Errorf("the panel was not replaced blue/green:\n%s", out)
+	}
+	if got := inspect(project+"_traefik_1", "{{.Id}}"); got != traefikID {
+		t.Errorf("traefik was recreated (%s, was %s): its sockets closed", got, traefikID)
+	}
+	if r, _ := fwChanged.Load().(string); r != "" {
+		t.Errorf("the firewall's table changed during the upgrade:\n%s\nwas:\n%s", r, rules)
+	}
+}
+
+const versionPkg = "github.com/darse/darse/internal/version"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -27,6 +28,15 @@ func (e *Engine) PauseContainer(ctx context.Context, id string) error {
 func (e *Engine) UnpauseContainer(ctx context.Context, id string) error {
 	if _, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{}); err != nil {
 		return fmt.Errorf("unpause %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// DisconnectNetwork takes a container off a network (paused or not): the
+// front door then finds no address of it to route to.
+func (e *Engine) DisconnectNetwork(ctx context.Context, network, id string) error {
+	if _, err := e.c.NetworkDisconnect(ctx, network, client.NetworkDisconnectOptions{Container: id, Force: true}); err != nil {
+		return fmt.Errorf("disconnect %s from %s: %w", short(id), network, err)
 	}
 	return nil
 }
@@ -73,21 +83,24 @@ func (e *Engine) Nudge(ctx context.Context, image string) error {
 	if err != nil {
 		return fmt.Errorf("nudge: create from %s: %w", image, err)
 	}
+	// Waited on before it starts, as `docker run --rm` does: a wait asked
+	// while the engine removes it may never return. Bounded all the same:
+	// once started, its start and its die make the events wanted.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	wait := e.c.ContainerWait(wctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
 	if _, err := e.c.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		e.c.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true})
+		e.c.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true})
 		return fmt.Errorf("nudge: start: %w", err)
 	}
-	wait := e.c.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
 	select {
 	case <-wait.Result:
 	case err := <-wait.Error:
-		if err != nil && !errdefs.IsNotFound(err) && ctx.Err() == nil {
+		if err != nil && !errdefs.IsNotFound(err) && wctx.Err() == nil {
 			return fmt.Errorf("nudge: wait: %w", err)
 		}
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	return nil
+	return ctx.Err()
 }
 
 func short(id string) string {

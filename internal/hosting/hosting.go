@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/labels"
@@ -62,7 +61,7 @@ type Hosting struct {
 	store  *store.Store
 	engine Engine
 	log    *slog.Logger
-	drains sync.Mutex // rollouts drain one old container at a time (rollout.go)
+	drains reconcile.Drains // the drains of concurrent rollouts, in rounds (rollout.go)
 }
 
 // New returns a Hosting over the store and engine.

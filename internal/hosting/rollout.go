@@ -49,7 +49,7 @@ func (h *Hosting) roll(ctx context.Context, name string, opts reconcile.RollOpti
 			return nil, fmt.Errorf("front network: %w", err)
 		}
 	}
-	opts.Serial = &h.drains
+	opts.Drains, opts.LeaveStopped = &h.drains, true
 	steps, err := do(ctx, h.log, e, h.router(), scope(name), p, opts)
 	if err != nil {
 		return steps, fmt.Errorf("site %q: %w", name, err)

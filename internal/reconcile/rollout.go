@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/darse/darse/internal/compose"
@@ -36,13 +35,8 @@ func BlueGreen(s compose.Service) bool {
 // Rollout plans as Up does, except that a running blue/green service whose
 // single container must be replaced is replaced without a gap: the new
 // container started beside it and routed, then the old one drained and
-// removed. Everything else is as Up plans it, except that a project none
-// of whose containers runs (a stopped site) plans nothing: a rollout does
-// not start what was stopped, which gets the new images when started.
+// removed. Everything else is as Up plans it.
 func Rollout(p *compose.Project, obs Observed) Plan {
-	if !slices.ContainsFunc(obs.Containers, Container.Running) {
-		return nil
-	}
 	up := Up(p, obs)
 	byID := map[string]Container{}
 	for _, c := range obs.Containers {
@@ -93,6 +87,7 @@ type RollEngine interface {
 	InspectContainer(ctx context.Context, id string) (Container, error)
 	PauseContainer(ctx context.Context, id string) error
 	UnpauseContainer(ctx context.Context, id string) error
+	DisconnectNetwork(ctx context.Context, network, id string) error
 }
 
 // Router is the front door as a rollout sees it.
@@ -116,9 +111,13 @@ type RollOptions struct {
 	// Poll is the interval between checks (default 50 ms: less than the
 	// front door's throttle, 100 ms, so that a drain sees every routing).
 	Poll time.Duration
-	// Serial, when set, is held while an old container is drained, so
-	// that the rollouts of one process drain one at a time.
-	Serial sync.Locker
+	// LeaveStopped has Roll plan nothing for a project none of whose
+	// containers runs (a stopped site): a rollout does not start what was
+	// stopped, which gets the new images when it is started.
+	LeaveStopped bool
+	// Drains, when set, gathers the drains of the process's concurrent
+	// rollouts into rounds (nil: each rollout drains alone).
+	Drains *Drains
 }
 
 func (o RollOptions) withDefaults() RollOptions {
@@ -147,6 +146,9 @@ func Roll(ctx context.Context, log *slog.Logger, e RollEngine, r Router, scope S
 	if err != nil {
 		return nil, err
 	}
+	if opts.LeaveStopped && !slices.ContainsFunc(obs.Containers, Container.Running) {
+		return nil, nil
+	}
 	plan := Rollout(p, obs)
 	ro := roller{e: e, r: r, log: log, opts: opts.withDefaults()}
 	return plan, ro.apply(ctx, p, plan)
@@ -164,20 +166,18 @@ func (ro roller) apply(ctx context.Context, p *compose.Project, plan Plan) error
 	for _, s := range p.Services {
 		services[s.Name] = s
 	}
-	for i, s := range plan {
+	for i := 0; i < len(plan); i++ {
+		s := plan[i]
 		var err error
 		start := time.Now()
 		switch s.Kind {
 		case StartBeside:
 			err = ro.startBeside(ctx, services[s.Service], s)
 		case DrainContainer:
-			err = ro.drain(ctx, services[s.Service], s)
-		case RemoveContainer:
-			if i > 0 && plan[i-1].Kind == DrainContainer && plan[i-1].ID == s.ID {
-				err = ro.removeDrained(ctx, services[s.Service], s.ID)
-				break
+			if i+1 < len(plan) && plan[i+1].Kind == RemoveContainer && plan[i+1].ID == s.ID {
+				i++ // the removal is part of the drain
 			}
-			fallthrough
+			err = ro.drainAndRemove(ctx, services[s.Service], s)
 		default:
 			err = Apply(ctx, ro.log, ro.e, p, plan[i:i+1])
 			if err != nil {
@@ -199,7 +199,9 @@ func (ro roller) startBeside(ctx context.Context, svc compose.Service, s Step) e
 	c := svc.Container
 	c.Labels = maps.Clone(c.Labels)
 	c.Labels[compose.LabelNumber] = s.Number
-	id, err := ro.e.RunContainer(ctx, s.Target, c)
+	// Its start makes the front door read the engine: not while old
+	// containers are drained.
+	id, err := ro.opts.Drains.starting(func() (string, error) { return ro.e.RunContainer(ctx, s.Target, c) })
 	if err == nil {
 		err = ro.waitReady(ctx, svc, id)
 	}
@@ -250,110 +252,6 @@ func (ro roller) waitReady(ctx context.Context, svc compose.Service, id string) 
 	}
 }
 
-// drain takes the old container out of the routing without it ever
-// refusing a request, and leaves it paused, unrouted and with nothing
-// sent to it that it has not answered: the removal that follows kills it.
-// Paused, it is no longer routed once the front door reads the engine
-// again (Refresh), and whatever reached it meanwhile waits in its
-// sockets; unpaused for the drain time, it answers that. But the front
-// door routes it again whenever it reads the engine while it runs (on any
-// container's start or die), so it is watched while it runs, and paused
-// again: once it was not routed during a whole drain time, it was sent
-// nothing more, and goes paused.
-func (ro roller) drain(ctx context.Context, svc compose.Service, s Step) (err error) {
-	if ro.r == nil {
-		return sleep(ctx, ro.opts.Drain)
-	}
-	if l := ro.opts.Serial; l != nil {
-		// Each drain's refresh of the front door routes the others' old
-		// containers again: one at a time.
-		l.Lock()
-		defer l.Unlock()
-	}
-	paused := false
-	defer func() {
-		if err != nil && paused {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if uerr := ro.e.UnpauseContainer(uctx, s.ID); uerr != nil {
-				err = errors.Join(err, uerr)
-			}
-		}
-	}()
-	sent := true // what it was sent before its first pause
-	for attempt := 0; attempt < 10; attempt++ {
-		paused = true
-		if err := ro.unroute(ctx, svc, s.ID); err != nil {
-			return err
-		}
-		if !sent {
-			return nil
-		}
-		if err := ro.e.UnpauseContainer(ctx, s.ID); err != nil {
-			return err
-		}
-		paused = false
-		if sent, err = ro.watch(ctx, svc, s.ID); err != nil {
-			return err
-		}
-		if sent {
-			ro.log.Info("old container routed again during its drain; draining again", "container", s.Target)
-		}
-	}
-	return fmt.Errorf("the front door kept routing to it")
-}
-
-// unroute pauses the container and refreshes the front door until it no
-// longer routes there: the front door's last reading of the engine was
-// made while it was paused.
-func (ro roller) unroute(ctx context.Context, svc compose.Service, id string) error {
-	if err := ro.e.PauseContainer(ctx, id); err != nil {
-		return err
-	}
-	if err := ro.r.Refresh(ctx, svc); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(ro.opts.Unroute)
-	for {
-		routed, err := ro.routed(ctx, svc, id)
-		if err != nil {
-			return err
-		}
-		if !routed {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still routed %s after it was paused", ro.opts.Unroute)
-		}
-		if err := sleep(ctx, ro.opts.Poll); err != nil {
-			return err
-		}
-	}
-}
-
-// watch lets the drain time pass, reporting whether the front door routed
-// the container at any time meanwhile. It asks at every poll, more often
-// than the front door applies a new reading (the throttle of
-// core/front's traefik.yml), so that no routing goes unseen.
-func (ro roller) watch(ctx context.Context, svc compose.Service, id string) (bool, error) {
-	end := time.Now().Add(ro.opts.Drain)
-	sent := false
-	for {
-		routed, err := ro.routed(ctx, svc, id)
-		if err != nil {
-			return sent, err
-		}
-		sent = sent || routed
-		left := time.Until(end)
-		if left <= 0 {
-			return sent, nil
-		}
-		if err := sleep(ctx, min(left, ro.opts.Poll)); err != nil {
-			return sent, err
-		}
-	}
-}
-
 func (ro roller) routed(ctx context.Context, svc compose.Service, id string) (bool, error) {
 	c, err := ro.e.InspectContainer(ctx, id)
 	if err != nil {
@@ -362,18 +260,48 @@ func (ro roller) routed(ctx context.Context, svc compose.Service, id string) (bo
 	return ro.r.Routes(ctx, svc, c)
 }
 
-// removeDrained removes a container drain left paused: it answers nothing
-// any more, so it is killed at once rather than after its stop timeout
-// (a paused process cannot act on the stop signal).
-func (ro roller) removeDrained(ctx context.Context, svc compose.Service, id string) error {
-	timeout := svc.Container.StopTimeout
-	if ro.r != nil {
-		zero := 0
-		timeout = &zero
+// drainAndRemove drains the old container and removes it. Without a
+// front door it only answers for the drain time. With one, its drain is
+// one of a round (Drains) with those of the other rollouts of the process.
+func (ro roller) drainAndRemove(ctx context.Context, svc compose.Service, s Step) error {
+	if ro.r == nil {
+		if err := sleep(ctx, ro.opts.Drain); err != nil {
+			return err
+		}
+		return ro.removeDrained(ctx, svc, s.ID)
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	d := ro.opts.Drains
+	if d == nil {
+		d = new(Drains)
+	}
+	return d.drain(ctx, ro, svc, s)
+}
+
+// removeDrained removes a container drain left paused, unrouted and
+// with nothing sent to it unanswered. It is first taken off its networks,
+// then let run to stop as it should (SIGTERM, its stop timeout: a panel
+// finishes its operation): running, without an address, the front door
+// has nothing of it to route to, whenever it reads the engine.
+func (ro roller) removeDrained(ctx context.Context, svc compose.Service, id string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	return ro.e.RemoveContainer(rctx, id, timeout)
+	if ro.r != nil {
+		c, err := ro.e.InspectContainer(rctx, id)
+		if err != nil {
+			return err
+		}
+		if c.State == "paused" {
+			for _, a := range c.Addresses {
+				if err := ro.e.DisconnectNetwork(rctx, a.Network, id); err != nil {
+					return err
+				}
+			}
+			if err := ro.e.UnpauseContainer(rctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return ro.e.RemoveContainer(rctx, id, svc.Container.StopTimeout)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -454,16 +382,18 @@ func (ro roller) settle(ctx context.Context, svc compose.Service, cs []Container
 		if i == keep {
 			continue
 		}
-		if c.Running() {
-			s := Step{Kind: DrainContainer, Target: c.Name, Service: svc.Name, ID: c.ID}
-			plan = append(plan, s)
-			if err := ro.drain(ctx, svc, s); err != nil {
-				return plan, fmt.Errorf("%s %s: %w", s.Kind, s.Target, err)
+		rm := Step{Kind: RemoveContainer, Target: c.Name, Service: svc.Name, ID: c.ID, Reason: "rollout cut short"}
+		if !c.Running() {
+			plan = append(plan, rm)
+			if err := ro.removeDrained(ctx, svc, c.ID); err != nil {
+				return plan, fmt.Errorf("%s %s: %w", RemoveContainer, c.Name, err)
 			}
+			continue
 		}
-		plan = append(plan, Step{Kind: RemoveContainer, Target: c.Name, Service: svc.Name, ID: c.ID, Reason: "rollout cut short"})
-		if err := ro.removeDrained(ctx, svc, c.ID); err != nil {
-			return plan, fmt.Errorf("%s %s: %w", RemoveContainer, c.Name, err)
+		s := Step{Kind: DrainContainer, Target: c.Name, Service: svc.Name, ID: c.ID}
+		plan = append(plan, s, rm)
+		if err := ro.drainAndRemove(ctx, svc, s); err != nil {
+			return plan, fmt.Errorf("%s %s: %w", s.Kind, s.Target, err)
 		}
 	}
 	return plan, nil

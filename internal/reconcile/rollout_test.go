@@ -73,11 +73,7 @@ func TestRolloutPlans(t *testing.T) {
 	if p := Rollout(routedProject(), converged); len(p) != 0 {
 		t.Errorf("rollout of a converged project:\n%s", p)
 	}
-	down := stopped
-	down.Containers = []Container{{ID: "id-php", Name: "blog_php_1", Service: "php", Hash: "old", State: "exited"}, stopped.Containers[1]}
-	if p := Rollout(routedProject(), down); len(p) != 0 {
-		t.Errorf("rollout of a stopped project starts it:\n%s", p)
-	}
+
 }
 
 // rollFake is an engine and a front door in memory. The front door routes
@@ -173,6 +169,12 @@ func (f *rollFake) RemoveContainer(_ context.Context, id string, _ *int) error {
 	delete(f.cs, id)
 	return nil
 }
+func (f *rollFake) DisconnectNetwork(_ context.Context, network, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.call("disconnect " + f.cs[id].Name + " from " + network)
+	return nil
+}
 func (f *rollFake) PauseContainer(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -207,12 +209,15 @@ var fastRoll = RollOptions{Ready: time.Second, Unroute: time.Second, Drain: time
 func TestRollReplacesWebWithoutGap(t *testing.T) {
 	f := newRollFake(withImage(running("php", "h-php"), "sha256:php"), withImage(running("web", "h-web"), "sha256:web-old"))
 	f.cs["id-web"].Number = "1"
+	f.cs["id-web"].Addresses = []Address{{Network: "front", IPv4: "172.30.0.2"}, {Network: "blog_default", IPv4: "172.31.0.2"}}
 	plan, err := Roll(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Drained, then paused again and unrouted: it goes paused.
-	want := []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "remove blog_web_1"}
+	// Drained, then paused again and unrouted: it goes paused, with no
+	// address the front door could route to as the engine kills it.
+	want := []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh",
+		"disconnect blog_web_1 from front", "disconnect blog_web_1 from blog_default", "unpause blog_web_1", "remove blog_web_1"}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s\nplan:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"), plan)
 	}
@@ -257,7 +262,7 @@ func TestSettleFinishesACutShortRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The old one answers what waited in it, unrouted, before it goes.
-	want := []string{"unpause blog_web_1", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "remove blog_web_1", "refresh"}
+	want := []string{"unpause blog_web_1", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "unpause blog_web_1", "remove blog_web_1", "refresh"}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s\nplan:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"), plan)
 	}
@@ -289,7 +294,7 @@ func TestSettleKeepsTheOldWhenTheNewIsNotReady(t *testing.T) {
 	if _, err := Roll(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), fastRoll); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "remove blog_web_1"}
+	want = []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1", "pause blog_web_1", "refresh", "unpause blog_web_1", "remove blog_web_1"}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("roll after settle: calls %q, want %q", f.calls, want)
 	}
@@ -307,8 +312,48 @@ func TestDrainAgainWhenRoutedAgain(t *testing.T) {
 	}
 	want := []string{"run blog_web_2 number 2", "pause blog_web_1", "refresh", "unpause blog_web_1",
 		"pause blog_web_1", "refresh", "unpause blog_web_1", // it may have been sent requests: it answers them
-		"pause blog_web_1", "refresh", "remove blog_web_1"}
+		"pause blog_web_1", "refresh", "unpause blog_web_1", "remove blog_web_1"}
 	if !slices.Equal(f.calls, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s\nplan:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"), plan)
+	}
+}
+
+func TestARoundDrainsTogether(t *testing.T) {
+	a, b := running("a", "h-a"), running("b", "h-b")
+	f := newRollFake(a, b)
+	ro := roller{e: f, r: f, log: slog.New(slog.DiscardHandler), opts: fastRoll.withDefaults()}
+	batch := []*drainReq{
+		{step: Step{Kind: DrainContainer, Target: a.Name, ID: a.ID}, done: make(chan error, 1), sent: true},
+		{step: Step{Kind: DrainContainer, Target: b.Name, ID: b.ID}, done: make(chan error, 1), sent: true},
+	}
+	ro.round(context.Background(), batch)
+	for _, q := range batch {
+		if err := <-q.done; err != nil {
+			t.Errorf("%s: %v", q.step.Target, err)
+		}
+	}
+	// One refresh unroutes both, each time.
+	want := []string{"pause blog_a_1", "pause blog_b_1", "refresh", "unpause blog_a_1", "unpause blog_b_1",
+		"pause blog_a_1", "pause blog_b_1", "refresh", "unpause blog_a_1", "remove blog_a_1", "unpause blog_b_1", "remove blog_b_1"}
+	if !slices.Equal(f.calls, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"))
+	}
+	if len(f.cs) != 0 {
+		t.Errorf("left %v", f.cs)
+	}
+}
+
+func TestRollLeavesAStoppedSiteStopped(t *testing.T) {
+	php, web := withImage(running("php", "h-php"), "sha256:php"), withImage(running("web", "h-web"), "sha256:web-old")
+	php.State, web.State = "exited", "exited"
+	f := newRollFake(php, web)
+	opts := fastRoll
+	opts.LeaveStopped = true
+	if plan, err := Roll(context.Background(), slog.New(slog.DiscardHandler), f, f, Scope{Project: "blog"}, routedProject(), opts); err != nil || len(plan) != 0 || len(f.calls) != 0 {
+		t.Errorf("rollout of a stopped site: %v, calls %q\n%s", err, f.calls, plan)
+	}
+	// Without it (the platform's panel), what is stopped is brought up.
+	if plan := Rollout(routedProject(), Observed{Containers: []Container{php, web}}); len(plan) == 0 {
+		t.Error("rollout plans nothing for a stopped project")
 	}
 }

@@ -91,12 +91,33 @@ func (s service) serves(url string) bool {
 
 // Refresh nudges Traefik into reading the engine with a throwaway
 // container of the service's own image (present: the service runs it).
+// The nudge's start and its die each make Traefik read the engine, one
+// after the other: Refresh returns once the second reading has likely
+// been applied too (a wait as long as the nudge took, the engine's pace,
+// twice, plus Traefik's throttle), so that the caller's next change is
+// not read by it.
 func (r *Router) Refresh(ctx context.Context, svc compose.Service) error {
 	if r.Nudger == nil {
 		return errors.New("traefik: no way to make it read the engine")
 	}
-	return r.Nudger.Nudge(ctx, svc.Container.Image)
+	start := time.Now()
+	if err := r.Nudger.Nudge(ctx, svc.Container.Image); err != nil {
+		return err
+	}
+	wait := min(2*time.Since(start)+Throttle, 2*time.Second)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
+
+// Throttle is how long Traefik waits before applying a new reading of the
+// engine (providersThrottleDuration in core/front/conf/traefik.yml.tmpl).
+const Throttle = 100 * time.Millisecond
 
 // service asks the API for one HTTP service; found is false when Traefik
 // has none of that name (no container of it routed).
