@@ -69,12 +69,15 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (reconcile.Con
 // NudgeLabel marks the throwaway containers Nudge runs.
 const NudgeLabel = "darse.nudge"
 
-// Nudge runs and removes a throwaway container of image (`true`, no
-// network, no capability): its start and die events make Traefik's Docker
+// Nudge runs and removes a throwaway container of image (cmd, `true` by
+// default; no network, no capability): its start and die events make Traefik's Docker
 // provider read the engine again, which it does on nothing else a rollout
 // does (pausing a container is not such an event).
-func (e *Engine) Nudge(ctx context.Context, image string) error {
-	cfg := &container.Config{Image: image, Entrypoint: []string{"true"}, Cmd: nil, User: "65534:65534",
+func (e *Engine) Nudge(ctx context.Context, image string, cmd ...string) error {
+	if len(cmd) == 0 {
+		cmd = []string{"true"}
+	}
+	cfg := &container.Config{Image: image, Entrypoint: cmd, Cmd: nil, User: "65534:65534",
 		Labels: map[string]string{NudgeLabel: "true"}}
 	hc := &container.HostConfig{NetworkMode: "none", ReadonlyRootfs: true, CapDrop: []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges:true"}, AutoRemove: true}

@@ -38,7 +38,8 @@ func (p *Platform) upPanel(ctx context.Context, proj *compose.Project) (reconcil
 	}
 	var r reconcile.Router
 	if p.frontAnswers(ctx) {
-		r = &traefik.Router{API: p.Config.Front.API, Nudger: e}
+		// The darse image holds darse's binaries only: no `true`.
+		r = &traefik.Router{API: p.Config.Front.API, Nudger: e, NudgeCmd: []string{"darse", "version"}}
 	}
 	// The old panel stops as it always did: its operation finishes
 	// (stop_grace_period), its requests answered before it is unrouted.

@@ -21,7 +21,7 @@ import (
 // Nudger makes Traefik's Docker provider read the engine again
 // (*engine.Engine: a throwaway container's start and die).
 type Nudger interface {
-	Nudge(ctx context.Context, image string) error
+	Nudge(ctx context.Context, image string, cmd ...string) error
 }
 
 // Router is reconcile.Router over Traefik's API.
@@ -29,7 +29,10 @@ type Router struct {
 	// API is Traefik's API address, host:port (darse.yml front.api).
 	API    string
 	Nudger Nudger
-	Client *http.Client // http.DefaultClient when nil
+	// NudgeCmd is what the nudge runs in the service's image: `true` when
+	// empty (an image without it, such as darse's own, names another).
+	NudgeCmd []string
+	Client   *http.Client // http.DefaultClient when nil
 }
 
 var _ reconcile.Router = (*Router)(nil)
@@ -101,7 +104,7 @@ func (r *Router) Refresh(ctx context.Context, svc compose.Service) error {
 		return errors.New("traefik: no way to make it read the engine")
 	}
 	start := time.Now()
-	if err := r.Nudger.Nudge(ctx, svc.Container.Image); err != nil {
+	if err := r.Nudger.Nudge(ctx, svc.Container.Image, r.NudgeCmd...); err != nil {
 		return err
 	}
 	wait := min(2*time.Since(start)+Throttle, 2*time.Second)
