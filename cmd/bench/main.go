@@ -40,6 +40,7 @@ var suites = []suite{
 	{"fw", fwBench},
 	{"panel", panelBench},
 	{"metrics", metricsBench},
+	{"rollout", rolloutBench},
 }
 
 func main() {
