@@ -42,6 +42,7 @@ var suites = []suite{
 	{"metrics", metricsBench},
 	{"wordpress", wordpressBench},
 	{"backup", backupBench},
+	{"rollout", rolloutBench},
 }
 
 func main() {

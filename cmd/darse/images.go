@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -16,8 +18,10 @@ import (
 	"github.com/darse/darse"
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/images"
+	"github.com/darse/darse/internal/ops"
 	"github.com/darse/darse/internal/reconcile"
-	"github.com/darse/darse/internal/traefik"
+	"github.com/darse/darse/internal/site"
+	"github.com/darse/darse/internal/store"
 )
 
 func newImagesCmd(a *app) *cobra.Command {
@@ -226,7 +230,8 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 	var (
 		verbose, rollout bool
 		b                images.Builder
-		opts             reconcile.RollOptions
+		k                ops.Rollout
+		parallel         int
 	)
 	cmd := &cobra.Command{
 		Use:   "update [NAME...] [--rollout]",
@@ -255,7 +260,7 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 			if !rollout {
 				return nil
 			}
-			return a.rollout(cmd, nil, true, opts)
+			return a.rollout(cmd, nil, true, k, parallel)
 		},
 	}
 	f := cmd.Flags()
@@ -265,7 +270,7 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 	f.StringVar(&b.SecurityMirror, "security-mirror", images.DefaultSecurityMirror, "Debian security mirror")
 	f.StringVar(&b.CacheDir, "cache-dir", images.DefaultCacheDir, "where downloaded packages are kept between builds")
 	f.StringVar(&b.TempDir, "tmp-dir", "", "where build trees are made (default $TMPDIR or /tmp; must allow exec)")
-	rollFlags(cmd, &opts)
+	rollFlags(cmd, &k, &parallel)
 	return cmd
 }
 
@@ -311,61 +316,62 @@ func shortDigest(d string) string {
 	return h[:min(12, len(h))]
 }
 
-func rollFlags(cmd *cobra.Command, o *reconcile.RollOptions) {
+// rollFlags are the flags of a rollout: its operations' waits, and how
+// many sites at a time.
+func rollFlags(cmd *cobra.Command, k *ops.Rollout, parallel *int) {
 	f := cmd.Flags()
-	f.DurationVar(&o.Ready, "ready-timeout", 60*time.Second, "how long a new web container may take to be healthy and routed")
-	f.DurationVar(&o.Drain, "drain", time.Second, "how long an old web container answers, unrouted, before it is stopped")
+	f.DurationVar(&k.Ready, "ready-timeout", 60*time.Second, "how long a new web container may take to be healthy and routed")
+	f.DurationVar(&k.Drain, "drain", time.Second, "how long an old web container answers, unrouted, before it is stopped")
+	f.IntVar(parallel, "parallel", 2, "how many sites are rolled out at a time")
 }
+
+// maxParallel bounds --parallel: each site rolled at once runs a second
+// web container and nudges the front door.
+const maxParallel = 32
 
 func newImagesRolloutCmd(a *app) *cobra.Command {
 	var (
-		all  bool
-		opts reconcile.RollOptions
+		all      bool
+		k        ops.Rollout
+		parallel int
 	)
 	cmd := &cobra.Command{
 		Use:   "rollout NAME... | --all",
 		Short: "Bring sites onto the current images; web services replaced without downtime",
-		Long: "Converge each site as `darse site up` does, recreating what runs an image since\n" +
-			"rebuilt, except that a routed web service is replaced blue/green: the new\n" +
+		Long: "Converge each running site as `darse site up` does, recreating what runs an image\n" +
+			"since rebuilt, except that a routed web service is replaced blue/green: the new\n" +
 			"container starts beside the old one and is routed by the front door before the\n" +
-			"old one is drained and removed, so that no request is lost. Sites are rolled\n" +
-			"one at a time; the first whose new container does not become healthy and routed\n" +
-			"is left on its old container, and the rollout stops there.",
+			"old one is drained and removed, so that no request is lost. Each site is one\n" +
+			"operation (`darse op ls`), --parallel at a time; a stopped site is left stopped.\n" +
+			"The first site whose new container does not become healthy and routed is left\n" +
+			"on its old container, and no further site is begun (exit 1).",
 		ValidArgsFunction: a.completeSite(),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			if all == (len(names) > 0) {
 				return errors.New("name the sites to roll out, or give --all")
 			}
-			return a.rollout(cmd, names, all, opts)
+			return a.rollout(cmd, names, all, k, parallel)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "every site")
-	rollFlags(cmd, &opts)
+	rollFlags(cmd, &k, &parallel)
 	return cmd
 }
 
-// rollout rolls the sites named (or all) out, one at a time, printing each
-// plan, and stops at the first failure.
-func (a *app) rollout(cmd *cobra.Command, names []string, all bool, opts reconcile.RollOptions) error {
+// rollout rolls the sites named (or all) out as one operation each,
+// parallel at a time, printing each site's plan once it is done, and
+// begins no further site after the first failure.
+func (a *app) rollout(cmd *cobra.Command, names []string, all bool, k ops.Rollout, parallel int) error {
+	if parallel < 1 || parallel > maxParallel {
+		return &site.FieldError{Field: "--parallel", Value: strconv.Itoa(parallel), Rule: fmt.Sprintf("must be between 1 and %d", maxParallel)}
+	}
 	ctx := cmd.Context()
-	h, err := a.Hosting(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := a.Platform(ctx)
-	if err != nil {
-		return err
-	}
-	e, err := a.Engine(ctx)
+	o, err := a.operations(ctx)
 	if err != nil {
 		return err
 	}
 	if all {
-		st, err := a.Store(ctx)
-		if err != nil {
-			return err
-		}
-		sites, err := st.ListSites(ctx)
+		sites, err := o.store.ListSites(ctx)
 		if err != nil {
 			return err
 		}
@@ -373,23 +379,95 @@ func (a *app) rollout(cmd *cobra.Command, names []string, all bool, opts reconci
 			names = append(names, s.Name)
 		}
 	}
-	r := &traefik.Router{API: p.Config.Front.API, Nudger: e}
-	out := cmd.OutOrStdout()
-	for i, name := range names {
-		start := time.Now()
-		plan, err := h.Rollout(ctx, name, e, r, opts)
-		printPlan(out, name, plan)
-		if err != nil {
-			if errors.Is(err, reconcile.ErrNotReady) {
-				err = fmt.Errorf("%w (left on its old container; %d of %d sites rolled out)", err, i, len(names))
+	r := rolling{o: o, k: k, out: cmd.OutOrStdout(), plans: map[int64]reconcile.Plan{}}
+	o.runner.Plans = r.keepPlan
+	jobs := make(chan string)
+	var wg sync.WaitGroup
+	for range min(parallel, max(len(names), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range jobs {
+				r.one(ctx, name)
 			}
-			return err
+		}()
+	}
+	for _, name := range names {
+		if r.stopped() {
+			break
 		}
-		if len(plan) > 0 {
-			fmt.Fprintf(out, "%s: rolled out in %s\n", name, time.Since(start).Round(time.Millisecond))
-		}
+		jobs <- name
+	}
+	close(jobs)
+	wg.Wait()
+	if len(r.failed) > 0 {
+		return fmt.Errorf("rollout stopped: %s (%d of %d sites rolled out)", strings.Join(r.failed, "; "), r.done, len(names))
 	}
 	return nil
+}
+
+// rolling is one rollout's progress, shared by its workers.
+type rolling struct {
+	o   *cliOps
+	k   ops.Rollout
+	out io.Writer
+
+	mu     sync.Mutex
+	plans  map[int64]reconcile.Plan
+	failed []string // "site: why"
+	done   int
+}
+
+func (r *rolling) keepPlan(op *store.Operation, plan reconcile.Plan) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.plans[op.ID] = plan
+}
+
+func (r *rolling) stopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.failed) > 0
+}
+
+// one records and carries out the rollout of one site, unless another
+// worker's site failed meanwhile.
+func (r *rolling) one(ctx context.Context, name string) {
+	if r.stopped() {
+		return
+	}
+	start := time.Now()
+	k := r.k
+	op, err := r.run(ctx, name, &k)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if op != nil {
+		printPlan(r.out, name, r.plans[op.ID])
+	}
+	if err != nil {
+		fmt.Fprintf(r.out, "%s: failed: %v\n", name, err)
+		r.failed = append(r.failed, fmt.Sprintf("site %s: %v", name, err))
+		return
+	}
+	r.done++
+	if len(r.plans[op.ID]) > 0 {
+		fmt.Fprintf(r.out, "%s: rolled out in %s\n", name, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func (r *rolling) run(ctx context.Context, name string, k *ops.Rollout) (*store.Operation, error) {
+	id, err := r.o.runner.Submit(ctx, ops.Request{Site: name, User: r.o.user}, k)
+	if err != nil {
+		return nil, err
+	}
+	op, err := r.o.runner.RunOne(ctx, id)
+	switch {
+	case err != nil:
+		return op, fmt.Errorf("operation %d: %w", id, err)
+	case op.State == store.OpFailed:
+		return op, errors.New(op.Error)
+	}
+	return op, nil
 }
 
 func humanSize(n int64) string {

@@ -36,6 +36,15 @@ type killCase struct {
 	setup    func(e *env, name string) ops.Kind
 	// done checks the site after the operation ended done.
 	done func(e *env, name string)
+	// env makes the subtest's environment (nil: newEnv).
+	env func(t *testing.T) *env
+}
+
+func (c killCase) newEnv(t *testing.T) *env {
+	if c.env != nil {
+		return c.env(t)
+	}
+	return newEnv(t)
 }
 
 func running(e *env, name string) {
@@ -95,7 +104,8 @@ func killCases() map[string]killCase {
 			running(e, name)
 			noDrillLeft(e)
 		}},
-		"create": {create: true, setup: func(e *env, name string) ops.Kind { return &ops.Create{Template: "static"} }, done: running},
+		"rollout": rolloutKillCase(),
+		"create":  {create: true, setup: func(e *env, name string) ops.Kind { return &ops.Create{Template: "static"} }, done: running},
 		"up": {setup: func(e *env, name string) ops.Kind {
 			created(e, name)
 			e.ok("site", "stop", name)
@@ -267,6 +277,9 @@ func delays(kind string) []time.Duration {
 	if kind == "create" {
 		return []time.Duration{0, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond}
 	}
+	if kind == "rollout" { // beside, routed, paused, drained, removed
+		return []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 2500 * time.Millisecond, 3500 * time.Millisecond}
+	}
 	return []time.Duration{0, 250 * time.Millisecond}
 }
 
@@ -284,7 +297,7 @@ func TestKilledDuringEveryKind(t *testing.T) {
 			continue
 		}
 		t.Run("cli/"+kind, func(t *testing.T) {
-			e := newEnv(t)
+			e := c.newEnv(t)
 			e.ok("op", "ls") // the store exists before two processes open it at once
 			for i, delay := range delays(kind) {
 				name := siteName(fmt.Sprintf("kc%d%s", i, kind[:2]))
@@ -308,7 +321,7 @@ func TestKilledDuringEveryKind(t *testing.T) {
 			}
 		})
 		t.Run("panel/"+kind, func(t *testing.T) {
-			e := newEnv(t)
+			e := c.newEnv(t)
 			e.ok("op", "ls")
 			delay := delays(kind)[1]
 			name := siteName("kp" + kind[:2])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -27,6 +28,15 @@ func (e *Engine) PauseContainer(ctx context.Context, id string) error {
 func (e *Engine) UnpauseContainer(ctx context.Context, id string) error {
 	if _, err := e.c.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{}); err != nil {
 		return fmt.Errorf("unpause %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// DisconnectNetwork takes a container off a network (paused or not): the
+// front door then finds no address of it to route to.
+func (e *Engine) DisconnectNetwork(ctx context.Context, network, id string) error {
+	if _, err := e.c.NetworkDisconnect(ctx, network, client.NetworkDisconnectOptions{Container: id, Force: true}); err != nil {
+		return fmt.Errorf("disconnect %s from %s: %w", short(id), network, err)
 	}
 	return nil
 }
@@ -59,12 +69,15 @@ func (e *Engine) InspectContainer(ctx context.Context, id string) (reconcile.Con
 // NudgeLabel marks the throwaway containers Nudge runs.
 const NudgeLabel = "darse.nudge"
 
-// Nudge runs and removes a throwaway container of image (`true`, no
-// network, no capability): its start and die events make Traefik's Docker
+// Nudge runs and removes a throwaway container of image (cmd, `true` by
+// default; no network, no capability): its start and die events make Traefik's Docker
 // provider read the engine again, which it does on nothing else a rollout
 // does (pausing a container is not such an event).
-func (e *Engine) Nudge(ctx context.Context, image string) error {
-	cfg := &container.Config{Image: image, Entrypoint: []string{"true"}, Cmd: nil, User: "65534:65534",
+func (e *Engine) Nudge(ctx context.Context, image string, cmd ...string) error {
+	if len(cmd) == 0 {
+		cmd = []string{"true"}
+	}
+	cfg := &container.Config{Image: image, Entrypoint: cmd, Cmd: nil, User: "65534:65534",
 		Labels: map[string]string{NudgeLabel: "true"}}
 	hc := &container.HostConfig{NetworkMode: "none", ReadonlyRootfs: true, CapDrop: []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges:true"}, AutoRemove: true}
@@ -73,21 +86,24 @@ func (e *Engine) Nudge(ctx context.Context, image string) error {
 	if err != nil {
 		return fmt.Errorf("nudge: create from %s: %w", image, err)
 	}
+	// Waited on before it starts, as `docker run --rm` does: a wait asked
+	// while the engine removes it may never return. Bounded all the same:
+	// once started, its start and its die make the events wanted.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	wait := e.c.ContainerWait(wctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
 	if _, err := e.c.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-		e.c.ContainerRemove(ctx, res.ID, client.ContainerRemoveOptions{Force: true})
+		e.c.ContainerRemove(context.WithoutCancel(ctx), res.ID, client.ContainerRemoveOptions{Force: true})
 		return fmt.Errorf("nudge: start: %w", err)
 	}
-	wait := e.c.ContainerWait(ctx, res.ID, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
 	select {
 	case <-wait.Result:
 	case err := <-wait.Error:
-		if err != nil && !errdefs.IsNotFound(err) && ctx.Err() == nil {
+		if err != nil && !errdefs.IsNotFound(err) && wctx.Err() == nil {
 			return fmt.Errorf("nudge: wait: %w", err)
 		}
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	return nil
+	return ctx.Err()
 }
 
 func short(id string) string {

@@ -28,6 +28,7 @@ type Config struct {
 	EntryPoints  []string // Traefik entrypoints of the site routers
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
 	FrontNetwork string   // network Traefik reaches sites on (shard 0); empty: none
+	FrontAPI     string   // Traefik's API (host:port), which rollouts wait on; empty: none
 	// ShardSites is how many sites a front shard holds (front.shard_sites
 	// in darse.yml, validated there); 0: every site on FrontNetwork.
 	ShardSites int
@@ -63,6 +64,7 @@ type Hosting struct {
 	store  *store.Store
 	engine Engine
 	log    *slog.Logger
+	drains reconcile.Drains // the drains of concurrent rollouts, in rounds (rollout.go)
 }
 
 // New returns a Hosting over the store and engine.

@@ -55,6 +55,7 @@ func registry() []func() Kind {
 		func() Kind { return new(Restore) },
 		func() Kind { return new(BackupCheck) },
 		func() Kind { return new(Drill) },
+		func() Kind { return new(Rollout) },
 	}
 }
 

@@ -290,7 +290,7 @@ func (c Config) PanelURL() string {
 
 // Hosting is the sites' side of the configuration.
 func (c Config) Hosting(srv string) hosting.Config {
-	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, ShardSites: c.Front.ShardSites, EntryPoints: []string{"web"}}
+	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, FrontAPI: c.Front.API, ShardSites: c.Front.ShardSites, EntryPoints: []string{"web"}}
 	// A site's name is its compose project's: never one of the platform's.
 	h.Reserved = map[string]string{TopProject: "the platform's compose project", c.Front.Project: "the front door's compose project",
 		c.Panel.Project: "the panel's compose project"}

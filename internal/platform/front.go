@@ -284,6 +284,9 @@ func (p *Platform) converge(ctx context.Context, dir string, files render.Files)
 	if err != nil {
 		return nil, err
 	}
+	if dir == PanelDir {
+		return p.upPanel(ctx, proj) // upgrade.go
+	}
 	return reconcile.Converge(ctx, p.Log, p.Engine, reconcile.Scope{Project: proj.Name}, proj, reconcile.Up)
 }
 

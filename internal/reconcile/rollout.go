@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/darse/darse/internal/compose"
@@ -86,6 +87,7 @@ type RollEngine interface {
 	InspectContainer(ctx context.Context, id string) (Container, error)
 	PauseContainer(ctx context.Context, id string) error
 	UnpauseContainer(ctx context.Context, id string) error
+	DisconnectNetwork(ctx context.Context, network, id string) error
 }
 
 // Router is the front door as a rollout sees it.
@@ -106,8 +108,16 @@ type RollOptions struct {
 	// Drain is how long the old container runs, unrouted, to answer what
 	// it was sent before it is stopped (default 1 s).
 	Drain time.Duration
-	// Poll is the interval between checks (default 100 ms).
+	// Poll is the interval between checks (default 50 ms: less than the
+	// front door's throttle, 100 ms, so that a drain sees every routing).
 	Poll time.Duration
+	// LeaveStopped has Roll plan nothing for a project none of whose
+	// containers runs (a stopped site): a rollout does not start what was
+	// stopped, which gets the new images when it is started.
+	LeaveStopped bool
+	// Drains, when set, gathers the drains of the process's concurrent
+	// rollouts into rounds (nil: each rollout drains alone).
+	Drains *Drains
 }
 
 func (o RollOptions) withDefaults() RollOptions {
@@ -119,7 +129,7 @@ func (o RollOptions) withDefaults() RollOptions {
 	def(&o.Ready, 60*time.Second)
 	def(&o.Unroute, 30*time.Second)
 	def(&o.Drain, time.Second)
-	def(&o.Poll, 100*time.Millisecond)
+	def(&o.Poll, 50*time.Millisecond)
 	return o
 }
 
@@ -135,6 +145,9 @@ func Roll(ctx context.Context, log *slog.Logger, e RollEngine, r Router, scope S
 	obs, err := observe(ctx, e, scope, p)
 	if err != nil {
 		return nil, err
+	}
+	if opts.LeaveStopped && !slices.ContainsFunc(obs.Containers, Container.Running) {
+		return nil, nil
 	}
 	plan := Rollout(p, obs)
 	ro := roller{e: e, r: r, log: log, opts: opts.withDefaults()}
@@ -153,14 +166,18 @@ func (ro roller) apply(ctx context.Context, p *compose.Project, plan Plan) error
 	for _, s := range p.Services {
 		services[s.Name] = s
 	}
-	for i, s := range plan {
+	for i := 0; i < len(plan); i++ {
+		s := plan[i]
 		var err error
 		start := time.Now()
 		switch s.Kind {
 		case StartBeside:
 			err = ro.startBeside(ctx, services[s.Service], s)
 		case DrainContainer:
-			err = ro.drain(ctx, services[s.Service], s)
+			if i+1 < len(plan) && plan[i+1].Kind == RemoveContainer && plan[i+1].ID == s.ID {
+				i++ // the removal is part of the drain
+			}
+			err = ro.drainAndRemove(ctx, services[s.Service], s)
 		default:
 			err = Apply(ctx, ro.log, ro.e, p, plan[i:i+1])
 			if err != nil {
@@ -182,7 +199,9 @@ func (ro roller) startBeside(ctx context.Context, svc compose.Service, s Step) e
 	c := svc.Container
 	c.Labels = maps.Clone(c.Labels)
 	c.Labels[compose.LabelNumber] = s.Number
-	id, err := ro.e.RunContainer(ctx, s.Target, c)
+	// Its start makes the front door read the engine: not while old
+	// containers are drained.
+	id, err := ro.opts.Drains.starting(func() (string, error) { return ro.e.RunContainer(ctx, s.Target, c) })
 	if err == nil {
 		err = ro.waitReady(ctx, svc, id)
 	}
@@ -233,73 +252,56 @@ func (ro roller) waitReady(ctx context.Context, svc compose.Service, id string) 
 	}
 }
 
-// drain takes the old container out of the routing without it ever
-// refusing a request: paused, it is no longer routed once the front door
-// reads the engine again (Refresh), and whatever reached it meanwhile
-// waits in its sockets; unpaused, it answers that, unrouted, for the drain
-// time. Should the front door have routed it again meanwhile (it reads the
-// engine on any container's start or stop, and sees it running), the
-// drain is done again, a few times at most.
-func (ro roller) drain(ctx context.Context, svc compose.Service, s Step) error {
-	if ro.r == nil {
-		return sleep(ctx, ro.opts.Drain)
+func (ro roller) routed(ctx context.Context, svc compose.Service, id string) (bool, error) {
+	c, err := ro.e.InspectContainer(ctx, id)
+	if err != nil {
+		return false, err
 	}
-	for attempt := 0; attempt < 3; attempt++ {
-		if err := ro.unroute(ctx, svc, s.ID); err != nil {
-			return err
-		}
+	return ro.r.Routes(ctx, svc, c)
+}
+
+// drainAndRemove drains the old container and removes it. Without a
+// front door it only answers for the drain time. With one, its drain is
+// one of a round (Drains) with those of the other rollouts of the process.
+func (ro roller) drainAndRemove(ctx context.Context, svc compose.Service, s Step) error {
+	if ro.r == nil {
 		if err := sleep(ctx, ro.opts.Drain); err != nil {
 			return err
 		}
-		c, err := ro.e.InspectContainer(ctx, s.ID)
-		if err != nil {
-			return err
-		}
-		again, err := ro.r.Routes(ctx, svc, c)
-		if err != nil || !again {
-			return err
-		}
-		ro.log.Info("old container routed again during its drain; draining again", "container", s.Target)
+		return ro.removeDrained(ctx, svc, s.ID)
 	}
-	return fmt.Errorf("the front door kept routing to it")
+	d := ro.opts.Drains
+	if d == nil {
+		d = new(Drains)
+	}
+	return d.drain(ctx, ro, svc, s)
 }
 
-// unroute pauses the container, refreshes the front door until it no
-// longer routes there, and unpauses it, whatever happened.
-func (ro roller) unroute(ctx context.Context, svc compose.Service, id string) (err error) {
-	if err := ro.e.PauseContainer(ctx, id); err != nil {
-		return err
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if uerr := ro.e.UnpauseContainer(uctx, id); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-	}()
-	if err := ro.r.Refresh(ctx, svc); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(ro.opts.Unroute)
-	for {
-		c, err := ro.e.InspectContainer(ctx, id)
+// removeDrained removes a container drain left paused, unrouted and
+// with nothing sent to it unanswered. It is first taken off its networks,
+// then let run to stop as it should (SIGTERM, its stop timeout: a panel
+// finishes its operation): running, without an address, the front door
+// has nothing of it to route to, whenever it reads the engine.
+func (ro roller) removeDrained(ctx context.Context, svc compose.Service, id string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if ro.r != nil {
+		c, err := ro.e.InspectContainer(rctx, id)
 		if err != nil {
 			return err
 		}
-		routed, err := ro.r.Routes(ctx, svc, c)
-		if err != nil {
-			return err
-		}
-		if !routed {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still routed %s after it was paused", ro.opts.Unroute)
-		}
-		if err := sleep(ctx, ro.opts.Poll); err != nil {
-			return err
+		if c.State == "paused" {
+			for _, a := range c.Addresses {
+				if err := ro.e.DisconnectNetwork(rctx, a.Network, id); err != nil {
+					return err
+				}
+			}
+			if err := ro.e.UnpauseContainer(rctx, id); err != nil {
+				return err
+			}
 		}
 	}
+	return ro.e.RemoveContainer(rctx, id, svc.Container.StopTimeout)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -311,4 +313,109 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// UnpauseContainer is the step of Settle that lets a container paused by
+// a rollout cut short run again.
+const UnpauseContainer Kind = "UnpauseContainer"
+
+// Settle brings back to one container each blue/green service that a
+// rollout cut short (its process killed) left with two, without a gap:
+// paused containers are let run again; if the current one (the config
+// and image the project names now) becomes ready, the others are drained
+// and removed; if it does not, it goes (drained first, should it be
+// routed) and the old one serves on. What is left is Roll's to plan: Roll
+// after Settle finishes the rollout.
+func Settle(ctx context.Context, log *slog.Logger, e RollEngine, r Router, scope Scope, p *compose.Project, opts RollOptions) (Plan, error) {
+	obs, err := observe(ctx, e, scope, p)
+	if err != nil {
+		return nil, err
+	}
+	ro := roller{e: e, r: r, log: log, opts: opts.withDefaults()}
+	var plan Plan
+	for _, svc := range p.Services {
+		if !BlueGreen(svc) {
+			continue
+		}
+		var cs []Container
+		for _, c := range obs.Containers {
+			if c.Service == svc.Name {
+				cs = append(cs, c)
+			}
+		}
+		steps, err := ro.settle(ctx, svc, cs, obs.Images)
+		plan = append(plan, steps...)
+		if err == nil && len(steps) > 0 && r != nil {
+			// The one kept may be unrouted since it was paused.
+			if err = r.Refresh(ctx, svc); err != nil {
+				err = fmt.Errorf("refresh the front door: %w", err)
+			}
+		}
+		if err != nil {
+			return plan, err
+		}
+	}
+	return plan, nil
+}
+
+// settle is Settle for one service and its containers.
+func (ro roller) settle(ctx context.Context, svc compose.Service, cs []Container, images map[string]string) (Plan, error) {
+	var plan Plan
+	for i, c := range cs {
+		if c.State != "paused" {
+			continue
+		}
+		plan = append(plan, Step{Kind: UnpauseContainer, Target: c.Name, Service: svc.Name, ID: c.ID, Reason: "rollout cut short"})
+		if err := ro.e.UnpauseContainer(ctx, c.ID); err != nil {
+			return plan, fmt.Errorf("%s %s: %w", UnpauseContainer, c.Name, err)
+		}
+		cs[i].State = "running"
+	}
+	if len(cs) < 2 {
+		return plan, nil
+	}
+	keep := ro.keeper(ctx, svc, cs, images)
+	if keep < 0 {
+		return plan, nil // nothing serves: Roll recreates it as Up does
+	}
+	for i, c := range cs {
+		if i == keep {
+			continue
+		}
+		rm := Step{Kind: RemoveContainer, Target: c.Name, Service: svc.Name, ID: c.ID, Reason: "rollout cut short"}
+		if !c.Running() {
+			plan = append(plan, rm)
+			if err := ro.removeDrained(ctx, svc, c.ID); err != nil {
+				return plan, fmt.Errorf("%s %s: %w", RemoveContainer, c.Name, err)
+			}
+			continue
+		}
+		s := Step{Kind: DrainContainer, Target: c.Name, Service: svc.Name, ID: c.ID}
+		plan = append(plan, s, rm)
+		if err := ro.drainAndRemove(ctx, svc, s); err != nil {
+			return plan, fmt.Errorf("%s %s: %w", s.Kind, s.Target, err)
+		}
+	}
+	return plan, nil
+}
+
+// keeper picks the container of cs that goes on serving: the current one
+// if it becomes ready, else one that runs (the old one), else none (-1).
+func (ro roller) keeper(ctx context.Context, svc compose.Service, cs []Container, images map[string]string) int {
+	cur := slices.IndexFunc(cs, func(c Container) bool { return staleness(svc, c, images) == "" })
+	if cur >= 0 {
+		err := ro.waitReady(ctx, svc, cs[cur].ID)
+		if err == nil {
+			return cur
+		}
+		ro.log.Info("the new container of a rollout cut short is not ready: the old one stays", "container", cs[cur].Name, "err", err)
+	}
+	// Not asked whether it is routed: one just unpaused is not, until
+	// the front door reads the engine again (settle has it do so).
+	for i, c := range cs {
+		if i != cur && c.Running() && c.Health != "unhealthy" {
+			return i
+		}
+	}
+	return -1
 }

@@ -21,7 +21,7 @@ import (
 // Nudger makes Traefik's Docker provider read the engine again
 // (*engine.Engine: a throwaway container's start and die).
 type Nudger interface {
-	Nudge(ctx context.Context, image string) error
+	Nudge(ctx context.Context, image string, cmd ...string) error
 }
 
 // Router is reconcile.Router over Traefik's API.
@@ -29,7 +29,10 @@ type Router struct {
 	// API is Traefik's API address, host:port (darse.yml front.api).
 	API    string
 	Nudger Nudger
-	Client *http.Client // http.DefaultClient when nil
+	// NudgeCmd is what the nudge runs in the service's image: `true` when
+	// empty (an image without it, such as darse's own, names another).
+	NudgeCmd []string
+	Client   *http.Client // http.DefaultClient when nil
 }
 
 var _ reconcile.Router = (*Router)(nil)
@@ -91,12 +94,33 @@ func (s service) serves(url string) bool {
 
 // Refresh nudges Traefik into reading the engine with a throwaway
 // container of the service's own image (present: the service runs it).
+// The nudge's start and its die each make Traefik read the engine, one
+// after the other: Refresh returns once the second reading has likely
+// been applied too (a wait as long as the nudge took, the engine's pace,
+// twice, plus Traefik's throttle), so that the caller's next change is
+// not read by it.
 func (r *Router) Refresh(ctx context.Context, svc compose.Service) error {
 	if r.Nudger == nil {
 		return errors.New("traefik: no way to make it read the engine")
 	}
-	return r.Nudger.Nudge(ctx, svc.Container.Image)
+	start := time.Now()
+	if err := r.Nudger.Nudge(ctx, svc.Container.Image, r.NudgeCmd...); err != nil {
+		return err
+	}
+	wait := min(2*time.Since(start)+Throttle, 2*time.Second)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
+
+// Throttle is how long Traefik waits before applying a new reading of the
+// engine (providersThrottleDuration in core/front/conf/traefik.yml.tmpl).
+const Throttle = 100 * time.Millisecond
 
 // service asks the API for one HTTP service; found is false when Traefik
 // has none of that name (no container of it routed).
