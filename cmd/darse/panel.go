@@ -85,10 +85,6 @@ func newPanelCmd(a *app) *cobra.Command {
 				Installer: content.Installer{UsersDir: a.cfg.UsersDir(), Limits: content.DefaultLimits},
 			}
 			runner := ops.New(st, withBackups{h, a}, files, a.log)
-			// Settle what a crash left running before taking anything new.
-			if err := runner.Recover(ctx); err != nil {
-				return fmt.Errorf("recover interrupted operations: %w", err)
-			}
 			web, err := fs.Sub(darse.Web, "web")
 			if err != nil {
 				return err
@@ -142,7 +138,19 @@ func newPanelCmd(a *app) *cobra.Command {
 			defer stopMetrics()
 
 			workers := make(chan struct{})
-			go func() { runner.Run(ctx); close(workers) }()
+			go func() {
+				defer close(workers)
+				// Settle what a crash left running before taking anything
+				// new, while the panel already answers: resuming a long
+				// backup must not keep the admins out (nor Traefik's probe).
+				if err := runner.Recover(ctx); err != nil {
+					a.log.Error("recover interrupted operations", "err", err)
+					if ctx.Err() != nil {
+						return
+					}
+				}
+				runner.Run(ctx)
+			}()
 			go a.runBackupSchedule(ctx, runner, st) // darse.yml's backup.schedule and backup.check
 			go func() {
 				t := time.NewTicker(time.Hour)

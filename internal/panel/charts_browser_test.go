@@ -56,7 +56,15 @@ func TestChartsInBrowser(t *testing.T) {
 	defer cancel()
 
 	type css = chromedp.CSS
-	dir := t.TempDir()
+	// Kept where the other browser tests keep theirs (DARSE_ARTIFACTS,
+	// else artifacts/ at the repository's root), to be looked at.
+	dir := os.Getenv("DARSE_ARTIFACTS")
+	if dir == "" {
+		dir, _ = filepath.Abs("../../artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	login := func(name, pw string) {
 		t.Helper()
 		if err := chromedp.Do(ctx,
