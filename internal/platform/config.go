@@ -56,6 +56,8 @@ type Config struct {
 	Backup *Backup `yaml:"backup,omitempty"`
 	// Alerts, when set, tells operators of incidents (see package alert).
 	Alerts *alert.Config `yaml:"alerts,omitempty"`
+	// Retention is how long `darse prune` keeps archives and ended operations.
+	Retention Retention `yaml:"retention"`
 }
 
 // Backup is the restic repository sites and the platform are backed up
@@ -246,6 +248,9 @@ func (c Config) Validate() error {
 		if err := c.Backup.validate(); err != nil {
 			return err
 		}
+	}
+	if err := c.Retention.validate(); err != nil {
+		return err
 	}
 	if c.Alerts != nil {
 		if err := c.Alerts.Validate(); err != nil {
