@@ -139,6 +139,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddCommand(newFwCmd(a), newDockerProxyCmd(a), newVersionCmd())
 	root.AddCommand(newContentHelperCmd())
 	root.AddCommand(newBackupCmd(a))
+	root.AddCommand(newPruneCmd(a))
 	root.SetHelpCommand(newHelpCmd(root))
 	root.InitDefaultCompletionCmd()
 	strictUsage(root)
