@@ -93,6 +93,8 @@ func TestRunImages(t *testing.T) {
 	srv := t.TempDir()
 	site(t, srv, "stopped", "darse/nginx:bookworm")
 	write(t, filepath.Join(srv, ".env"), "DARSE_IMAGE=darse/darse:cafe\n")
+	// A template no site uses yet: its image stays for the next creation.
+	write(t, filepath.Join(srv, "templates", "pg", "docker-compose.yml"), "services:\n  db:\n    image: darse/postgres:15-bookworm\n    command: [\"${X:?}\"]\n")
 	e := &fakeEngine{
 		images: []Image{
 			{ID: "sha256:nginx", Tags: []string{"darse/nginx:bookworm"}, Size: 100},
@@ -102,6 +104,7 @@ func TestRunImages(t *testing.T) {
 			{ID: "sha256:oldself", Tags: []string{"darse/darse:beef"}, Size: 10},
 			{ID: "sha256:ctr", Tags: []string{"darse/mariadb:bookworm"}, Size: 300},
 			{ID: "sha256:pg", Tags: []string{"postgres:16"}, Size: 400},
+			{ID: "sha256:tmpl", Tags: []string{"darse/postgres:15-bookworm"}, Size: 500},
 		},
 		// An exited container of some other project still runs this one.
 		ctrIDs: []string{"sha256:ctr"}, ctrRefs: []string{"darse/mariadb:bookworm"},
@@ -114,7 +117,7 @@ func TestRunImages(t *testing.T) {
 	}
 	want := []string{"sha256:php", "sha256:old", "sha256:oldself"}
 	if !slices.Equal(ids(rep.Images), want) || !slices.Equal(e.removed, want) {
-		t.Fatalf("removed %v (reported %v), want %v: the stopped site's, the container's, the .env's and the foreign image stay", e.removed, ids(rep.Images), want)
+		t.Fatalf("removed %v (reported %v), want %v: the stopped site's, the template's, the container's, the .env's and the foreign image stay", e.removed, ids(rep.Images), want)
 	}
 	if rep.BytesFreed != 260 || rep.Operations != 3 || ops.dryRun || !ops.before.Equal(now.Add(-180*24*time.Hour)) {
 		t.Fatalf("report %+v, ops %+v", rep, ops)

@@ -86,6 +86,9 @@ func uses(ctx context.Context, e Engine, srv string) (Uses, string, error) {
 		return u, "", err
 	}
 	pinned := AddFolders(ctx, &u, folders)
+	if err := AddTemplates(&u, srv); err != nil {
+		return u, "", err
+	}
 	if err := AddEnvImage(&u, srv); err != nil {
 		return u, "", err
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"go.yaml.in/yaml/v4"
+
 	"github.com/darse/darse/internal/compose"
 )
 
@@ -63,6 +65,40 @@ func AddFolders(ctx context.Context, u *Uses, folders []Folder) (pinned string) 
 		}
 	}
 	return pinned
+}
+
+// AddTemplates records the images the templates in <srv>/templates run:
+// the catalogue a member creates sites from, whose images must be there
+// when one does (darse never pulls). Only old builds and images nothing
+// names are pruned. A template file that does not parse is unreadable, as
+// a site's is.
+func AddTemplates(u *Uses, srv string) error {
+	files, err := filepath.Glob(filepath.Join(srv, "templates", "*", "docker-compose.yml"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			u.Unreadable = append(u.Unreadable, fmt.Sprintf("%s: %v", f, err))
+			continue
+		}
+		var doc struct {
+			Services map[string]struct {
+				Image string `yaml:"image"`
+			} `yaml:"services"`
+		}
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			u.Unreadable = append(u.Unreadable, fmt.Sprintf("%s: %v", f, err))
+			continue
+		}
+		for _, s := range doc.Services {
+			if s.Image != "" {
+				u.Refs[Normalize(s.Image)] = true
+			}
+		}
+	}
+	return nil
 }
 
 // AddEnvImage records the darse image the top-level <srv>/.env names
