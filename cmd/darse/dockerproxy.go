@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/darse/darse/internal/dockerproxy"
-	"github.com/darse/darse/internal/metrics"
 )
 
 func newDockerProxyCmd(a *app) *cobra.Command {
@@ -86,19 +84,6 @@ func serveProxyMetrics(cmd *cobra.Command, addr string, p *dockerproxy.Proxy, lo
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
 		log.Warn("docker proxy metrics served beyond loopback", "addr", ln.Addr().String())
 	}
-	srv := metrics.NewServer(metrics.Handler(reg, log), log)
 	fmt.Fprintf(cmd.OutOrStdout(), "darse docker-proxy: metrics on http://%s/metrics\n", ln.Addr())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics endpoint", "err", err)
-		}
-	}()
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		<-done
-	}, nil
+	return serveRegistry(ln, reg, log), nil
 }

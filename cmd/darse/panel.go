@@ -228,8 +228,14 @@ func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, collecto
 		ln.Close()
 		return nil, err
 	}
-	srv := metrics.NewServer(metrics.Handler(reg, log), log)
 	fmt.Fprintf(cmd.OutOrStdout(), "darse panel: metrics on http://%s/metrics\n", ln.Addr())
+	return serveRegistry(ln, reg, log), nil
+}
+
+// serveRegistry serves reg's metrics on ln until the returned stop is
+// called (the panel's endpoint, docker-proxy's).
+func serveRegistry(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
+	srv := metrics.NewServer(metrics.Handler(reg, log), log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -242,7 +248,7 @@ func serveMetrics(ctx context.Context, cmd *cobra.Command, addr string, collecto
 		defer cancel()
 		srv.Shutdown(sctx)
 		<-done
-	}, nil
+	}
 }
 
 // checkHealth is `darse panel --check-health URL`: the panel container's
