@@ -15,13 +15,15 @@ install_units() {
 		echo "darse: no systemd here: run $(pwd)/scripts/boot.sh at boot (e.g. from /etc/rc.local) to bring darse back"
 		return
 	fi
-	for u in darse-firewall.service darse.service; do
+	for u in darse-firewall.service darse.service darse-updates.service darse-updates.timer; do
 		sed -e "s|@REPO@|$(pwd)|g" -e "s|@SRV@|$srv|g" "scripts/systemd/$u" >"/etc/systemd/system/$u.new"
 		mv "/etc/systemd/system/$u.new" "/etc/systemd/system/$u"
 	done
 	systemctl daemon-reload
 	systemctl enable darse-firewall.service darse.service >/dev/null 2>&1
+	systemctl enable --now darse-updates.timer >/dev/null 2>&1
 	echo "darse: systemd units darse-firewall and darse enabled: the platform comes back at boot"
+	echo "darse: darse-updates.timer asks hourly whether darse.yml's updates.schedule has a run due"
 }
 ./bin/darse platform up
 # Sites follow darse.yml (entry points, TLS); a site edited by hand is

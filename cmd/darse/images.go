@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +21,9 @@ import (
 	"github.com/darse/darse/internal/engine"
 	"github.com/darse/darse/internal/images"
 	"github.com/darse/darse/internal/ops"
+	"github.com/darse/darse/internal/platform"
 	"github.com/darse/darse/internal/reconcile"
+	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
 )
@@ -229,6 +233,7 @@ func age(d time.Duration) string {
 func newImagesUpdateCmd(a *app) *cobra.Command {
 	var (
 		verbose, rollout bool
+		ifDue            bool
 		b                images.Builder
 		k                ops.Rollout
 		parallel         int
@@ -241,7 +246,24 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 			"image the engine has. With --rollout, every site is then brought onto the\n" +
 			"new images (see `darse images rollout`). Needs root and the Debian mirrors.",
 		RunE: func(cmd *cobra.Command, names []string) error {
-			err := a.eachImage(cmd, names, &b, verbose, func(ctx context.Context, d images.Definition, p *stepPrinter) error {
+			cfg, err := platform.Load(a.srv)
+			if err != nil {
+				return err
+			}
+			if u := cfg.Updates; u != nil {
+				b.MaxAge = u.MaxAgeDuration()
+			}
+			start := time.Now()
+			if ifDue {
+				due, msg, err := updatesDue(a.srv, cfg.Updates, start)
+				if err != nil || !due {
+					if msg != "" {
+						fmt.Fprintln(cmd.OutOrStdout(), msg)
+					}
+					return err
+				}
+			}
+			err = a.eachImage(cmd, names, &b, verbose, func(ctx context.Context, d images.Definition, p *stepPrinter) error {
 				res, err := b.Update(ctx, d)
 				switch {
 				case err != nil:
@@ -257,14 +279,20 @@ func newImagesUpdateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !rollout {
-				return nil
+			if rollout {
+				if err := a.rollout(cmd, nil, true, k, parallel); err != nil {
+					return err
+				}
 			}
-			return a.rollout(cmd, nil, true, k, parallel)
+			if ifDue {
+				return recordUpdates(a.srv, start)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&rollout, "rollout", false, "then bring every site onto the new images, web services without downtime")
+	f.BoolVar(&ifDue, "if-due", false, "only when darse.yml's updates.schedule says a run is due (the darse-updates timer's hourly call)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show debootstrap's and apt's output")
 	f.StringVar(&b.Mirror, "mirror", images.DefaultMirror, "Debian mirror")
 	f.StringVar(&b.SecurityMirror, "security-mirror", images.DefaultSecurityMirror, "Debian security mirror")
@@ -476,4 +504,35 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%d kB", n/1000)
 	}
 	return fmt.Sprintf("%.0f MB", float64(n)/mb)
+}
+
+// updatesFile records when the last scheduled update run began.
+func updatesFile(srv string) string { return filepath.Join(srv, "conf", "updates.last") }
+
+// updatesDue tells whether a scheduled run is due at now, and what to say
+// when it is not.
+func updatesDue(srv string, u *platform.Updates, now time.Time) (bool, string, error) {
+	if u == nil {
+		return false, "updates: no updates.schedule in darse.yml: nothing to do", nil
+	}
+	var last time.Time
+	b, err := os.ReadFile(updatesFile(srv))
+	switch {
+	case err == nil:
+		if last, err = time.Parse(time.RFC3339, strings.TrimSpace(string(b))); err != nil {
+			return false, "", fmt.Errorf("%s: %w", updatesFile(srv), err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return false, "", err
+	}
+	if !u.Due(last, now) {
+		return false, "updates: not due; next run " + u.Next(last).Format(time.RFC3339), nil
+	}
+	return true, "", nil
+}
+
+// recordUpdates notes a run that went through, so the next is a schedule's
+// slot away; a failed run is not noted and is tried again at the next call.
+func recordUpdates(srv string, start time.Time) error {
+	return render.WriteFile(updatesFile(srv), []byte(start.UTC().Format(time.RFC3339)+"\n"), 0o644)
 }

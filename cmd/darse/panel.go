@@ -95,7 +95,7 @@ func newPanelCmd(a *app) *cobra.Command {
 			}
 			scheme, port := siteAddress(plat.Config)
 			gin.SetMode(gin.ReleaseMode)
-			srv, err := panel.New(panel.Config{
+			pc := panel.Config{
 				SecureCookies:  secure,
 				TrustedProxies: trusted,
 				TemplatesDir:   a.cfg.TemplatesDir(),
@@ -105,7 +105,11 @@ func newPanelCmd(a *app) *cobra.Command {
 				SitePort:       port,
 				UploadsDir:     filepath.Join(a.srv, "conf", "uploads"),
 				Backups:        a.panelBackups(),
-			}, st, h, runner, eng, web, a.log)
+			}
+			if u := plat.Config.Updates; u != nil {
+				pc.Maintenance = u.Maintenance
+			}
+			srv, err := panel.New(pc, st, h, runner, eng, web, a.log)
 			if err != nil {
 				return err
 			}

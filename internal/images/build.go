@@ -55,6 +55,10 @@ type Builder struct {
 	// begins (the Step constants), from the building goroutine or from
 	// the one reading a build tool's output, never from two at once.
 	Progress func(step string)
+	// MaxAge, when set, makes Update rebuild an image built longer ago
+	// than that even when its packages did not move (darse.yml's
+	// updates.max_age: nothing runs on an old build for long).
+	MaxAge time.Duration
 }
 
 // Result says what Ensure did for one image.
@@ -99,7 +103,21 @@ func (b *Builder) Update(ctx context.Context, d Definition) (Result, error) {
 	if !ok || labels == nil {
 		labels = map[string]string{}
 	}
+	if TooOld(labels, b.MaxAge, time.Now()) {
+		labels = nil // built again whatever its packages
+	}
 	return b.build(ctx, d, labels)
+}
+
+// TooOld reports whether an image with these labels was built more than
+// maxAge before now (never when maxAge is 0; always when the build time
+// is missing or unreadable).
+func TooOld(labels map[string]string, maxAge time.Duration, now time.Time) bool {
+	if maxAge <= 0 {
+		return false
+	}
+	built, err := time.Parse(time.RFC3339, labels[LabelBuilt])
+	return err != nil || now.Sub(built) > maxAge
 }
 
 // Build builds d and imports it under its tag, whether or not it exists.

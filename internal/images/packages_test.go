@@ -142,3 +142,26 @@ func TestUpgradeSources(t *testing.T) {
 		t.Errorf("commands %q", cmds)
 	}
 }
+
+func TestTooOld(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	built := func(d time.Duration) map[string]string {
+		return map[string]string{LabelBuilt: now.Add(-d).Format(time.RFC3339)}
+	}
+	day := 24 * time.Hour
+	for _, c := range []struct {
+		labels map[string]string
+		maxAge time.Duration
+		want   bool
+	}{
+		{built(16 * day), 15 * day, true},
+		{built(14 * day), 15 * day, false},
+		{built(100 * day), 0, false},
+		{map[string]string{}, 15 * day, true},
+		{map[string]string{LabelBuilt: "yesterday"}, 15 * day, true},
+	} {
+		if got := TooOld(c.labels, c.maxAge, now); got != c.want {
+			t.Errorf("TooOld(%v, %v) = %v, want %v", c.labels, c.maxAge, got, c.want)
+		}
+	}
+}

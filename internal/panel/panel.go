@@ -84,7 +84,10 @@ type Config struct {
 	UploadMax     int64
 	ContentLimits content.Limits
 	Backups       Backups // nil: none configured (backups.go)
-	Now           func() time.Time
+	// Maintenance, when set, says when the next scheduled update is if
+	// members are to be told of it by now (darse.yml's updates.notice).
+	Maintenance func(now time.Time) (time.Time, bool)
+	Now         func() time.Time
 
 	verify func(pw, hash string) (bool, error) // checks a login's password; tests count the calls
 }

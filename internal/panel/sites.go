@@ -154,6 +154,11 @@ func (s *Server) dashboard(c *gin.Context) error {
 	}
 	sort.Slice(v.Sites, func(i, j int) bool { return v.Sites[i].Name < v.Sites[j].Name })
 	v.CanCreate = u.Admin || v.Used < u.Quota
+	if m := s.cfg.Maintenance; m != nil {
+		if at, soon := m(s.cfg.Now()); soon {
+			v.Maintenance = at
+		}
+	}
 	s.render(c, http.StatusOK, "dashboard", v)
 	return nil
 }

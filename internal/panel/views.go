@@ -119,6 +119,8 @@ type dashboardView struct {
 	Quota     int
 	Used      int
 	CanCreate bool
+	// Maintenance is the next scheduled update, once within its notice.
+	Maintenance time.Time
 }
 
 type newSiteView struct {

@@ -58,6 +58,8 @@ type Config struct {
 	Alerts *alert.Config `yaml:"alerts,omitempty"`
 	// Retention is how long `darse prune` keeps archives and ended operations.
 	Retention Retention `yaml:"retention"`
+	// Updates, when set, schedules the images' rebuild and rollout.
+	Updates *Updates `yaml:"updates,omitempty"`
 }
 
 // Backup is the restic repository sites and the platform are backed up
@@ -251,6 +253,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Retention.validate(); err != nil {
 		return err
+	}
+	if c.Updates != nil {
+		if err := c.Updates.validate(); err != nil {
+			return err
+		}
 	}
 	if c.Alerts != nil {
 		if err := c.Alerts.Validate(); err != nil {
