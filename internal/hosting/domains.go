@@ -36,7 +36,7 @@ func (h *Hosting) AddDomain(ctx context.Context, name, domain string) (reconcile
 	if err != nil {
 		return nil, err
 	}
-	if err := h.checkDrift(s); err != nil {
+	if err := h.checkDrift(ctx, s); err != nil {
 		return nil, err
 	}
 	if err := h.store.AddDomain(ctx, name, domain); err != nil {
@@ -78,7 +78,7 @@ func (h *Hosting) RemoveDomain(ctx context.Context, name, domain string) (reconc
 	if err != nil {
 		return nil, err
 	}
-	if err := h.checkDrift(s); err != nil {
+	if err := h.checkDrift(ctx, s); err != nil {
 		return nil, err
 	}
 	if err := h.store.RemoveDomain(ctx, name, domain); err != nil {
@@ -88,17 +88,41 @@ func (h *Hosting) RemoveDomain(ctx context.Context, name, domain string) (reconc
 	return plan, err
 }
 
-// checkDrift refuses to overwrite files edited by hand.
-func (h *Hosting) checkDrift(s *store.Site) error {
-	drift, err := render.Drift(h.cfg.SiteDir(s.Name), s.Rendered)
+// checkDrift refuses to overwrite files edited by hand. A file holding
+// what darse renders for the site now is not one: a process killed
+// between writing a new render and recording it left it so.
+func (h *Hosting) checkDrift(ctx context.Context, s *store.Site) error {
+	dir := h.cfg.SiteDir(s.Name)
+	drift, err := render.Drift(dir, s.Rendered)
 	if err != nil {
 		return err
+	}
+	if len(drift) > 0 {
+		if now, err := h.renderStored(ctx, s); err == nil {
+			drift, err = render.Drift(dir, pick(now.Manifest(), drift))
+			if err != nil {
+				return err
+			}
+		}
 	}
 	if len(drift) > 0 {
 		return inputErr(&site.FieldError{Field: "site", Value: s.Name,
 			Rule: "has files edited by hand (" + strings.Join(drift, ", ") + "); darse will not overwrite them: restore them or remove the site"})
 	}
 	return nil
+}
+
+// pick is m's entries for paths only (a path m lacks stays, as drifted).
+func pick(m render.Manifest, paths []string) render.Manifest {
+	out := render.Manifest{}
+	for _, p := range paths {
+		if sum, ok := m[p]; ok {
+			out[p] = sum
+		} else {
+			out[p] = "" // no longer rendered: still the member's edit
+		}
+	}
+	return out
 }
 
 // renderStored renders the stored site with the template as it is now;

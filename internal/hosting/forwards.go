@@ -50,7 +50,7 @@ func (h *Hosting) CheckForward(ctx context.Context, name string, req ForwardRequ
 	if req, err = req.normalize(); err != nil {
 		return err
 	}
-	if err := h.checkDrift(s); err != nil {
+	if err := h.checkDrift(ctx, s); err != nil {
 		return err
 	}
 	t, err := template.Load(h.cfg.TemplatesDir(), s.Template)
@@ -112,7 +112,7 @@ func (h *Hosting) AddForward(ctx context.Context, name string, req ForwardReques
 	if req, err = req.normalize(); err != nil {
 		return nil, nil, err
 	}
-	if err := h.checkDrift(s); err != nil {
+	if err := h.checkDrift(ctx, s); err != nil {
 		return nil, nil, err
 	}
 	t, err := template.Load(h.cfg.TemplatesDir(), s.Template)
@@ -161,7 +161,7 @@ func (h *Hosting) RemoveForward(ctx context.Context, name string, hostPort int) 
 	if err != nil {
 		return nil, err
 	}
-	if err := h.checkDrift(s); err != nil {
+	if err := h.checkDrift(ctx, s); err != nil {
 		return nil, err
 	}
 	if err := h.refuseSSHForward(ctx, s, hostPort); err != nil {

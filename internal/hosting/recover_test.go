@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/darse/darse/internal/engine/enginetest"
+	"github.com/darse/darse/internal/render"
 	"github.com/darse/darse/internal/store"
 )
 
@@ -108,5 +109,36 @@ func TestRecoverCreate(t *testing.T) {
 	}
 	if _, err := st.GetSite(ctx, "blog"); err != nil {
 		t.Fatalf("existing site removed: %v", err)
+	}
+}
+
+// A process killed after writing a new render but before recording it
+// leaves files that are darse's own, not hand edits; a real edit still is.
+func TestDriftIsNotAnInterruptedWrite(t *testing.T) {
+	ctx := context.Background()
+	h, _, st := newTestHosting(t)
+	if _, err := h.Create(ctx, CreateRequest{Name: "blog", Template: "static", Owner: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.GetSite(ctx, "blog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store still holds the render before the one on disk.
+	old := render.Manifest{}
+	for p := range s.Rendered {
+		old[p] = "0000"
+	}
+	if err := st.SetRendered(ctx, "blog", old); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = st.GetSite(ctx, "blog"); h.checkDrift(ctx, s) != nil {
+		t.Fatalf("the current render taken for a hand edit: %v", h.checkDrift(ctx, s))
+	}
+	override := filepath.Join(h.cfg.SiteDir("blog"), render.OverrideFile)
+	b, _ := os.ReadFile(override)
+	os.WriteFile(override, append(b, "# mine\n"...), 0o644)
+	if err := h.checkDrift(ctx, s); err == nil || !strings.Contains(err.Error(), "edited by hand (docker-compose.override.yml)") {
+		t.Fatalf("a hand edit: %v", err)
 	}
 }

@@ -19,7 +19,7 @@ func (h *Hosting) Render(ctx context.Context, name string, force bool) (changed 
 		return nil, nil, err
 	}
 	if !force {
-		if err := h.checkDrift(s); err != nil {
+		if err := h.checkDrift(ctx, s); err != nil {
 			return nil, nil, err
 		}
 	}

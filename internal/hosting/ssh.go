@@ -182,7 +182,7 @@ func (h *Hosting) toggleSSH(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := h.checkDrift(s); err != nil {
+	if err := h.checkDrift(ctx, s); err != nil {
 		return err // the key is in place; the service follows at the next render
 	}
 	files, err := h.renderStored(ctx, s)
