@@ -247,7 +247,13 @@ func (e *env) waitBegun(name string, id int64) store.Operation {
 // site as its kind says.
 func (e *env) settled(kind, name string, id int64, c killCase, delay time.Duration) {
 	e.t.Helper()
+	// A panel running on the same store (the rollout case's front door
+	// has one) may have taken the operation over first: `op recover` then
+	// leaves it to that process, which finishes it.
 	op := e.opByID(name, id)
+	for deadline := time.Now().Add(2 * time.Minute); op.State == store.OpRunning && time.Now().Before(deadline); op = e.opByID(name, id) {
+		time.Sleep(200 * time.Millisecond)
+	}
 	if c.platform {
 		if op.State != store.OpDone {
 			e.t.Fatalf("interrupted %s is %s %q after it was settled", kind, op.State, op.Error)
