@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/darse/darse/internal/alert/alerttest"
+	"github.com/darse/darse/internal/compose"
 )
 
 // metricsPanel runs `darse panel` with its metrics endpoint on a free
@@ -122,6 +124,17 @@ func TestMetricsOOMKillAndDown(t *testing.T) {
 	web := name + "_web_1"
 	e.ok("site", "create", name, "--template", "static") // memory: 64m
 	panelURL, metricsURL, log := e.metricsPanel()
+	// The endpoint answers on the address given (loopback here, and by
+	// default), not on the host's other addresses: the front network's
+	// gateway is one, there since the site joined it.
+	u, _ := url.Parse(metricsURL)
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(compose.FrontGateway, u.Port()), 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("the metrics endpoint answers at %s too", compose.FrontGateway)
+	}
+	if help := e.ok("panel", "--help"); !strings.Contains(help, `"127.0.0.1:9464"`) {
+		t.Errorf("--metrics does not default to loopback:\n%s", help)
+	}
 
 	out := waitMetric(t, metricsURL, fmt.Sprintf(`darse_site_up{site=%q} 1`, name), log)
 	for _, want := range []string{

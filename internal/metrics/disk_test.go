@@ -86,9 +86,11 @@ func TestDiskWalkerMeasuresDueSitesAndForgetsDeleted(t *testing.T) {
 	sites := []string{"blog"}
 	now := time.Unix(1_700_000_000, 0)
 	d := NewDiskWalker(DiskConfig{
-		UsersDir:     users,
-		Sites:        func(context.Context) ([]string, error) { return sites, nil },
-		Volumes:      func(context.Context) (map[string][]string, error) { return map[string][]string{"blog": {"/var/lib/docker/volumes/blog_db/_data"}}, nil },
+		UsersDir: users,
+		Sites:    func(context.Context) ([]string, error) { return sites, nil },
+		Volumes: func(context.Context) (map[string][]string, error) {
+			return map[string][]string{"blog": {"/var/lib/docker/volumes/blog_db/_data"}}, nil
+		},
 		VolumePrefix: host,
 		Now:          func() time.Time { return now },
 	}, slog.New(slog.DiscardHandler))
