@@ -101,12 +101,8 @@ func newBackupRunCmd(a *app) *cobra.Command {
 				return err
 			}
 			if all {
-				sites, err := o.store.ListSites(ctx)
-				if err != nil {
+				if names, err = siteNames(ctx, o.store); err != nil {
 					return err
-				}
-				for _, s := range sites {
-					names = append(names, s.Name)
 				}
 			}
 			out := cmd.OutOrStdout()

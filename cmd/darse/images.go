@@ -399,12 +399,8 @@ func (a *app) rollout(cmd *cobra.Command, names []string, all bool, k ops.Rollou
 		return err
 	}
 	if all {
-		sites, err := o.store.ListSites(ctx)
-		if err != nil {
+		if names, err = siteNames(ctx, o.store); err != nil {
 			return err
-		}
-		for _, s := range sites {
-			names = append(names, s.Name)
 		}
 	}
 	r := rolling{o: o, k: k, out: cmd.OutOrStdout(), plans: map[int64]reconcile.Plan{}}
@@ -535,4 +531,17 @@ func updatesDue(srv string, u *platform.Updates, now time.Time) (bool, string, e
 // slot away; a failed run is not noted and is tried again at the next call.
 func recordUpdates(srv string, start time.Time) error {
 	return render.WriteFile(updatesFile(srv), []byte(start.UTC().Format(time.RFC3339)+"\n"), 0o644)
+}
+
+// siteNames is every stored site's name (a command's --all).
+func siteNames(ctx context.Context, st *store.Store) ([]string, error) {
+	sites, err := st.ListSites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(sites))
+	for _, s := range sites {
+		names = append(names, s.Name)
+	}
+	return names, nil
 }
