@@ -6,12 +6,14 @@
 # firewall table, ports 80 and 443) is never touched by the tests, and the
 # engine-restart test restarts this engine, not the host's.
 
-test_ns=darse-test
-test_root=/var/lib/darse-test
-test_run=/run/darse-test
+# DARSE_TEST_NS names another such engine (e.g. to soak-test while the
+# suite runs on this one); everything of it is named after it.
+test_ns=${DARSE_TEST_NS:-darse-test}
+test_root=/var/lib/$test_ns
+test_run=/run/$test_ns
 test_sock=$test_run/docker.sock
 test_pidfile=$test_run/dockerd.pid
-test_log=/var/log/darse-test-dockerd.log
+test_log=/var/log/$test_ns-dockerd.log
 TEST_DOCKER_HOST=unix://$test_sock
 # The namespace's resolver (start_test_dns): a documentation address
 # (TEST-NET-3), never routed anywhere.
@@ -42,7 +44,12 @@ start_test_engine() {
 	if test_docker info >/dev/null 2>&1; then
 		return
 	fi
-	printf '%s\n' '{"default-address-pools": [{"base": "172.16.0.0/13", "size": 24}], "dns": ["'"$test_dns"'"]}' >"$test_run/daemon.json"
+	# live-restore (as host.sh writes for the host's engine) only when a
+	# test asks: the reboot and engine-restart tests need containers that
+	# stop with the engine.
+	live=''
+	[ -z "${DARSE_TEST_ENGINE_LIVE_RESTORE:-}" ] || live=', "live-restore": true'
+	printf '%s\n' '{"default-address-pools": [{"base": "172.16.0.0/13", "size": 24}], "dns": ["'"$test_dns"'"]'"$live"'}' >"$test_run/daemon.json"
 	echo "darse: starting the test suite's engine in network namespace $test_ns (log: $test_log)"
 	in_test_ns nohup /usr/sbin/dockerd --data-root "$test_root" --exec-root "$test_run/exec" \
 		--pidfile "$test_pidfile" -H "$TEST_DOCKER_HOST" --config-file "$test_run/daemon.json" \

@@ -47,6 +47,9 @@ in_test_env env DARSE_INTEGRATION=require go test -p 1 -count=1 -timeout 40m -sk
 if [ "$status" = 0 ]; then
 	in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 5m -tags enginerestart -run TestRealEngineRestart ./cmd/darse-fw/ || status=1
 	in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 10m -tags enginerestart -run TestSimulatedReboot ./cmd/darse/ || status=1
+	# The soak: 1,100 sites (300 with SFTP) through Traefik, the engine
+	# restarted under them (cmd/darse/soak_test.go). Last: it fills the engine.
+	in_test_env env DARSE_INTEGRATION=require go test -count=1 -timeout 30m -tags enginerestart -run TestSoak ./cmd/darse/ || status=1
 fi
 stop_live_probe || status=1
 exit "$status"

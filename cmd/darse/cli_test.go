@@ -198,6 +198,8 @@ func TestStaticSiteLifecycle(t *testing.T) {
 		t.Errorf("status has no address: %+v", a)
 	}
 
+	lsIs(t, e, name, hosting.StateRunning, "none")
+
 	// docker-compose sees the container darse created.
 	if ps := e.compose(name, "ps"); !strings.Contains(ps, web) || !strings.Contains(ps, "Up") {
 		t.Fatalf("docker-compose ps does not list %s Up:\n%s", web, ps)
@@ -213,6 +215,7 @@ func TestStaticSiteLifecycle(t *testing.T) {
 	if s := e.status(name); s.State != hosting.StateStopped || service(t, s, "web").State != "missing" {
 		t.Fatalf("after docker-compose down: %+v", s)
 	}
+	lsIs(t, e, name, hosting.StateStopped, "none")
 	e.ok("site", "up", name)
 	get(t, web, "/", 200)
 
@@ -231,6 +234,12 @@ func TestStaticSiteLifecycle(t *testing.T) {
 	if s := e.status(name); s.State != hosting.StateStopped {
 		t.Fatalf("after stop: %+v", s)
 	}
+	// A file edited by hand shows in site ls.
+	conf := filepath.Join(dir, "docker-compose.override.yml")
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(conf, append(b, []byte("# edited\n")...), 0o644)
+	lsIs(t, e, name, hosting.StateStopped, "edited by hand: docker-compose.override.yml")
+	os.WriteFile(conf, b, 0o644)
 	e.ok("site", "restart", name)
 	get(t, web, "/", 200)
 
@@ -261,6 +270,22 @@ func TestStaticSiteLifecycle(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("rm --purge left the folder: %v", err)
 	}
+}
+
+// lsIs fails unless site ls shows name in state with drift (one listing
+// of the engine for every site: hosting.List).
+func lsIs(t *testing.T, e *env, name, state, drift string) {
+	t.Helper()
+	for _, line := range strings.Split(e.ok("site", "ls"), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[0] == name {
+			if f[3] != state || strings.Join(f[5:], " ") != drift {
+				t.Fatalf("site ls: %q, want state %s and drift %q", line, state, drift)
+			}
+			return
+		}
+	}
+	t.Fatalf("site ls does not list %s", name)
 }
 
 func TestPHPSiteAndEnvChange(t *testing.T) {

@@ -232,12 +232,8 @@ func newSiteRenderCmd(a *app) *cobra.Command {
 				return err
 			}
 			if all {
-				sites, err := h.List(cmd.Context())
-				if err != nil {
+				if args, err = siteNames(cmd.Context(), a.store); err != nil {
 					return err
-				}
-				for _, s := range sites {
-					args = append(args, s.Name)
 				}
 			}
 			var failed int
