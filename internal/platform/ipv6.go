@@ -67,7 +67,13 @@ func staleFront(want compose.Network, have []string) string {
 	if w == h || slices.Contains(have, w) {
 		return ""
 	}
-	return fmt.Sprintf("front network %s has IPv6 subnet %q, not %q (ipv6.prefix): it keeps it, and its sites their addresses, until it is recreated (README \"A global IPv6 address per site\")", want.Name, h, w)
+	if h == "" {
+		h = "none"
+	}
+	if w == "" {
+		w = "none"
+	}
+	return fmt.Sprintf("front network %s has IPv6 subnet %s, not %s: it keeps it, and its sites their addresses, until it is recreated (README, A global IPv6 address per site)", want.Name, h, w)
 }
 
 // subnetReader is the one engine call checkFront makes.
