@@ -48,8 +48,8 @@ func CheckRoutedPrefix(p netip.Prefix) error {
 // CheckRoutedPrefix; the caller checks k).
 func RoutedSubnet6(p netip.Prefix, k int) netip.Prefix {
 	b := p.Addr().As16()
-	// Bits p.Bits()..63 number the /64s; k < 2^(64-p.Bits()) fits there,
-	// in bytes 6 and 7 (and the low bits of 5 for a prefix shorter than /56).
+	// Bits p.Bits()..63 number the /64s: k (at most MaxShard, below
+	// 2^(64-MaxPrefixBits)) goes in the low end of the first 64 bits.
 	v := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 	v |= uint64(k)

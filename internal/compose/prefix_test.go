@@ -75,7 +75,7 @@ func TestCheckRoutedPrefix(t *testing.T) {
 		{"::/0", "within 2000::/3"},
 		{"::ffff:10.0.0.0/104", "IPv6 prefix"},
 		{"10.0.0.0/8", "IPv6 prefix"},
-		{"3fff::/20", ""}, // 2000::/3 but fine: kept as the positive control of the length rule below
+		{"3fff::/20", ""}, // RFC 9637's documentation prefix: global unicast, accepted
 		{"2001:db8:42::1/48", "first address (2001:db8:42::/48)"},
 		{"2001:db8:42:1::/64", "/57 or shorter"},
 		{"2001:db8:42:100::/58", "/57 or shorter"},
