@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -355,7 +356,7 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 			}
 			if asJSON {
 				if !secrets {
-					return writeJSON(cmd.OutOrStdout(), siteJSON(*s))
+					return writeJSON(cmd.OutOrStdout(), siteStatusJSON{siteJSON(*s), frontAddresses(*s)})
 				}
 				type secretJSON struct {
 					Name        string `json:"name"`
@@ -363,9 +364,9 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 					Value       string `json:"value"`
 				}
 				out := struct {
-					hosting.Status
+					siteStatusJSON
 					Secrets []secretJSON `json:"secrets"`
-				}{Status: siteJSON(*s), Secrets: []secretJSON{}}
+				}{siteStatusJSON: siteStatusJSON{siteJSON(*s), frontAddresses(*s)}, Secrets: []secretJSON{}}
 				for _, sec := range secs {
 					out.Secrets = append(out.Secrets, secretJSON{sec.Name, sec.Description, sec.Value})
 				}
@@ -377,6 +378,9 @@ func newSiteStatusCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(w, "site:     %s (%s)\ntemplate: %s\nowner:    %s\ndomain:   %s\ndrift:    %s\n",
 				s.Name, s.State, s.Template, s.Owner, strings.Join(append([]string{s.Domain}, s.Aliases...), ", "), driftText(s.Drift))
+			if fa := frontAddresses(*s); len(fa) > 0 {
+				fmt.Fprintf(w, "front:    %s: %s\n", s.Front, frontText(fa))
+			}
 			if s.SSH != nil {
 				fmt.Fprintf(w, "sftp:     %s   (%d keys; host key %s)\n", s.SSH.Command, s.SSH.Keys, s.SSH.HostKey)
 			}
@@ -454,4 +458,39 @@ func optionalSite(args []string) (string, error) {
 		return "", nil
 	}
 	return args[0], site.ValidateName(args[0])
+}
+
+// siteStatusJSON is `site status --json`: the status and, apart, each
+// service's addresses on the site's front network (its global IPv6 one
+// on a host with ipv6.prefix).
+type siteStatusJSON struct {
+	hosting.Status
+	FrontAddresses []frontAddress `json:"front_addresses"`
+}
+
+// frontAddress is one service's addresses on the site's front network.
+type frontAddress struct {
+	Service string `json:"service"`
+	IPv4    string `json:"ipv4,omitempty"`
+	IPv6    string `json:"ipv6,omitempty"`
+}
+
+func frontAddresses(s hosting.Status) []frontAddress {
+	out := []frontAddress{}
+	for _, ss := range s.Services {
+		for _, a := range ss.Addresses {
+			if s.Front != "" && a.Network == s.Front {
+				out = append(out, frontAddress{ss.Service, a.IPv4, a.IPv6})
+			}
+		}
+	}
+	return out
+}
+
+func frontText(fa []frontAddress) string {
+	var parts []string
+	for _, a := range fa {
+		parts = append(parts, strings.Join(slices.DeleteFunc([]string{a.Service, a.IPv4, a.IPv6}, func(s string) bool { return s == "" }), " "))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -153,6 +153,9 @@ type Exposure struct {
 	// the container has none in that family (or the exposure is limited
 	// to the other family).
 	To4, To6 netip.Addr
+	// Direct is To6 and the container port when To6 is a routed (global)
+	// address that answers from outside without translation (routed.go).
+	Direct netip.AddrPort
 }
 
 func (e Exposure) String() string {
@@ -163,7 +166,11 @@ func (e Exposure) String() string {
 			where = "[" + where + "]"
 		}
 	}
-	return fmt.Sprintf("%s %s %s:%d/%s -> %d", e.Container, e.Name, where, e.HostPort, e.Protocol, e.Port)
+	s := fmt.Sprintf("%s %s %s:%d/%s -> %d", e.Container, e.Name, where, e.HostPort, e.Protocol, e.Port)
+	if e.Direct.IsValid() {
+		s += fmt.Sprintf(", direct %s/%s", e.Direct, e.Protocol)
+	}
+	return s
 }
 
 // Problem is an exposure refused (Refused) or opened only in part.
@@ -381,6 +388,9 @@ func Build(s State, o Options) *Ruleset {
 				}
 			} else {
 				e.To6 = to
+				if ap, ok := lookups.direct(s.Networks, cl, proto, to); ok {
+					e.Direct = ap
+				}
 			}
 			if cl.hostIP.IsValid() && !cl.hostIP.IsUnspecified() {
 				expose = append(expose, nft.Rule{
@@ -397,7 +407,7 @@ func Build(s State, o Options) *Ruleset {
 			r.Exposures = append(r.Exposures, e)
 		}
 	}
-	r.Table = table(o, s.Networks, expose, hostInput, lookups, egressRules(o, containers, s.Networks, hostInput))
+	r.Table = table(o, s.Networks, expose, hostInput, watchedRouted(containers, s.Networks), lookups, egressRules(o, containers, s.Networks, hostInput))
 	return r
 }
 
@@ -407,6 +417,7 @@ func Build(s State, o Options) *Ruleset {
 type lookups struct {
 	dnats    map[lookupKey][]dnatTo
 	inbounds map[lookupKey]map[netip.AddrPort]bool
+	directs  map[nft.Proto]map[netip.AddrPort]bool // IPv6 only (routed.go)
 }
 
 type lookupKey struct {
@@ -420,7 +431,7 @@ type dnatTo struct {
 }
 
 func newLookups() *lookups {
-	return &lookups{dnats: map[lookupKey][]dnatTo{}, inbounds: map[lookupKey]map[netip.AddrPort]bool{}}
+	return &lookups{dnats: map[lookupKey][]dnatTo{}, inbounds: map[lookupKey]map[netip.AddrPort]bool{}, directs: map[nft.Proto]map[netip.AddrPort]bool{}}
 }
 
 func (l *lookups) dnat(f nft.Family, p nft.Proto, hostPort int, to netip.Addr, port int) {
@@ -594,8 +605,11 @@ func addrMatch(ip netip.Addr, m ...nft.Match) []nft.Match {
 // through the host's address.
 var ula = netip.MustParsePrefix("fc00::/7")
 
-func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *lookups, eg egress) *nft.Table {
+func table(o Options, networks []Network, expose, hostInput, routedJumps []nft.Rule, l *lookups, eg egress) *nft.Table {
 	sets, dnat, inbound := l.sets()
+	dsets, direct := l.directSets(networks)
+	sets = append(sets, dsets...)
+	inbound = append(inbound, direct...)
 	sets = append(sets, eg.sets...)
 	expose = append(expose, dnat...)
 	nets := slices.Clone(networks)
@@ -648,7 +662,7 @@ func table(o Options, networks []Network, expose, hostInput []nft.Rule, l *looku
 		&nft.Chain{Name: "forward", Type: nft.Filter, Hook: nft.Forward, Priority: prioFilter, Policy: nft.Accept, Rules: append(append([]nft.Rule{
 			{Match: []nft.Match{nft.CtEstablished | nft.CtRelated}, Action: nft.Accept},
 			eg.forward,
-		}, isolate...), toBridge...)},
+		}, append(isolate, routedJumps...)...), toBridge...)},
 		// New connections into a container network: from the same network
 		// (bridged), or to an exposed port once translated; nothing else,
 		// over IPv4 or IPv6.

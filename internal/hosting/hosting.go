@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,9 @@ type Config struct {
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
 	FrontNetwork string   // network Traefik reaches sites on (shard 0); empty: none
 	FrontAPI     string   // Traefik's API (host:port), which rollouts wait on; empty: none
+	// FrontPrefix6 is the host's routed IPv6 prefix (ipv6.prefix): front
+	// networks made from now on take their /64s from it; invalid: the ULA.
+	FrontPrefix6 netip.Prefix
 	// ShardSites is how many sites a front shard holds (front.shard_sites
 	// in darse.yml, validated there); 0: every site on FrontNetwork.
 	ShardSites int

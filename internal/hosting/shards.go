@@ -59,7 +59,7 @@ func (h *Hosting) ensureFront(ctx context.Context, e networkCreator, name string
 	if err != nil {
 		return err
 	}
-	n, err := compose.FrontShard(k)
+	n, err := compose.FrontShardIn(k, h.cfg.FrontPrefix6)
 	if err != nil {
 		return fmt.Errorf("site %q: %w", name, err)
 	}

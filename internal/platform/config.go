@@ -60,6 +60,8 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Updates, when set, schedules the images' rebuild and rollout.
 	Updates *Updates `yaml:"updates,omitempty"`
+	// IPv6, when set, gives the front networks global addresses (ipv6.go).
+	IPv6 *IPv6 `yaml:"ipv6,omitempty"`
 }
 
 // Backup is the restic repository sites and the platform are backed up
@@ -264,6 +266,9 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
+	if err := c.IPv6.validate(); err != nil {
+		return err
+	}
 	if c.ACME != nil {
 		u, err := url.Parse(c.ACME.CA)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -302,7 +307,8 @@ func (c Config) PanelURL() string {
 
 // Hosting is the sites' side of the configuration.
 func (c Config) Hosting(srv string) hosting.Config {
-	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, FrontAPI: c.Front.API, ShardSites: c.Front.ShardSites, EntryPoints: []string{"web"}}
+	h := hosting.Config{Srv: srv, Domain: c.Domain, FrontNetwork: compose.FrontNetwork, FrontAPI: c.Front.API, ShardSites: c.Front.ShardSites, EntryPoints: []string{"web"},
+		FrontPrefix6: c.RoutedPrefix()}
 	// A site's name is its compose project's: never one of the platform's.
 	h.Reserved = map[string]string{TopProject: "the platform's compose project", c.Front.Project: "the front door's compose project",
 		c.Panel.Project: "the panel's compose project"}

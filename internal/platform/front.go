@@ -234,8 +234,15 @@ func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	if err := p.writeTop(image); err != nil {
 		return nil, err
 	}
-	if err := p.Engine.CreateNetwork(ctx, compose.Front()); err != nil {
+	fn, err := p.Config.frontNetwork()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Engine.CreateNetwork(ctx, fn); err != nil {
 		return nil, fmt.Errorf("front network: %w", err)
+	}
+	if err := checkFront(ctx, p.Engine, p.Log, fn); err != nil {
+		return nil, err
 	}
 	subnets, err := p.Engine.NetworkSubnets(ctx, compose.FrontNetwork)
 	if err != nil {
