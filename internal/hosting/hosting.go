@@ -27,6 +27,7 @@ type Config struct {
 	Domain       string   // platform domain: sites default to NAME.Domain
 	EntryPoints  []string // Traefik entrypoints of the site routers
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
+	Wildcard     string   // domain whose wildcard certificate the front door holds (acme.dns); empty: none
 	FrontNetwork string   // network Traefik reaches sites on (shard 0); empty: none
 	FrontAPI     string   // Traefik's API (host:port), which rollouts wait on; empty: none
 	// ShardSites is how many sites a front shard holds (front.shard_sites
@@ -324,6 +325,7 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 		Port:         t.Web.Port,
 		EntryPoints:  h.cfg.EntryPoints,
 		CertResolver: h.cfg.CertResolver,
+		Wildcard:     h.cfg.Wildcard,
 		Network:      front,
 	})
 	if err != nil {
