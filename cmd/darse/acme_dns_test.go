@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +36,7 @@ const tsigKeyName = "darse-acme-test"
 // signed with the key whose secret it returns are allowed) and for
 // example.net, where every name resolves to 127.0.0.1 (custom domains,
 // which Pebble validates by TLS-ALPN on the front door).
-func namedServer(t *testing.T, domain string) (addr, secret string) {
+func namedServer(t *testing.T, domain string) (addr, secret string, log *testenv.Buffer) {
 	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
@@ -79,7 +81,7 @@ zone "example.net" { type primary; file "%[1]s/custom.zone"; };
 			t.Fatal(err)
 		}
 	}
-	log := &testenv.Buffer{}
+	log = &testenv.Buffer{}
 	cmd := exec.Command(named, "-g", "-c", filepath.Join(dir, "named.conf"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -106,7 +108,7 @@ zone "example.net" { type primary; file "%[1]s/custom.zone"; };
 			t.Fatalf("named did not start:\n%s", log)
 		}
 	}
-	return fmt.Sprintf("127.0.0.1:%d", port), secret
+	return fmt.Sprintf("127.0.0.1:%d", port), secret, log
 }
 
 // pebbleWithDNS runs Pebble on loopback resolving every name through
@@ -152,9 +154,9 @@ func pebbleWithDNS(t *testing.T, tlsPort int, dnsAddr string) (dir, roots, caPEM
 func orders(log *testenv.Buffer) int { return strings.Count(log.String(), "Added order") }
 
 // servedTLS fetches https://host/ from addr (SNI host), trusting pool, until
-// the certificate verifies and ok accepts it; it returns that certificate
-// and the body.
-func servedTLS(t *testing.T, addr, host string, pool *x509.CertPool, within time.Duration, ok func(*x509.Certificate) bool) (*x509.Certificate, int, string) {
+// the certificate verifies, ok accepts it and the answer is want (and
+// wantBody, if set); it returns that certificate.
+func servedTLS(t *testing.T, addr, host string, pool *x509.CertPool, within time.Duration, ok func(*x509.Certificate) bool, want int, wantBody string) *x509.Certificate {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -169,10 +171,10 @@ func servedTLS(t *testing.T, addr, host string, pool *x509.CertPool, within time
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			cert := resp.TLS.PeerCertificates[0]
-			if ok(cert) {
-				return cert, resp.StatusCode, string(b)
+			if ok(cert) && resp.StatusCode == want && (wantBody == "" || string(b) == wantBody) {
+				return cert
 			}
-			err = fmt.Errorf("certificate for %v", cert.DNSNames)
+			err = fmt.Errorf("certificate for %v, answer %d %q, want %d %q", cert.DNSNames, resp.StatusCode, b, want, wantBody)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("https %s (%s): %v", host, addr, err)
@@ -192,7 +194,7 @@ func isWildcard(domain string) func(*x509.Certificate) bool {
 func TestWildcardCertificateThroughDNS01(t *testing.T) {
 	testenv.NeedEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
 	const domain = "test.example.org" // newFrontOn's platform domain
-	dnsAddr, secret := namedServer(t, domain)
+	dnsAddr, secret, namedLog := namedServer(t, domain)
 	httpsPort := freePort(t)
 	dir, rootsURL, caPEM, pebbleLog := pebbleWithDNS(t, httpsPort, dnsAddr)
 	secretFile := filepath.Join(t.TempDir(), "tsig.key")
@@ -214,7 +216,7 @@ func TestWildcardCertificateThroughDNS01(t *testing.T) {
 
 	// The wildcard is ordered at start, before any site: Traefik serves it
 	// as its default certificate, here to a host no router has.
-	wildcard, _, _ := servedTLS(t, v4, "nosite."+domain, pool, 90*time.Second, isWildcard(domain))
+	wildcard := servedTLS(t, v4, "nosite."+domain, pool, 90*time.Second, isWildcard(domain), http.StatusNotFound, "")
 	time.Sleep(2 * time.Second) // an order racing the first would show by now
 	if n := orders(pebbleLog); n != 1 {
 		t.Fatalf("%d ACME orders before any site, want 1 (the wildcard)", n)
@@ -231,10 +233,7 @@ func TestWildcardCertificateThroughDNS01(t *testing.T) {
 	}
 	host := name + "." + domain
 	for _, addr := range []string{v4, v6} {
-		cert, code, body := servedTLS(t, addr, host, pool, 30*time.Second, isWildcard(domain))
-		if code != 200 || body != page {
-			t.Fatalf("https %s on %s: %d %q, want 200 %q", host, addr, code, body, page)
-		}
+		cert := servedTLS(t, addr, host, pool, 30*time.Second, isWildcard(domain), http.StatusOK, page)
 		if !cert.Equal(wildcard) {
 			t.Errorf("%s on %s: certificate serial %s, want the wildcard's %s", host, addr, cert.SerialNumber, wildcard.SerialNumber)
 		}
@@ -250,13 +249,10 @@ func TestWildcardCertificateThroughDNS01(t *testing.T) {
 	custom := "www." + name + ".example.net"
 	f.ok("site", "domain", "add", name, custom)
 	for _, addr := range []string{v4, v6} {
-		_, code, body := servedTLS(t, addr, custom, pool, 60*time.Second, func(c *x509.Certificate) bool {
+		servedTLS(t, addr, custom, pool, 60*time.Second, func(c *x509.Certificate) bool {
 			return slices.Equal(c.DNSNames, []string{custom})
-		})
-		if code != 200 || body != page {
-			t.Fatalf("https %s on %s: %d %q, want 200 %q", custom, addr, code, body, page)
-		}
-		if cert, _, _ := servedTLS(t, addr, host, pool, 10*time.Second, isWildcard(domain)); !cert.Equal(wildcard) {
+		}, http.StatusOK, page)
+		if cert := servedTLS(t, addr, host, pool, 10*time.Second, isWildcard(domain), http.StatusOK, page); !cert.Equal(wildcard) {
 			t.Errorf("%s on %s lost the wildcard after the custom domain", host, addr)
 		}
 	}
@@ -264,9 +260,32 @@ func TestWildcardCertificateThroughDNS01(t *testing.T) {
 	if n := orders(pebbleLog); n != 2 {
 		t.Fatalf("%d ACME orders after a custom domain, want 2 (the wildcard, the custom domain)", n)
 	}
-	for _, chal := range []string{"dns-01", "tls-alpn-01"} {
-		if !strings.Contains(pebbleLog.String(), chal) {
-			t.Errorf("pebble validated no %s challenge", chal)
+	// The wildcard came through RFC 2136 updates signed with the key, the
+	// custom domain's certificate from the TLS-ALPN resolver, "le" (its
+	// zone takes no update).
+	update := fmt.Sprintf("/key %s: updating zone '%s/IN': adding an RR at '_acme-challenge.%s' TXT", tsigKeyName, domain, domain)
+	if !strings.Contains(namedLog.String(), update) || strings.Contains(namedLog.String(), "example.net/IN': adding") {
+		t.Errorf("named's log: want signed updates of _acme-challenge.%s only", domain)
+	}
+	var store map[string]struct {
+		Certificates []struct {
+			Domain struct {
+				Main string   `json:"main"`
+				SANs []string `json:"sans"`
+			} `json:"domain"`
 		}
+	}
+	b, err := os.ReadFile(filepath.Join(f.srv, "core", "front", "data", "acme.json"))
+	if err != nil || json.Unmarshal(b, &store) != nil {
+		t.Fatalf("acme.json: %v", err)
+	}
+	summary := map[string][]string{}
+	for resolver, s := range store {
+		for _, c := range s.Certificates {
+			summary[resolver] = append(summary[resolver], strings.Join(append([]string{c.Domain.Main}, c.Domain.SANs...), ","))
+		}
+	}
+	if want := map[string][]string{"le": {custom}, "le-dns": {domain + ",*." + domain}}; !reflect.DeepEqual(summary, want) {
+		t.Errorf("certificates by resolver: %v, want %v", summary, want)
 	}
 }
