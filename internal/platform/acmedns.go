@@ -101,8 +101,8 @@ func dnsField(key, value, rule string) error {
 	return &site.FieldError{Field: "acme.dns." + key, Value: value, Rule: rule}
 }
 
-// validate checks acme.dns's fields, and reads its secret files (whose
-// content is checked, never shown).
+// validate checks acme.dns's fields; the files it names are read, and
+// their content checked (never shown), when the front door is rendered.
 func (d *ACMEDNS) validate() error {
 	if err := d.validateCommon(); err != nil {
 		return err
@@ -145,22 +145,28 @@ func (d *ACMEDNS) validateRFC2136() error {
 		return dnsField("env_file", d.EnvFile, "is for the other providers: rfc2136 is configured by nameserver, tsig_key, tsig_algorithm and tsig_secret_file")
 	}
 	if err := validHostPort(d.Nameserver); err != nil {
-		return dnsField("nameserver", d.Nameserver, "is required: HOST:PORT of the DNS server accepting RFC 2136 updates, e.g. ns1.example.org:53")
+		return dnsField("nameserver", d.Nameserver, "must be HOST:PORT of the DNS server accepting RFC 2136 updates (required), e.g. ns1.example.org:53")
 	}
 	if k := strings.TrimSuffix(d.TSIGKey, "."); site.ValidateDomain(k) != nil && !site.IsDNSLabel(k) {
-		return dnsField("tsig_key", d.TSIGKey, "is required: the TSIG key's name as the DNS server knows it (DNS labels, e.g. darse-acme)")
+		return dnsField("tsig_key", d.TSIGKey, "must be the TSIG key's name as the DNS server knows it (required; DNS labels, e.g. darse-acme)")
 	}
 	if _, ok := tsigAlgorithms[d.algorithm()]; !ok {
 		return dnsField("tsig_algorithm", d.TSIGAlgorithm, "must be hmac-sha256 (the default), hmac-sha1, hmac-sha224, hmac-sha384 or hmac-sha512")
 	}
+	return validSecretPath("tsig_secret_file", d.TSIGSecretFile)
+}
+
+// tsigSecret reads the TSIG secret (at render: the panel, which loads
+// darse.yml too, sees only /srv, and need not read the secret).
+func (d *ACMEDNS) tsigSecret() ([]byte, error) {
 	secret, err := readSecretFile("tsig_secret_file", d.TSIGSecretFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !isBase64(secret) {
-		return dnsField("tsig_secret_file", d.TSIGSecretFile, "must hold the TSIG secret in base64 (as tsig-keygen prints it), on one line")
+		return nil, dnsField("tsig_secret_file", d.TSIGSecretFile, "must hold the TSIG secret in base64 (as tsig-keygen prints it), on one line")
 	}
-	return nil
+	return secret, nil
 }
 
 func (d *ACMEDNS) validateProvider() error {
@@ -170,11 +176,10 @@ func (d *ACMEDNS) validateProvider() error {
 			return dnsField(f.key, f.v, "is for provider rfc2136 only: set "+d.Provider+"'s variables in acme.dns.env_file")
 		}
 	}
-	_, err := d.providerEnv()
-	return err
+	return validSecretPath("env_file", d.EnvFile)
 }
 
-// providerEnv reads EnvFile: NAME=value lines, each NAME one lego
+// providerEnv reads EnvFile (at render, as tsigSecret): NAME=value lines, each NAME one lego
 // documents for the provider; comments and blank lines are skipped.
 func (d *ACMEDNS) providerEnv() (map[string]string, error) {
 	b, err := readSecretFile("env_file", d.EnvFile)
@@ -216,11 +221,18 @@ func (d *ACMEDNS) algorithm() string {
 	return strings.TrimSuffix(cmp.Or(d.TSIGAlgorithm, "hmac-sha256"), ".")
 }
 
+func validSecretPath(key, path string) error {
+	if path == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return dnsField(key, path, "must be the clean absolute path of a file (required)")
+	}
+	return nil
+}
+
 // readSecretFile reads a file named in acme.dns: a clean absolute path to
 // a regular file of at most 64 KiB. Errors never quote its content.
 func readSecretFile(key, path string) ([]byte, error) {
-	if path == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
-		return nil, dnsField(key, path, "is required: the clean absolute path of a file")
+	if err := validSecretPath(key, path); err != nil {
+		return nil, err
 	}
 	st, err := os.Stat(path)
 	if err == nil && !st.Mode().IsRegular() {
@@ -294,7 +306,7 @@ func (c Config) dnsEnv() (env []byte, secrets map[string][]byte, err error) {
 				plain[name] = strconv.Itoa(int(t / time.Second))
 			}
 		}
-		s, err := readSecretFile("tsig_secret_file", d.TSIGSecretFile)
+		s, err := d.tsigSecret()
 		if err != nil {
 			return nil, nil, err
 		}

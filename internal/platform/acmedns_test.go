@@ -79,40 +79,53 @@ func TestLoadRefusesACMEDNS(t *testing.T) {
 	notBase64, empty := write("bad.key", "not base64 at all!\n"), write("empty.env", "# nothing\n")
 	unknownVar, badLine := write("unknown.env", "CF_DNS_API_TOKEN=x\nLD_PRELOAD=/tmp/x.so\n"), write("line.env", "export CF_DNS_API_TOKEN x\n")
 	twice := write("twice.env", "CF_DNS_API_TOKEN=x\nCF_DNS_API_TOKEN=y\n")
-	for _, tc := range []struct{ body, key, notInErr string }{
-		{"domain: example.org\nacme:\n  dns:\n    provider: bind\n", "acme.dns.provider", ""},
-		{"domain: example.org\nacme:\n  dns:\n    provider: manual\n", "acme.dns.provider", ""},
-		{"acme:\n  dns:\n    provider: rfc2136\n", "acme.dns.provider", ""}, // domain: localhost
-		{"domain: example.org\nacme:\n  dns:\n    provider: rfc2136\n    tsig_key: k\n    tsig_secret_file: " + secret + "\n", "acme.dns.nameserver", ""},
-		{strings.Replace(rfc2136YAML(secret, ""), "192.0.2.53:53", "192.0.2.53", 1), "acme.dns.nameserver", ""},
-		{strings.Replace(rfc2136YAML(secret, ""), "192.0.2.53:53", "ns1.example.org:99999", 1), "acme.dns.nameserver", ""},
-		{strings.Replace(rfc2136YAML(secret, ""), "darse-acme", "'bad key!'", 1), "acme.dns.tsig_key", ""},
-		{strings.Replace(rfc2136YAML(secret, ""), "    tsig_key: darse-acme\n", "", 1), "acme.dns.tsig_key", ""},
-		{rfc2136YAML(secret, "    tsig_algorithm: hmac-md5\n"), "acme.dns.tsig_algorithm", ""},
-		{rfc2136YAML("relative.key", ""), "acme.dns.tsig_secret_file", ""},
-		{rfc2136YAML(filepath.Join(dir, "missing.key"), ""), "acme.dns.tsig_secret_file", ""},
-		{rfc2136YAML(dir, ""), "acme.dns.tsig_secret_file", ""},
+	// render: the file's content, read only when the front door is
+	// rendered (the panel loads darse.yml too, seeing only /srv).
+	for _, tc := range []struct {
+		body, key, notInErr string
+		render              bool
+	}{
+		{"domain: example.org\nacme:\n  dns:\n    provider: bind\n", "acme.dns.provider", "", false},
+		{"domain: example.org\nacme:\n  dns:\n    provider: manual\n", "acme.dns.provider", "", false},
+		{"acme:\n  dns:\n    provider: rfc2136\n", "acme.dns.provider", "", false}, // domain: localhost
+		{"domain: example.org\nacme:\n  dns:\n    provider: rfc2136\n    tsig_key: k\n    tsig_secret_file: " + secret + "\n", "acme.dns.nameserver", "", false},
+		{strings.Replace(rfc2136YAML(secret, ""), "192.0.2.53:53", "192.0.2.53", 1), "acme.dns.nameserver", "", false},
+		{strings.Replace(rfc2136YAML(secret, ""), "192.0.2.53:53", "ns1.example.org:99999", 1), "acme.dns.nameserver", "", false},
+		{strings.Replace(rfc2136YAML(secret, ""), "darse-acme", "'bad key!'", 1), "acme.dns.tsig_key", "", false},
+		{strings.Replace(rfc2136YAML(secret, ""), "    tsig_key: darse-acme\n", "", 1), "acme.dns.tsig_key", "", false},
+		{rfc2136YAML(secret, "    tsig_algorithm: hmac-md5\n"), "acme.dns.tsig_algorithm", "", false},
+		{rfc2136YAML("relative.key", ""), "acme.dns.tsig_secret_file", "", false},
+		{rfc2136YAML(filepath.Join(dir, "missing.key"), ""), "acme.dns.tsig_secret_file", "", true},
+		{rfc2136YAML(dir, ""), "acme.dns.tsig_secret_file", "", true},
 		// The content of a bad secret file is never quoted.
-		{rfc2136YAML(notBase64, ""), "acme.dns.tsig_secret_file", "not base64"},
-		{rfc2136YAML(secret, "    propagation_timeout: 2 minutes\n"), "acme.dns.propagation_timeout", ""},
-		{rfc2136YAML(secret, "    propagation_timeout: 500ms\n"), "acme.dns.propagation_timeout", ""},
-		{rfc2136YAML(secret, "    sequence_interval: 2h\n"), "acme.dns.sequence_interval", ""},
-		{rfc2136YAML(secret, "    resolvers: ['dns.example.org']\n"), "acme.dns.resolvers[0]", ""},
-		{rfc2136YAML(secret, "    check_authoritative: false\n"), "acme.dns.check_authoritative", ""},
-		{rfc2136YAML(secret, "    env_file: "+envFile+"\n"), "acme.dns.env_file", ""},
-		{rfc2136YAML(secret, "    tsig_secret: inline\n"), "field tsig_secret not found", ""},
-		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n", "acme.dns.env_file", ""},
-		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + empty + "\n", "acme.dns.env_file", ""},
-		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + unknownVar + "\n", "LD_PRELOAD", "/tmp/x.so"},
-		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + badLine + "\n", "line 1", "CF_DNS_API_TOKEN x"},
-		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + twice + "\n", "set twice", ""},
-		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + envFile + "\n    tsig_key: k\n", "acme.dns.tsig_key", ""},
+		{rfc2136YAML(notBase64, ""), "acme.dns.tsig_secret_file", "not base64", true},
+		{rfc2136YAML(secret, "    propagation_timeout: 2 minutes\n"), "acme.dns.propagation_timeout", "", false},
+		{rfc2136YAML(secret, "    propagation_timeout: 500ms\n"), "acme.dns.propagation_timeout", "", false},
+		{rfc2136YAML(secret, "    sequence_interval: 2h\n"), "acme.dns.sequence_interval", "", false},
+		{rfc2136YAML(secret, "    resolvers: ['dns.example.org']\n"), "acme.dns.resolvers[0]", "", false},
+		{rfc2136YAML(secret, "    check_authoritative: false\n"), "acme.dns.check_authoritative", "", false},
+		{rfc2136YAML(secret, "    env_file: "+envFile+"\n"), "acme.dns.env_file", "", false},
+		{rfc2136YAML(secret, "    tsig_secret: inline\n"), "field tsig_secret not found", "", false},
+		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n", "acme.dns.env_file", "", false},
+		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + empty + "\n", "acme.dns.env_file", "", true},
+		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + unknownVar + "\n", "LD_PRELOAD", "/tmp/x.so", true},
+		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + badLine + "\n", "line 1", "CF_DNS_API_TOKEN x", true},
+		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + twice + "\n", "set twice", "", true},
+		{"domain: example.org\nacme:\n  dns:\n    provider: cloudflare\n    env_file: " + envFile + "\n    tsig_key: k\n", "acme.dns.tsig_key", "", false},
 	} {
-		_, err := Load(writeConfig(t, tc.body))
+		cfg, err := Load(writeConfig(t, tc.body))
+		if tc.render {
+			if err != nil {
+				t.Errorf("%q: Load read a file it names: %v", tc.body, err)
+				continue
+			}
+			_, err = (&Platform{Srv: t.TempDir(), Config: cfg}).RenderFront("darse/darse:0123456789abcdef")
+		}
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%q: err = %v, want it to name %q", tc.body, err, tc.key)
 			continue
 		}
+		t.Log(err)
 		if tc.notInErr != "" && strings.Contains(err.Error(), tc.notInErr) {
 			t.Errorf("%q: err = %v shows the file's content %q", tc.body, err, tc.notInErr)
 		}
