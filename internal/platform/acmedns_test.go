@@ -161,6 +161,14 @@ func TestRenderFrontDNS(t *testing.T) {
 			t.Errorf("rendered %s holds the TSIG secret", name)
 		}
 	}
+	// The panel's host is under the wildcard: its router orders nothing.
+	panel, err := p.RenderPanel("darse/darse:0123456789abcdef", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := string(panel["docker-compose.override.yml"]); !strings.Contains(o, `site-darse-panel.tls: "true"`) || strings.Contains(o, "certresolver") {
+		t.Errorf("panel override under the wildcard:\n%s", o)
+	}
 	// Without acme.dns: no second resolver, no file provider, an env file
 	// with nothing in it (the compose file names it).
 	p.Config.ACME.DNS = nil
