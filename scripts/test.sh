@@ -16,6 +16,8 @@ need_root
 need_go
 install_platform_packages
 install_packages chromium openssh-client dnsmasq-base
+# named, the DNS server the wildcard certificate's test updates (RFC 2136).
+install_packages bind9
 build_darse
 go vet ./...
 # Everything Go needs, fetched and compiled here: the test namespace has

@@ -28,6 +28,7 @@ type Config struct {
 	Domain       string   // platform domain: sites default to NAME.Domain
 	EntryPoints  []string // Traefik entrypoints of the site routers
 	CertResolver string   // Traefik ACME resolver; empty: no TLS
+	Wildcard     string   // domain whose wildcard certificate the front door holds (acme.dns); empty: none
 	FrontNetwork string   // network Traefik reaches sites on (shard 0); empty: none
 	FrontAPI     string   // Traefik's API (host:port), which rollouts wait on; empty: none
 	// FrontPrefix6 is the host's routed IPv6 prefix (ipv6.prefix): front
@@ -328,6 +329,7 @@ func (h *Hosting) render(ctx context.Context, t *template.Template, spec site.Sp
 		Port:         t.Web.Port,
 		EntryPoints:  h.cfg.EntryPoints,
 		CertResolver: h.cfg.CertResolver,
+		Wildcard:     h.cfg.Wildcard,
 		Network:      front,
 	})
 	if err != nil {

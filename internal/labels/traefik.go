@@ -16,6 +16,7 @@ package labels
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,8 +38,15 @@ type Route struct {
 	// marked asDefault, or all of them).
 	EntryPoints []string
 	// CertResolver names the ACME resolver that obtains the certificate,
-	// e.g. "le". Empty: no TLS on the router.
+	// e.g. "le". Empty: no TLS on the router, unless Wildcard is set.
 	CertResolver string
+	// Wildcard, when set, is the domain whose wildcard certificate
+	// (*.Wildcard) the front door orders for itself (acme.dns, see package
+	// platform): the router is served over TLS, its domains one label under
+	// Wildcard with that certificate and nothing ordered for them, and
+	// CertResolver orders one certificate for each of the others (custom
+	// domains). ParseTraefik reads it back as the parent of such a domain.
+	Wildcard string
 	// Network is the Docker network Traefik reaches the service on
 	// (traefik.docker.network), e.g. "front". It is the engine's name for
 	// the network, not a compose alias. Empty: Traefik's provider default.
@@ -86,6 +94,13 @@ type router struct {
 
 type routerTLS struct {
 	CertResolver string
+	// Domains, when set, are the only certificates CertResolver orders
+	// (one each) instead of one for every host of the rule.
+	Domains []tlsDomain
+}
+
+type tlsDomain struct {
+	Main string
 }
 
 type service struct {
@@ -148,9 +163,7 @@ func (r Route) config() *config {
 		Service:     n,
 		Rule:        hostRule(r.Domains),
 	}
-	if r.CertResolver != "" {
-		rt.TLS = &routerTLS{CertResolver: r.CertResolver}
-	}
+	rt.TLS = r.routerTLS()
 	lb := &loadBalancer{Servers: []server{{Port: strconv.Itoa(r.Port)}}}
 	if h := r.Health; h != nil {
 		lb.HealthCheck = &healthCheck{Path: h.Path, Hostname: h.Hostname, Interval: h.Interval}
@@ -166,6 +179,44 @@ func (r Route) config() *config {
 		c.Docker = &dockerConfig{Network: r.Network}
 	}
 	return c
+}
+
+// routerTLS is the router's TLS: the resolver ordering one certificate for
+// the rule's hosts; with a wildcard covering some, one certificate for each
+// other host, or none (tls=true: served from the front door's store).
+func (r Route) routerTLS() *routerTLS {
+	covered, own := r.splitWildcard()
+	switch {
+	case len(covered) == 0 && r.CertResolver == "":
+		return nil
+	case len(covered) == 0:
+		return &routerTLS{CertResolver: r.CertResolver}
+	case len(own) == 0:
+		return &routerTLS{}
+	}
+	t := &routerTLS{CertResolver: r.CertResolver}
+	for _, d := range own {
+		t.Domains = append(t.Domains, tlsDomain{Main: d})
+	}
+	return t
+}
+
+// splitWildcard parts Domains into those *.Wildcard covers and the others.
+func (r Route) splitWildcard() (covered, own []string) {
+	for _, d := range r.Domains {
+		if r.Wildcard != "" && underWildcard(d, r.Wildcard) {
+			covered = append(covered, d)
+		} else {
+			own = append(own, d)
+		}
+	}
+	return covered, own
+}
+
+// underWildcard reports whether *.wildcard matches d: one label more.
+func underWildcard(d, wildcard string) bool {
+	label, ok := strings.CutSuffix(d, "."+wildcard)
+	return ok && label != "" && !strings.Contains(label, ".")
 }
 
 // hostRule joins Host matchers; domains must be validated first.
@@ -220,11 +271,8 @@ func (c *config) route() (Route, error) {
 		}
 		r.Domains = domains
 		r.EntryPoints = rt.EntryPoints
-		if rt.TLS != nil {
-			if rt.TLS.CertResolver == "" {
-				return Route{}, fmt.Errorf("router %q: tls without a certResolver", n)
-			}
-			r.CertResolver = rt.TLS.CertResolver
+		if err := r.parseTLS(rt.TLS); err != nil {
+			return Route{}, fmt.Errorf("router %q: %w", n, err)
 		}
 	}
 	svc, ok := c.HTTP.Services[name(r.Site)]
@@ -246,6 +294,37 @@ func (c *config) route() (Route, error) {
 		r.Network = c.Docker.Network
 	}
 	return r, nil
+}
+
+// parseTLS is routerTLS's inverse: r.Domains are set.
+func (r *Route) parseTLS(t *routerTLS) error {
+	if t == nil {
+		return nil
+	}
+	r.CertResolver = t.CertResolver
+	if t.CertResolver == "" && len(t.Domains) > 0 {
+		return errors.New("tls.domains without a certResolver")
+	}
+	if t.CertResolver != "" && len(t.Domains) == 0 {
+		return nil
+	}
+	own := map[string]bool{}
+	for _, d := range t.Domains {
+		if !slices.Contains(r.Domains, d.Main) {
+			return fmt.Errorf("tls domain %q is not in the rule", d.Main)
+		}
+		own[d.Main] = true
+	}
+	for _, d := range r.Domains {
+		if !own[d] {
+			// The one domain darse leaves to a wildcard it names.
+			if _, parent, ok := strings.Cut(d, "."); ok {
+				r.Wildcard = parent
+				return nil
+			}
+		}
+	}
+	return errors.New("tls.domains list every host of the rule: want certResolver alone")
 }
 
 // parseHostRule is hostRule's inverse. It accepts only what hostRule writes;

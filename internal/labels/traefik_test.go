@@ -42,6 +42,9 @@ func withEntryPoints(e ...string) func(*Route) {
 }
 func withoutTLS(r *Route)     { r.CertResolver = "" }
 func withoutNetwork(r *Route) { r.Network = "" }
+func withWildcard(w string) func(*Route) {
+	return func(r *Route) { r.Wildcard = w }
+}
 func withSite(s string) func(*Route) {
 	return func(r *Route) { r.Site = s }
 }
@@ -108,6 +111,8 @@ func TestGolden(t *testing.T) {
 	}{
 		{"blog", blog()},
 		{"blog-health", blog(withHealth)},
+		{"blog-wildcard", blog(withWildcard("example.org"))},
+		{"blog-wildcard-custom-domains", blog(withWildcard("example.org"), withDomains("blog.example.org", "www.blog.net", "a.b.example.org"))},
 		{"shop-many-domains-no-tls", Route{
 			Site:    "shop",
 			Domains: []string{"shop.example.org", "example.com", "www.example.com"},
@@ -195,6 +200,8 @@ func TestTraefikRejects(t *testing.T) {
 		{"entry point with comma", blog(withEntryPoints("web,websecure")), "entry point", "web,websecure"},
 		{"empty entry point", blog(withEntryPoints("")), "entry point", ""},
 		{"bad resolver", blog(func(r *Route) { r.CertResolver = "le`" }), "cert resolver", "le`"},
+		{"bad wildcard", blog(withWildcard("*.example.org")), "wildcard", "*.example.org"},
+		{"custom domain beside a wildcard, no resolver", blog(withWildcard("example.org"), withoutTLS, withDomains("blog.example.org", "www.blog.net")), "cert resolver", ""},
 		{"bad network", blog(func(r *Route) { r.Network = "-front" }), "network", "-front"},
 		{"bad health path", blog(withHealth, func(r *Route) { r.Health.Path = "x`y" }), "health path", "x`y"},
 		{"bad health interval", blog(withHealth, func(r *Route) { r.Health.Interval = "5ms" }), "health interval", "5ms"},
@@ -297,10 +304,16 @@ func TestParseTraefikRejects(t *testing.T) {
 		{"rule with bad domain", func(l map[string]string) {
 			l[router+"rule"] = "Host(`blog.example.org`) || Host(`x`)"
 		}, `"x"`},
-		{"tls without resolver", func(l map[string]string) {
+		{"tls domains without resolver", func(l map[string]string) {
 			delete(l, router+"tls.certresolver")
-			l[router+"tls"] = "true"
+			l[router+"tls.domains[0].main"] = "blog.example.org"
 		}, "certResolver"},
+		{"tls domain not in the rule", func(l map[string]string) {
+			l[router+"tls.domains[0].main"] = "shop.example.org"
+		}, "shop.example.org"},
+		{"tls domains listing every host", func(l map[string]string) {
+			l[router+"tls.domains[0].main"] = "blog.example.org"
+		}, "every host"},
 		{"port not a number", func(l map[string]string) { l[service+"loadbalancer.server.port"] = "http" }, "port"},
 		{"no service", func(l map[string]string) { delete(l, service+"loadbalancer.server.port") }, "exactly one"},
 	} {
@@ -338,5 +351,58 @@ func TestImportsNoTraefik(t *testing.T) {
 				t.Errorf("%s imports %s; copy the field names instead", f, path)
 			}
 		}
+	}
+}
+
+// Under a wildcard the front door holds, a router orders nothing for the
+// hosts it covers: tls=true alone when it covers them all, else one
+// certificate per other host (custom domains) from the resolver.
+func TestWildcardTLS(t *testing.T) {
+	const router = "traefik.http.routers.site-blog."
+	for _, tc := range []struct {
+		name    string
+		route   Route
+		want    map[string]string // TLS labels, exactly
+		reparse Route             // what ParseTraefik reads back
+	}{
+		{"platform host only", blog(withWildcard("example.org")),
+			map[string]string{router + "tls": "true"},
+			blog(withWildcard("example.org"), withoutTLS)},
+		{"custom domains", blog(withWildcard("example.org"), withDomains("blog.example.org", "www.blog.net", "shop.example.com")),
+			map[string]string{router + "tls.certresolver": "le", router + "tls.domains[0].main": "www.blog.net", router + "tls.domains[1].main": "shop.example.com"},
+			blog(withWildcard("example.org"), withDomains("blog.example.org", "www.blog.net", "shop.example.com"))},
+		// *.example.org does not match two labels more, nor another domain:
+		// the resolver orders for the rule's hosts, as without a wildcard.
+		{"nothing covered", blog(withWildcard("example.org"), withDomains("a.blog.example.org", "panel.example.net")),
+			map[string]string{router + "tls.certresolver": "le"},
+			blog(withDomains("a.blog.example.org", "panel.example.net"))},
+		{"no wildcard", blog(), map[string]string{router + "tls.certresolver": "le"}, blog()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			labels, err := Traefik(tc.route)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for k, v := range labels {
+				if strings.HasPrefix(k, router+"tls") {
+					got[k] = v
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("tls labels:\n%s\nwant:\n%s", format(got), format(tc.want))
+			}
+			back, err := ParseTraefik(labels)
+			if err != nil {
+				t.Fatalf("ParseTraefik: %v\n%s", err, format(labels))
+			}
+			if !reflect.DeepEqual(back, tc.reparse) {
+				t.Errorf("read back %#v\nwant %#v", back, tc.reparse)
+			}
+			again, err := Traefik(back)
+			if err != nil || !maps.Equal(again, labels) {
+				t.Errorf("labels of the route read back differ (%v):\n%s\nwant:\n%s", err, format(again), format(labels))
+			}
+		})
 	}
 }

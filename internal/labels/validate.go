@@ -42,6 +42,14 @@ func (r Route) validate() error {
 	if r.CertResolver != "" && !isName(r.CertResolver) {
 		return &FieldError{Field: "cert resolver", Value: r.CertResolver, Rule: "must be 1-63 letters, digits, '-' or '_'"}
 	}
+	if r.Wildcard != "" {
+		if err := validateDomain(r.Wildcard); err != nil {
+			return &FieldError{Field: "wildcard", Value: r.Wildcard, Rule: "must be a fully qualified domain name"}
+		}
+		if _, own := r.splitWildcard(); len(own) > 0 && r.CertResolver == "" {
+			return &FieldError{Field: "cert resolver", Value: "", Rule: "is required for " + own[0] + ", which *." + r.Wildcard + " does not cover"}
+		}
+	}
 	if h := r.Health; h != nil {
 		if !strings.HasPrefix(h.Path, "/") || strings.ContainsAny(h.Path, " ,`\n?#") {
 			return &FieldError{Field: "health path", Value: h.Path, Rule: "must be an absolute URL path without spaces, commas, '?' or '#'"}

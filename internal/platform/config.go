@@ -158,6 +158,9 @@ type ACME struct {
 	// CACertificates is a PEM file of roots to trust for the CA's own
 	// HTTPS endpoint, for a private or test CA (optional).
 	CACertificates string `yaml:"ca_certificates"`
+	// DNS, when set, orders one wildcard certificate for the platform
+	// domain through DNS-01 (acmedns.go).
+	DNS *ACMEDNS `yaml:"dns,omitempty"`
 }
 
 // LetsEncrypt is the default ACME directory.
@@ -280,6 +283,9 @@ func (c Config) Validate() error {
 		if p := c.ACME.CACertificates; p != "" && !filepath.IsAbs(p) {
 			return &site.FieldError{Field: "acme.ca_certificates", Value: p, Rule: "must be an absolute path"}
 		}
+		if err := c.validateDNS(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -323,6 +329,9 @@ func (c Config) Hosting(srv string) hosting.Config {
 	}
 	if c.ACME != nil {
 		h.EntryPoints, h.CertResolver = []string{"websecure"}, Resolver
+		if c.ACME.DNS != nil {
+			h.Wildcard = c.Domain // acmedns.go: its certificate serves every site's primary host
+		}
 	}
 	return h
 }

@@ -86,6 +86,10 @@ type traefikData struct {
 	Resolver   string
 	Constraint string
 	Network    string
+	// DNS-01 for the wildcard certificate (acme.dns), when set.
+	DNS               *ACMEDNS
+	DNSResolver       string
+	SkipAuthoritative bool
 }
 
 // shipped reads a project's files from the binary, rendering *.tmpl files
@@ -126,9 +130,17 @@ func shipped(dir string, data any) (render.Files, error) {
 // file, .env and Traefik's static configuration. image is the darse image
 // the firewall watcher runs from.
 func (p *Platform) RenderFront(image string) (render.Files, error) {
-	files, err := shipped(FrontDir, traefikData{Front: p.Config.Front, ACME: p.Config.ACME, Resolver: Resolver,
-		Constraint: labels.ProviderConstraint, Network: compose.FrontNetwork})
+	data := traefikData{Front: p.Config.Front, ACME: p.Config.ACME, Resolver: Resolver,
+		Constraint: labels.ProviderConstraint, Network: compose.FrontNetwork}
+	if a := p.Config.ACME; a != nil && a.DNS != nil {
+		data.DNS, data.DNSResolver = a.DNS, DNSResolver
+		data.SkipAuthoritative = a.DNS.CheckAuthoritative != nil && !*a.DNS.CheckAuthoritative
+	}
+	files, err := shipped(FrontDir, data)
 	if err != nil {
+		return nil, fmt.Errorf("render front door: %w", err)
+	}
+	if err := p.renderDNS(files); err != nil {
 		return nil, fmt.Errorf("render front door: %w", err)
 	}
 	fw := p.Config.Firewall
@@ -173,7 +185,7 @@ func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, er
 	// whole interval after each start.
 	tl, err := labels.Traefik(labels.Route{Site: p.Config.Panel.Project, Domains: []string{p.Config.PanelHost()}, Port: 8080,
 		Health:      &labels.Health{Path: "/healthz", Hostname: p.Config.PanelHost(), Interval: "30s"},
-		EntryPoints: h.EntryPoints, CertResolver: h.CertResolver, Network: compose.FrontNetwork})
+		EntryPoints: h.EntryPoints, CertResolver: h.CertResolver, Wildcard: h.Wildcard, Network: compose.FrontNetwork})
 	if err != nil {
 		return nil, fmt.Errorf("render panel: %w", err)
 	}
@@ -254,6 +266,9 @@ func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	}
 	panel, err := p.RenderPanel(image, subnets)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.writeDNSSecrets(); err != nil {
 		return nil, err
 	}
 	// Where the docker-proxy service puts the socket Traefik reads.
