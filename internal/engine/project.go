@@ -175,6 +175,12 @@ func (e *Engine) CreateNetwork(ctx context.Context, n compose.Network) error {
 		}
 	}
 	if _, err := e.c.NetworkCreate(ctx, n.Name, opts); err != nil && !errdefs.IsConflict(err) {
+		// Another process (a site created at the same time) made it
+		// meanwhile: with its fixed subnets, the engine answers that the
+		// pool overlaps rather than that the name is taken.
+		if found, ferr := e.dedupeNetwork(ctx, n.Name); ferr == nil && found {
+			return nil
+		}
 		return err
 	}
 	_, err := e.dedupeNetwork(ctx, n.Name)
