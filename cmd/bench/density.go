@@ -125,9 +125,11 @@ func densityRun(ctx context.Context, o options, sizes []int, eng *benchEngine) e
 		// On an engine that is not the bench's own, every site goes.
 		defer d.removeSites()
 	}
-	if err := d.startPanel(); err != nil {
+	stopPanel, err := d.startPanel()
+	if err != nil {
 		return err
 	}
+	defer stopPanel()
 	fmt.Printf("density: static sites created %d at a time up to %v; targets: %d static sites, create->200 < %v and site ls < %v at %d sites, idle static site < %d MiB, zero downtime across an engine restart\n",
 		*densityParallel, sizes, targetSites, targetCreate200, targetSiteLs, targetAt, targetIdleStatic>>10)
 	var failed error
@@ -178,21 +180,24 @@ func (d *density) removeSites() {
 	})
 }
 
-func (d *density) startPanel() error {
+// startPanel starts `darse panel` for the platform, logged in as an admin.
+func (d *density) startPanel() (stop func(), err error) {
 	cmd := exec.CommandContext(d.ctx, d.o.darseBin, "user", "add", "root", "--admin")
 	cmd.Env = append(os.Environ(), "DARSE_SRV="+d.f.srv)
 	cmd.Stdin = strings.NewReader("bench admin password\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("darse user add: %v: %s", err, out)
+		return nil, fmt.Errorf("darse user add: %v: %s", err, out)
 	}
 	base, _, stop, err := startPanel(d.ctx, d.o.darseBin, d.f.srv)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	go func() { <-d.ctx.Done(); stop() }()
 	d.panel = base
-	d.admin, err = panelLogin(base, "root", "bench admin password")
-	return err
+	if d.admin, err = panelLogin(base, "root", "bench admin password"); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 func (d *density) name(kind string, i int) string {

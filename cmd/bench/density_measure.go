@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,8 +228,8 @@ func (d *density) restartDowntime(eng *benchEngine) error {
 		hosts []string
 	}{{"darse", hosts}, {"compose v2", peerHosts}} {
 		s := tr.summary(g.hosts, now)
-		fmt.Printf("  %-10s %d of %d sites failed to answer, longest for %.1f s; %d of %d requests failed   (target zero downtime: %s)\n",
-			g.name, s.down, len(g.hosts), s.longest.Seconds(), s.failed, s.failed+s.ok, verdictOf(s.down == 0))
+		fmt.Printf("  %-10s %d of %d sites failed to answer, longest for %.1f s; %d of %d requests failed   (target zero downtime: %s)%s\n",
+			g.name, s.down, len(g.hosts), s.longest.Seconds(), s.failed, s.failed+s.ok, verdictOf(s.down == 0), someOf(s.sites))
 	}
 	return nil
 }
@@ -340,7 +341,8 @@ func (o *outages) failing() []string {
 }
 
 type outageSummary struct {
-	down       int // sites that failed at least one request
+	down       int      // sites that failed at least one request
+	sites      []string // which
 	longest    time.Duration
 	failed, ok int
 }
@@ -357,6 +359,7 @@ func (o *outages) summary(hosts []string, now time.Time) outageSummary {
 		}
 		if s.everDown {
 			sum.down++
+			sum.sites = append(sum.sites, h)
 		}
 		longest := s.longest
 		if !s.downSince.IsZero() {
@@ -367,4 +370,16 @@ func (o *outages) summary(hosts []string, now time.Time) outageSummary {
 		sum.ok += s.ok
 	}
 	return sum
+}
+
+// someOf names the first few sites of a list.
+func someOf(sites []string) string {
+	switch {
+	case len(sites) == 0:
+		return ""
+	case len(sites) > 5:
+		return fmt.Sprintf(": %s, …", strings.Join(sites[:5], ", "))
+	default:
+		return ": " + strings.Join(sites, ", ")
+	}
 }

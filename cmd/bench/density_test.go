@@ -54,7 +54,7 @@ func TestOutages(t *testing.T) {
 		t.Error("answeredSince(0): every site answered at 0 s")
 	}
 	s := o.summary([]string{"a", "b"}, at(10))
-	if s.down != 1 || s.longest != 2500*time.Millisecond || s.failed != 3 || s.ok != 5 {
+	if s.down != 1 || !slices.Equal(s.sites, []string{"a"}) || s.longest != 2500*time.Millisecond || s.failed != 3 || s.ok != 5 {
 		t.Errorf("summary(a, b) = %+v, want 1 down, longest 2.5s, 3 failed, 5 ok", s)
 	}
 	// c still down at 10 s: its outage counts until then.
