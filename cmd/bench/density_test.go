@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -78,5 +80,29 @@ func TestPerMinuteAndRatio(t *testing.T) {
 	}
 	if got := ratio(1, 0); got != "-" {
 		t.Errorf("ratio(1, 0) = %q, want -", got)
+	}
+}
+
+func TestEachStopsAfterTheFirstError(t *testing.T) {
+	var mu sync.Mutex
+	ran := 0
+	err := each(2, 1000, func(i int) error {
+		mu.Lock()
+		ran++
+		mu.Unlock()
+		if i == 3 {
+			return errors.New("exchange full")
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "exchange full" {
+		t.Fatalf("each = %v, want the first error", err)
+	}
+	if ran > 10 {
+		t.Errorf("each started %d of 1000 after the error at 3, want it to stop handing out work", ran)
+	}
+	ran = 0
+	if err := each(3, 50, func(int) error { mu.Lock(); ran++; mu.Unlock(); return nil }); err != nil || ran != 50 {
+		t.Errorf("each without errors = %v after %d runs, want nil after 50", err, ran)
 	}
 }

@@ -156,7 +156,8 @@ func failRatio(df, dn, cf, cn int64) string {
 	return fmt.Sprintf("%.3fx", (float64(df)/float64(dn))/(float64(cf)/float64(cn)))
 }
 
-// each runs do(0..n-1), workers at a time, and returns the first error.
+// each runs do(0..n-1), workers at a time, and returns the first error;
+// after it, no new i is started (a full bridge fails every create after).
 func each(workers, n int, do func(i int) error) error {
 	jobs := make(chan int)
 	var mu sync.Mutex
@@ -178,6 +179,12 @@ func each(workers, n int, do func(i int) error) error {
 		}()
 	}
 	for i := 0; i < n; i++ {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
 		jobs <- i
 	}
 	close(jobs)
