@@ -26,5 +26,13 @@ short:
 vet:
 	go vet ./...
 
-bench: build
-	go run ./cmd/bench
+# The benches measure darse beside docker compose v2, built once into
+# bin/ from tools/compose (its go.mod pins the version; CI's tests do not
+# need it), and beside Debian's docker-compose 1.29.
+# `make bench BENCH="density -density-sizes 20,50"`: flags, then suites.
+bench: build bin/docker-compose-v2
+	go run ./cmd/bench $(BENCH)
+
+bin/docker-compose-v2: tools/compose/go.mod tools/compose/go.sum
+	./tools/compose/build.sh $@
+	touch $@

@@ -15,8 +15,8 @@ import (
 var frontSites = flag.Int("front-sites", 200, "other sites present in the front suite's second round")
 
 // frontDoor times `darse site create` until the site's first HTTP 200
-// through Traefik, beside the same path by hand (docker-compose up -d in
-// the rendered folder, then polling Traefik), with no other site and with
+// through Traefik, beside the same path by hand (compose v2's and compose
+// 1.29's up -d in the rendered folder, then polling Traefik), with no other site and with
 // -front-sites others; and reports Traefik's memory.
 func frontDoor(ctx context.Context, o options) error {
 	f, stop, err := startFront(ctx, o, "front")
@@ -24,10 +24,15 @@ func frontDoor(ctx context.Context, o options) error {
 		return err
 	}
 	defer stop()
+	ps, err := peers()
+	if err != nil {
+		return err
+	}
 	darse := f.darse
 	var created []string
 	round := func(label, tag string) error {
-		var viaDarse, byHand []time.Duration
+		var viaDarse []time.Duration
+		byHand := make([][]time.Duration, len(ps))
 		for i := 0; i < o.n; i++ {
 			name := fmt.Sprintf("fb%d-%s-%d", os.Getpid(), tag, i)
 			host := name + "." + f.domain
@@ -41,24 +46,31 @@ func frontDoor(ctx context.Context, o options) error {
 				return err
 			}
 			viaDarse = append(viaDarse, d)
-			// By hand, on the same rendered folder.
-			if err := f.compose(name, "down"); err != nil {
-				return err
+			// By hand, on the same rendered folder, with each peer.
+			for k, p := range ps {
+				if err := f.compose(ps[0], name, "down"); err != nil {
+					return err
+				}
+				if _, err := f.until(host, "/", 404, time.Now(), time.Minute); err != nil {
+					return err
+				}
+				start = time.Now()
+				if err := f.compose(p, name, "up", "-d"); err != nil {
+					return err
+				}
+				if d, err = f.until(host, "/", 200, start, time.Minute); err != nil {
+					return err
+				}
+				byHand[k] = append(byHand[k], d)
 			}
-			if _, err := f.until(host, "/", 404, time.Now(), time.Minute); err != nil {
-				return err
-			}
-			start = time.Now()
-			if err := f.compose(name, "up", "-d"); err != nil {
-				return err
-			}
-			if d, err = f.until(host, "/", 200, start, time.Minute); err != nil {
-				return err
-			}
-			byHand = append(byHand, d)
 		}
-		md, mh := median(viaDarse), median(byHand)
-		fmt.Printf("  %-10s darse site create -> 200: %6.0f ms   docker-compose up -d -> 200: %6.0f ms   ratio %.2fx\n", label, ms(md), ms(mh), float64(md)/float64(mh))
+		md := median(viaDarse)
+		fmt.Printf("  %-10s darse site create -> 200: %6.0f ms", label, ms(md))
+		for k, p := range ps {
+			mh := median(byHand[k])
+			fmt.Printf("   %s up -d -> 200: %6.0f ms (ratio %s)", p.name, ms(mh), ratio(ms(md), ms(mh)))
+		}
+		fmt.Println()
 		return nil
 	}
 	fmt.Printf("site creation until HTTP 200 through Traefik (%d runs each, median; target < 1500 ms with %d sites, ratio <= 0.5x)\n", o.n, *frontSites)

@@ -4,7 +4,8 @@
 //	go run ./cmd/bench [-n 7] [-darse bin/darse] [SUITE...]
 //
 // With no suite named, every suite runs. Needs root, the Docker engine,
-// docker-compose and the local images.
+// docker compose v2 (-compose-v2), docker-compose 1.29 and the local
+// images.
 package main
 
 import (
@@ -12,13 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"time"
-
-	"github.com/darse/darse/internal/engine"
-	"github.com/darse/darse/internal/netns"
 )
 
 // options are what every suite may use.
@@ -43,6 +40,7 @@ var suites = []suite{
 	{"wordpress", wordpressBench},
 	{"backup", backupBench},
 	{"rollout", rolloutBench},
+	{"density", densityBench},
 }
 
 func main() {
@@ -67,7 +65,9 @@ func main() {
 			continue
 		}
 		delete(want, s.name)
-		fmt.Printf("== %s\n", s.name)
+		if os.Getenv(densityEngineEnv) == "" { // not the density suite run again in its namespace
+			fmt.Printf("== %s\n", s.name)
+		}
 		if err := s.run(ctx, o); err != nil {
 			fmt.Fprintf(os.Stderr, "bench %s: %v\n", s.name, err)
 			os.Exit(1)
@@ -77,97 +77,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: no suite %q\n", name)
 		os.Exit(2)
 	}
-}
-
-// siteUp times darse site up of a freshly rendered static site until it
-// answers HTTP 200, beside docker-compose up -d on the same folder.
-func siteUp(ctx context.Context, o options) error {
-	bin, n := o.darseBin, o.n
-	eng, err := engine.New(ctx)
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	srv, err := os.MkdirTemp("", "darse-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(srv)
-	name := fmt.Sprintf("bench-%d", os.Getpid())
-	dir := filepath.Join(srv, "users", name)
-	darse := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "DARSE_SRV="+srv)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("darse %v: %v: %s", args, err, out)
-		}
-		return nil
-	}
-	composeCmd := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "docker-compose", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("docker-compose %v: %v: %s", args, err, out)
-		}
-		return nil
-	}
-	// A freshly rendered static site, then taken down: each run starts from
-	// the rendered folder with nothing on the engine.
-	if err := darse("site", "create", name, "--template", "static"); err != nil {
-		return err
-	}
-	defer darse("site", "rm", name, "--purge", "--yes")
-	container := name + "_web_1"
-	untilOK := func(start time.Time) (time.Duration, error) {
-		deadline := start.Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			pid, err := eng.ContainerPID(ctx, container)
-			if err != nil {
-				return 0, err
-			}
-			if pid != 0 {
-				if code, _, err := netns.Get(pid, "http://127.0.0.1:8080/", ""); err == nil && code == 200 {
-					return time.Since(start), nil
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return 0, fmt.Errorf("%s did not answer 200 within 30s", container)
-	}
-	contenders := []struct {
-		name string
-		up   func() error
-	}{
-		{"darse site up", func() error { return darse("site", "up", name) }},
-		{"docker-compose up -d", func() error { return composeCmd("up", "-d") }},
-	}
-	times := make([][]time.Duration, len(contenders))
-	for i := 0; i < n; i++ {
-		for j := range contenders {
-			c := contenders[(i+j)%len(contenders)] // alternate who goes first
-			k := (i + j) % len(contenders)
-			if err := composeCmd("down"); err != nil {
-				return err
-			}
-			start := time.Now()
-			if err := c.up(); err != nil {
-				return err
-			}
-			d, err := untilOK(start)
-			if err != nil {
-				return err
-			}
-			times[k] = append(times[k], d)
-		}
-	}
-	fmt.Printf("site up until HTTP 200 (static template, %d runs each, median)\n", n)
-	med := make([]time.Duration, len(contenders))
-	for k, c := range contenders {
-		med[k] = median(times[k])
-		fmt.Printf("  %-22s %8.0f ms   (min %.0f, max %.0f)\n", c.name, ms(med[k]), ms(minOf(times[k])), ms(maxOf(times[k])))
-	}
-	fmt.Printf("  ratio darse/docker-compose: %.2fx   (target: <= 0.5x and darse < 1000 ms)\n", float64(med[0])/float64(med[1]))
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -75,56 +75,16 @@ func panelBench(ctx context.Context, o options) error {
 	}
 	st.Close()
 
-	cmd := exec.CommandContext(ctx, o.darseBin, "panel", "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "DARSE_SRV="+srv)
-	stdout, err := cmd.StdoutPipe()
+	base, pid, stopPanel, err := startPanel(ctx, o.darseBin, srv)
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	base := ""
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if u, ok := strings.CutPrefix(sc.Text(), "darse panel: listening on "); ok {
-			base = u
-			break
-		}
-	}
-	go io.Copy(io.Discard, stdout)
-	if base == "" {
-		return fmt.Errorf("darse panel did not start")
-	}
-	login := func(name, pw string) (*http.Client, error) {
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-		resp, err := c.Get(base + "/login")
-		if err != nil {
-			return nil, err
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(b)
-		if m == nil {
-			return nil, fmt.Errorf("no login form")
-		}
-		resp, err = c.PostForm(base+"/login", url.Values{"name": {name}, "password": {pw}, "csrf": {string(m[1])}})
-		if err != nil {
-			return nil, err
-		}
-		resp.Body.Close()
-		if resp.Request.URL.Path == "/login" {
-			return nil, fmt.Errorf("login as %s refused", name)
-		}
-		return c, nil
-	}
-	member, err := login("alice", "bench member password")
+	defer stopPanel()
+	member, err := panelLogin(base, "alice", "bench member password")
 	if err != nil {
 		return err
 	}
-	admin, err := login("root", "bench admin password")
+	admin, err := panelLogin(base, "root", "bench admin password")
 	if err != nil {
 		return err
 	}
@@ -158,7 +118,7 @@ func panelBench(ctx context.Context, o options) error {
 		}
 		fmt.Printf("%-18s p50 %7.2f ms   p99 %7.2f ms   (%s)\n", page.name, ms(p50), ms(p99), verdict)
 	}
-	rss, err := residentKiB(cmd.Process.Pid)
+	rss, err := residentKiB(pid)
 	if err != nil {
 		return err
 	}
@@ -168,6 +128,60 @@ func panelBench(ctx context.Context, o options) error {
 	}
 	fmt.Printf("%-18s %.1f MiB resident (%s)\n", "panel memory", float64(rss)/1024, verdict)
 	return nil
+}
+
+// startPanel runs `darse panel` on a free loopback port for the platform
+// in srv and returns its address; stop ends it.
+func startPanel(ctx context.Context, bin, srv string) (base string, pid int, stop func(), err error) {
+	cmd := exec.CommandContext(ctx, bin, "panel", "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "DARSE_SRV="+srv)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop = func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "darse panel: listening on "); ok {
+			base = u
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if base == "" {
+		stop()
+		return "", 0, nil, fmt.Errorf("darse panel did not start")
+	}
+	return base, cmd.Process.Pid, stop, nil
+}
+
+// panelLogin logs in through the form and returns a client holding the
+// session.
+func panelLogin(base, name, pw string) (*http.Client, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		return nil, err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(b)
+	if m == nil {
+		return nil, fmt.Errorf("no login form")
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"name": {name}, "password": {pw}, "csrf": {string(m[1])}})
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path == "/login" {
+		return nil, fmt.Errorf("login as %s refused", name)
+	}
+	return c, nil
 }
 
 // residentKiB reads VmRSS of a process.

@@ -17,11 +17,12 @@ import (
 // that keeps a table of its own and manages no site, so the host's rules
 // stay as they were.
 type benchFront struct {
-	srv    string
-	port   int // Traefik's HTTP port, on every address
-	domain string
-	darse  func(args ...string) error
-	ctx    context.Context
+	srv     string
+	port    int // Traefik's HTTP port, on every address
+	domain  string
+	project string // the front door's compose project
+	darse   func(args ...string) error
+	ctx     context.Context
 }
 
 // startFront brings a bench platform up; stop takes it down with its sites.
@@ -32,6 +33,7 @@ func startFront(ctx context.Context, o options, tag string) (f *benchFront, stop
 	}
 	f = &benchFront{srv: srv, port: freePort(), domain: "bench.example.org", ctx: ctx}
 	project := fmt.Sprintf("%s-bench%d", tag, os.Getpid())
+	f.project = project
 	table := fmt.Sprintf("darse-%s%d", tag, os.Getpid())
 	os.MkdirAll(filepath.Join(srv, "conf"), 0o700)
 	conf := fmt.Sprintf("domain: %s\nfront:\n  project: %s\n  http: \":%d\"\n  https: \":%d\"\n  api: \"127.0.0.1:%d\"\nfirewall:\n  table: %s\n  label: darse.bench=%d\npanel:\n  project: %s-panel\n",
@@ -91,12 +93,7 @@ func (f *benchFront) until(host, path string, want int, start time.Time, limit t
 	return 0, fmt.Errorf("%s%s did not answer %d through traefik within %s", host, path, want, limit)
 }
 
-// compose runs docker-compose in a site's folder.
-func (f *benchFront) compose(site string, args ...string) error {
-	cmd := exec.CommandContext(f.ctx, "docker-compose", args...)
-	cmd.Dir = filepath.Join(f.srv, "users", site)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("docker-compose %v: %v: %s", args, err, out)
-	}
-	return nil
+// compose runs a compose peer in a site's folder.
+func (f *benchFront) compose(p peer, site string, args ...string) error {
+	return p.run(f.ctx, filepath.Join(f.srv, "users", site), args...)
 }

@@ -18,15 +18,19 @@ import (
 
 var (
 	rolloutSites    = flag.Int("rollout-sites", 100, "sites the rollout suite rolls out")
-	rolloutParallel = flag.Int("rollout-parallel", 8, "sites rolled out at a time (darse --parallel, docker-compose workers)")
+	rolloutParallel = flag.Int("rollout-parallel", 8, "sites rolled out at a time (darse --parallel, compose workers)")
 )
 
 // rolloutBench rolls -rollout-sites static sites onto a rebuilt image with
 // `darse images rollout --all` while every site is requested through
-// Traefik, then does the same with `docker-compose up -d` in each folder
-// after the same rebuild (as many at a time), failed requests counted the
+// Traefik, then does the same with `up -d` of compose v2 and of compose
+// 1.29 in each folder after the same rebuild (as many at a time), failed requests counted the
 // same way (anything but 200 with the site's page).
 func rolloutBench(ctx context.Context, o options) error {
+	ps, err := peers()
+	if err != nil {
+		return err
+	}
 	srv, err := os.MkdirTemp("", "darse-bench-rollout")
 	if err != nil {
 		return err
@@ -117,23 +121,30 @@ func rolloutBench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	ct, cok, cfail, err := measure(func() error {
-		return each(*rolloutParallel, len(names), func(i int) error {
-			cmd := exec.CommandContext(ctx, "docker-compose", "up", "-d")
-			cmd.Dir = filepath.Join(srv, "users", names[i])
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("docker-compose up -d in %s: %v: %s", names[i], err, out)
-			}
-			return nil
+	type row struct {
+		name         string
+		took         time.Duration
+		okN, failedN int64
+	}
+	rows := []row{{"darse images rollout", dt, dok, dfail}}
+	for _, p := range ps {
+		ct, cok, cfail, err := measure(func() error {
+			return each(*rolloutParallel, len(names), func(i int) error {
+				return p.run(ctx, filepath.Join(srv, "users", names[i]), "up", "-d")
+			})
 		})
-	})
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{p.name + " up -d", ct, cok, cfail})
 	}
 	fmt.Printf("rollout of %d sites onto a rebuilt image, %d at a time, requested through Traefik meanwhile\n", len(names), *rolloutParallel)
-	fmt.Printf("  darse images rollout: %6.1f s, %d of %d requests failed\n", dt.Seconds(), dfail, dok+dfail)
-	fmt.Printf("  docker-compose up -d: %6.1f s, %d of %d requests failed\n", ct.Seconds(), cfail, cok+cfail)
-	fmt.Printf("  ratio: time %.2fx, failed requests %s\n", dt.Seconds()/ct.Seconds(), failRatio(dfail, dok+dfail, cfail, cok+cfail))
+	for _, r := range rows {
+		fmt.Printf("  %-22s %6.1f s, %d of %d requests failed\n", r.name+":", r.took.Seconds(), r.failedN, r.okN+r.failedN)
+	}
+	for _, r := range rows[1:] {
+		fmt.Printf("  ratio darse/%s: time %.2fx, failed requests %s\n", r.name, dt.Seconds()/r.took.Seconds(), failRatio(dfail, dok+dfail, r.failedN, r.okN+r.failedN))
+	}
 	return nil
 }
 
@@ -145,7 +156,8 @@ func failRatio(df, dn, cf, cn int64) string {
 	return fmt.Sprintf("%.3fx", (float64(df)/float64(dn))/(float64(cf)/float64(cn)))
 }
 
-// each runs do(0..n-1), workers at a time, and returns the first error.
+// each runs do(0..n-1), workers at a time, and returns the first error;
+// after it, no new i is started (a full bridge fails every create after).
 func each(workers, n int, do func(i int) error) error {
 	jobs := make(chan int)
 	var mu sync.Mutex
@@ -167,6 +179,12 @@ func each(workers, n int, do func(i int) error) error {
 		}()
 	}
 	for i := 0; i < n; i++ {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
 		jobs <- i
 	}
 	close(jobs)

@@ -22,7 +22,7 @@ const wpInstallPage = "/wp-admin/install.php?step=1"
 
 // wordpressBench times `darse site create --template wordpress` until
 // WordPress's install form answers 200 through Traefik, beside
-// docker-compose up -d of the same folder from the same state (containers
+// compose v2's and compose 1.29's up -d of the same folder from the same state (containers
 // gone, an empty database folder); and reports the resident memory of an
 // idle WordPress site, all its containers and their shims.
 func wordpressBench(ctx context.Context, o options) error {
@@ -31,8 +31,14 @@ func wordpressBench(ctx context.Context, o options) error {
 		return err
 	}
 	defer stop()
-	var viaDarse, byHand []time.Duration
-	var idleDarse, idleHand int
+	ps, err := peers()
+	if err != nil {
+		return err
+	}
+	var viaDarse []time.Duration
+	byHand := make([][]time.Duration, len(ps))
+	var idleDarse int
+	idleHand := make([]int, len(ps))
 	for i := 0; i < *wpRuns; i++ {
 		name := fmt.Sprintf("wp%d-%d", os.Getpid(), i)
 		host := name + "." + f.domain
@@ -50,32 +56,43 @@ func wordpressBench(ctx context.Context, o options) error {
 				return err
 			}
 		}
-		// By hand: the same folder, from the same state.
-		if err := f.compose(name, "down"); err != nil {
-			return err
-		}
-		if err := emptyDir(filepath.Join(f.srv, "users", name, "db")); err != nil {
-			return err
-		}
-		start = time.Now()
-		if err := f.compose(name, "up", "-d"); err != nil {
-			return err
-		}
-		if d, err = f.until(host, wpInstallPage, 200, start, 120*time.Second); err != nil {
-			return err
-		}
-		byHand = append(byHand, d)
-		if i == 0 {
-			if idleHand, err = idleKiB(ctx, name); err != nil {
+		// By hand: the same folder, from the same state, with each peer.
+		for k, p := range ps {
+			if err := f.compose(ps[0], name, "down"); err != nil {
 				return err
+			}
+			if err := emptyDir(filepath.Join(f.srv, "users", name, "db")); err != nil {
+				return err
+			}
+			start = time.Now()
+			if err := f.compose(p, name, "up", "-d"); err != nil {
+				return err
+			}
+			if d, err = f.until(host, wpInstallPage, 200, start, 120*time.Second); err != nil {
+				return err
+			}
+			byHand[k] = append(byHand[k], d)
+			if i == 0 {
+				if idleHand[k], err = idleKiB(ctx, name); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	md, mh := median(viaDarse), median(byHand)
+	md := median(viaDarse)
 	fmt.Printf("wordpress: create until the install form answers 200 through Traefik (%d runs each, median)\n", *wpRuns)
-	fmt.Printf("  darse site create: %6.0f ms   docker-compose up -d: %6.0f ms   ratio %.2fx   (target: darse < 5000 ms)\n", ms(md), ms(mh), float64(md)/float64(mh))
+	fmt.Printf("  darse site create: %6.0f ms", ms(md))
+	for k, p := range ps {
+		mh := median(byHand[k])
+		fmt.Printf("   %s up -d: %6.0f ms (ratio %s)", p.name, ms(mh), ratio(ms(md), ms(mh)))
+	}
+	fmt.Printf("   (target: darse < 5000 ms)\n")
 	fmt.Printf("wordpress: idle site's resident memory (proportional set size of every process of its containers and their shims; median of %d samples from %s after the last request)\n", wpSamples, wpIdle)
-	fmt.Printf("  darse: %6.1f MiB   docker-compose: %6.1f MiB   ratio %.2fx   (target: darse < 80 MiB)\n", float64(idleDarse)/1024, float64(idleHand)/1024, float64(idleDarse)/float64(idleHand))
+	fmt.Printf("  darse: %6.1f MiB", float64(idleDarse)/1024)
+	for k, p := range ps {
+		fmt.Printf("   %s: %6.1f MiB (ratio %s)", p.name, float64(idleHand[k])/1024, ratio(float64(idleDarse), float64(idleHand[k])))
+	}
+	fmt.Printf("   (target: darse < 80 MiB)\n")
 	return nil
 }
 
@@ -114,13 +131,23 @@ func idleKiB(ctx context.Context, site string) (int, error) {
 // running containers and of each container's shim; show prints it by
 // program.
 func siteKiB(ctx context.Context, site string, show bool) (int, error) {
-	out, err := exec.CommandContext(ctx, "docker", "ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project="+site).Output()
+	return containersKiB(ctx, site, show, "label=com.docker.compose.project="+site)
+}
+
+// containersKiB is siteKiB for the running containers docker ps lists
+// with filters; what names them in the breakdown.
+func containersKiB(ctx context.Context, what string, show bool, filters ...string) (int, error) {
+	args := []string{"ps", "-q", "--no-trunc"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	out, err := exec.CommandContext(ctx, "docker", args...).Output()
 	if err != nil {
 		return 0, fmt.Errorf("docker ps: %w", err)
 	}
 	ids := strings.Fields(string(out))
 	if len(ids) == 0 {
-		return 0, fmt.Errorf("site %s runs no container", site)
+		return 0, fmt.Errorf("%s runs no container", what)
 	}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
@@ -168,7 +195,7 @@ func siteKiB(ctx context.Context, site string, show bool) (int, error) {
 		for _, name := range slices.Sorted(maps.Keys(by)) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(by[name])/1024))
 		}
-		fmt.Printf("  %s, by program: %s MiB\n", site, strings.Join(parts, ", "))
+		fmt.Printf("  %s, by program: %s MiB\n", what, strings.Join(parts, ", "))
 	}
 	return total, nil
 }
