@@ -97,14 +97,16 @@ func rolloutBench(ctx context.Context, o options) error {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	time.Sleep(2 * time.Second) // every site routed
+	var why failures
 	measure := func(do func() error) (time.Duration, int64, int64, error) {
+		why.reset()
 		if err := benchRebuild(ctx, tag); err != nil {
 			return 0, 0, 0, err
 		}
 		stop := make(chan struct{})
 		var ok, failed atomic.Int64
 		var wg sync.WaitGroup
-		benchLoad(addr, pages, 4, stop, &ok, &failed, &wg)
+		benchLoad(addr, pages, 4, stop, &ok, &failed, &wg, &why)
 		time.Sleep(500 * time.Millisecond)
 		start := time.Now()
 		err := do()
@@ -127,6 +129,7 @@ func rolloutBench(ctx context.Context, o options) error {
 		okN, failedN int64
 	}
 	rows := []row{{"darse images rollout", dt, dok, dfail}}
+	darseWhy := why.String()
 	for _, p := range ps {
 		ct, cok, cfail, err := measure(func() error {
 			return each(*rolloutParallel, len(names), func(i int) error {
@@ -141,6 +144,9 @@ func rolloutBench(ctx context.Context, o options) error {
 	fmt.Printf("rollout of %d sites onto a rebuilt image, %d at a time, requested through Traefik meanwhile\n", len(names), *rolloutParallel)
 	for _, r := range rows {
 		fmt.Printf("  %-22s %6.1f s, %d of %d requests failed\n", r.name+":", r.took.Seconds(), r.failedN, r.okN+r.failedN)
+	}
+	if darseWhy != "" {
+		fmt.Printf("  darse's failed requests, the first of them:\n%s", darseWhy)
 	}
 	for _, r := range rows[1:] {
 		fmt.Printf("  ratio darse/%s: time %.2fx, failed requests %s\n", r.name, dt.Seconds()/r.took.Seconds(), failRatio(dfail, dok+dfail, r.failedN, r.okN+r.failedN))
@@ -237,7 +243,7 @@ func benchRebuild(ctx context.Context, tag string) error {
 // benchLoad requests every page from a few workers until stop is closed
 // (at most a million requests): a request fails unless it gets 200 and
 // the site's own page.
-func benchLoad(addr string, pages map[string]string, workers int, stop <-chan struct{}, ok, failed *atomic.Int64, wg *sync.WaitGroup) {
+func benchLoad(addr string, pages map[string]string, workers int, stop <-chan struct{}, ok, failed *atomic.Int64, wg *sync.WaitGroup, why *failures) {
 	hosts := make([]string, 0, len(pages))
 	for h := range pages {
 		hosts = append(hosts, h)
@@ -256,6 +262,7 @@ func benchLoad(addr string, pages map[string]string, workers int, stop <-chan st
 				host := hosts[i%len(hosts)]
 				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 				req.Host = host
+				at := time.Now()
 				resp, err := c.Do(req)
 				if err == nil {
 					b, _ := io.ReadAll(resp.Body)
@@ -264,9 +271,42 @@ func benchLoad(addr string, pages map[string]string, workers int, stop <-chan st
 						ok.Add(1)
 						continue
 					}
+					err = fmt.Errorf("%d %.60q", resp.StatusCode, b)
 				}
 				failed.Add(1)
+				why.add(fmt.Sprintf("%s %s after %s: %v", at.Format("15:04:05.000"), host, time.Since(at).Round(time.Millisecond), err))
 			}
 		}(w)
 	}
+}
+
+// failures keeps the first few failed requests' reasons, to say what
+// failed, not only how many.
+type failures struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (f *failures) add(line string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.lines) < 10 {
+		f.lines = append(f.lines, line)
+	}
+}
+
+func (f *failures) reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lines = nil
+}
+
+func (f *failures) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, l := range f.lines {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
 }
