@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	osexec "os/exec"
@@ -51,26 +53,49 @@ func (e *env) backups(name string) []backup.Set {
 	return list
 }
 
-// The issue's cycle for static, php and php-mariadb: create, write content
-// (and a database row), back up, `site rm --purge`, restore: the same
-// content and row are served through Traefik. The static and php sites go
-// to a local repository, the database site to restic's REST server on
-// loopback (off the host).
+// The issue's cycle for static, php, php-mariadb and wordpress: create,
+// write content (and a database row), back up, `site rm --purge`,
+// restore: the same content and row are served through Traefik. The
+// static, php and wordpress sites go to a local repository, the database
+// site to restic's REST server on loopback (off the host).
 func TestBackupRestoreCycle(t *testing.T) {
-	needEngine(t, "darse/nginx:bookworm", "darse/php-fpm:8.2-bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "traefik:v3.6")
+	needEngine(t, "darse/nginx:bookworm", "darse/php-fpm:8.2-bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "darse/wordpress:6.1-bookworm", "traefik:v3.6")
 	local, remote := backuptest.Local(t), backuptest.Remote(t)
 	f := newFront(t, "")
 	v4 := fmt.Sprintf("127.0.0.1:%d", f.http)
 	mark := fmt.Sprintf("restored-%d", os.Getpid())
+	// file writes body into the site's data/ and returns what it serves.
+	file := func(name, body, want string) func(t *testing.T, site, host string) string {
+		return func(t *testing.T, site, host string) string {
+			if err := os.WriteFile(filepath.Join(f.srv, "users", site, "data", name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return want
+		}
+	}
 	for _, c := range []struct {
 		template string
 		repo     *backup.Restic
-		file     string // written in data/, then served
-		body     string
+		db       bool
+		// write puts content (and a row) in the site and returns what
+		// its home page then shows.
+		write func(t *testing.T, site, host string) string
 	}{
-		{"static", local, "index.html", "<p>" + mark + " static</p>\n"},
-		{"php", local, "index.php", "<?php echo '<p>' . '" + mark + " php' . '</p>';\n"},
-		{"php-mariadb", remote, "", ""},
+		{"static", local, false, file("index.html", "<p>"+mark+" static</p>\n", mark+" static")},
+		{"php", local, false, file("index.php", "<?php echo '<p>' . '"+mark+" php' . '</p>';\n", "<p>"+mark+" php</p>")},
+		{"php-mariadb", remote, true, func(t *testing.T, site, host string) string {
+			eventuallyContains(t, v4, host, "is up")
+			if code, body, err := post(v4, host, "/", url.Values{"note": {mark}}); err != nil || code != 303 {
+				t.Fatalf("POST note: %d %v %q", code, err, body)
+			}
+			return `<li class="note">` + mark + `</li>`
+		}},
+		{"wordpress", local, true, func(t *testing.T, site, host string) string {
+			title := "Post " + mark
+			wordpressInstall(t, v4, host)
+			wordpressPublish(t, v4, host, title)
+			return title
+		}},
 	} {
 		t.Run(c.template, func(t *testing.T) {
 			f.t = t
@@ -87,18 +112,7 @@ func TestBackupRestoreCycle(t *testing.T) {
 				}
 			})
 			f.ok("site", "create", name, "--template", c.template)
-			want := mark + " " + c.template
-			if c.file != "" {
-				if err := os.WriteFile(filepath.Join(f.srv, "users", name, "data", c.file), []byte(c.body), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				eventuallyContains(t, v4, host, "is up")
-				if code, body, err := post(v4, host, "/", url.Values{"note": {mark}}); err != nil || code != 303 {
-					t.Fatalf("POST note: %d %v %q", code, err, body)
-				}
-				want = `<li class="note">` + mark + `</li>`
-			}
+			want := c.write(t, name, host)
 			eventuallyContains(t, v4, host, want)
 
 			out := f.ok("backup", "run", name)
@@ -106,7 +120,7 @@ func TestBackupRestoreCycle(t *testing.T) {
 				t.Fatalf("backup run: %q", out)
 			}
 			list := f.backups(name)
-			if len(list) != 1 || !list[0].Complete() || (c.file == "") != (list[0].DB != "") {
+			if len(list) != 1 || !list[0].Complete() || c.db != (list[0].DB != "") {
 				t.Fatalf("backups of %s: %+v", name, list)
 			}
 
@@ -128,6 +142,69 @@ func TestBackupRestoreCycle(t *testing.T) {
 				t.Errorf("the restore's staging folder was left: %v", err)
 			}
 		})
+	}
+}
+
+// wordpressInstall completes WordPress's install form through the front
+// door, once its database answers (the form shows only then).
+func wordpressInstall(t *testing.T, addr, host string) {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/wp-admin/install.php", nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		var body []byte
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(body), `id="setup"`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WordPress's install form never showed: %v %.300q", err, body)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	code, body, err := post(addr, host, "/wp-admin/install.php?step=2", url.Values{
+		"weblog_title": {"darse backup test"}, "user_name": {"admin"},
+		"admin_password": {wordpressPassword}, "admin_password2": {wordpressPassword}, "pw_weak": {"on"},
+		"admin_email": {"admin@example.org"}, "blog_public": {"0"}, "language": {""},
+	})
+	if err != nil || code != 200 || !strings.Contains(body, "Success") {
+		t.Fatalf("WordPress install: %d %v %.500q", code, err, body)
+	}
+}
+
+const wordpressPassword = "Darse-wp-Passw0rd-4137-zq"
+
+// wordpressPublish publishes a post through WordPress's XML-RPC API
+// (wp.newPost, as the admin), through the front door.
+func wordpressPublish(t *testing.T, addr, host, title string) {
+	t.Helper()
+	call := `<?xml version="1.0"?><methodCall><methodName>wp.newPost</methodName><params>
+<param><value><int>1</int></value></param>
+<param><value><string>admin</string></value></param>
+<param><value><string>` + wordpressPassword + `</string></value></param>
+<param><value><struct>
+<member><name>post_title</name><value><string>` + title + `</string></value></member>
+<member><name>post_content</name><value><string>Published before the backup.</string></value></member>
+<member><name>post_status</name><value><string>publish</string></value></member>
+</struct></value></param></params></methodCall>`
+	c := &http.Client{Timeout: 30 * time.Second}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/xmlrpc.php", strings.NewReader(call))
+	req.Host = host
+	req.Header.Set("Content-Type", "text/xml")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("XML-RPC wp.newPost: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Contains(string(b), "<fault>") || !strings.Contains(string(b), "<string>") {
+		t.Fatalf("XML-RPC wp.newPost: %d %.500q", resp.StatusCode, b)
 	}
 }
 
