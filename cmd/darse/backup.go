@@ -43,7 +43,8 @@ func (h withBackups) BackupConfig(ctx context.Context) (*ops.BackupConfig, error
 	}
 	// The engine's Exec API, not the docker CLI: the panel's container
 	// has none.
-	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain, Engine: eng}, nil
+	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain, Engine: eng,
+		Volumes: eng.SiteVolumes}, nil
 }
 
 func (a *app) backupService() (*backup.Service, error) {

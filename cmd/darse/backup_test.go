@@ -565,3 +565,102 @@ func TestBackupDrill(t *testing.T) {
 		t.Errorf("the drill is not in the operations log:\n%s", out)
 	}
 }
+
+// volumeTemplate installs a copy of the static template whose web service
+// serves a named volume of the site's (pages) instead of data/.
+func volumeTemplate(t *testing.T, srv, name string) {
+	t.Helper()
+	rolloutTemplate(t, srv, name, "darse/nginx:bookworm")
+	dir := filepath.Join(srv, "templates", name)
+	edit := func(file, old, new string) {
+		t.Helper()
+		p := filepath.Join(dir, file)
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), old) {
+			t.Fatalf("%s: %v, or no %q in it", file, err, old)
+		}
+		if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("docker-compose.yml", "      - ./data:/srv/data:ro\n", "      - ./data:/srv/data:ro\n      - pages:/srv/pages:ro\n")
+	b, err := os.ReadFile(filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), append(b, "\nvolumes:\n  pages: {}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit("conf/nginx.conf", "root /srv/data;", "root /srv/pages;")
+}
+
+// volumeMount is where the engine keeps the named volume's files.
+func volumeMount(t *testing.T, name string) string {
+	t.Helper()
+	out, err := osexec.Command("docker", "volume", "inspect", "-f", "{{.Mountpoint}}", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("volume %s: %v %s", name, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writePage(t *testing.T, mountpoint, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(mountpoint, "index.html"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A site's named volumes are in its snapshot, read from the host at the
+// engine's mountpoint, and are restored: in place (the files they hold
+// now replaced), into a fresh volume after `site rm --purge`, and into the
+// new site's own fresh volume with --as, served through Traefik each time.
+func TestBackupNamedVolume(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
+	f := newFront(t, "")
+	f.useRepository(backuptest.Local(t))
+	v4 := fmt.Sprintf("127.0.0.1:%d", f.http)
+	tpl := fmt.Sprintf("volpages%d", os.Getpid())
+	volumeTemplate(t, f.srv, tpl)
+	name, copyName := siteName("bkvol"), siteName("bkvolcopy")
+	host, copyHost := name+"."+f.domain, copyName+"."+f.domain
+	f.cleanup(name)
+	f.cleanup(copyName)
+	f.ok("site", "create", name, "--template", tpl)
+	mark := fmt.Sprintf("<p>in a volume %d</p>\n", os.Getpid())
+	writePage(t, volumeMount(t, name+"_pages"), mark)
+	eventuallyContains(t, v4, host, mark)
+
+	f.ok("backup", "run", name)
+	list := f.backups(name)
+	if len(list) != 1 || list[0].Volumes[name+"_pages"] == "" {
+		t.Fatalf("backups of %s: %+v, want its volume %s_pages in", name, list, name)
+	}
+
+	// In place: the volume's files now are replaced by the backup's.
+	writePage(t, volumeMount(t, name+"_pages"), "<p>changed since</p>\n")
+	eventuallyContains(t, v4, host, "changed since")
+	f.ok("backup", "restore", name)
+	eventuallyContains(t, v4, host, mark)
+	if entries, err := os.ReadDir(filepath.Dir(volumeMount(t, name+"_pages"))); err != nil || len(entries) != 1 {
+		t.Errorf("the restored volume's folder holds %v (%v), want _data alone", entries, err)
+	}
+
+	// As a new site: its own fresh volume, the original's left alone.
+	writePage(t, volumeMount(t, name+"_pages"), "<p>original after</p>\n")
+	f.ok("backup", "restore", name, "--as", copyName)
+	eventuallyContains(t, v4, copyHost, mark)
+	if a, b := volumeMount(t, name+"_pages"), volumeMount(t, copyName+"_pages"); a == b {
+		t.Fatalf("the copy shares the original's volume %s", a)
+	}
+	eventuallyContains(t, v4, host, "original after")
+
+	// Purged, volume and all: restored into a fresh volume.
+	f.ok("site", "rm", name, "--purge", "--yes")
+	if out, err := osexec.Command("docker", "volume", "inspect", name+"_pages").CombinedOutput(); err == nil {
+		t.Fatalf("purge left the volume: %s", out)
+	}
+	eventually(t, v4, host, 404, "")
+	f.ok("backup", "restore", name)
+	eventuallyContains(t, v4, host, mark)
+}
