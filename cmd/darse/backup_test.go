@@ -301,8 +301,10 @@ func TestBackupRestoreAs(t *testing.T) {
 	}
 }
 
-// backup check verifies the repository as an operation; a damaged pack
-// fails it, with restic's message in the operations log.
+// backup check verifies the repository as an operation, and with --prune
+// first removes the data of the runs retention forgot (the repository
+// shrinks by it, another site's backups intact); a damaged pack fails it,
+// with restic's message in the operations log.
 func TestBackupCheck(t *testing.T) {
 	needEngine(t, "darse/nginx:bookworm")
 	e := newEnv(t)
@@ -311,9 +313,33 @@ func TestBackupCheck(t *testing.T) {
 	name := siteName("bkchk")
 	e.cleanup(name)
 	e.ok("site", "create", name, "--template", "static")
-	e.ok("backup", "run", name)
-	if out := e.ok("backup", "check", "--read-data"); !strings.Contains(out, "no errors found") {
-		t.Fatalf("backup check: %q", out)
+	other := siteName("bkchko")
+	e.cleanup(other)
+	e.ok("site", "create", other, "--template", "static")
+	// Three runs of distinct 4 MiB blobs: the third's retention (keep
+	// daily 3: one run a day, and restic keeps the oldest too while days
+	// are left) forgets the second, whose blob then only takes space
+	// until a prune.
+	blob := make([]byte, 4<<20)
+	for _, n := range []string{name, other, name, name} {
+		rand.Read(blob)
+		if err := os.WriteFile(filepath.Join(e.srv, "users", n, "data", "blob"), blob, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("backup", "run", n)
+	}
+	if list := e.backups(name); len(list) != 2 {
+		t.Fatalf("backups of %s after retention: %+v, want the first and the last", name, list)
+	}
+	before := repoBytes(t, r)
+	if out := e.ok("backup", "check", "--read-data", "--prune"); !strings.Contains(out, "no errors found") {
+		t.Fatalf("backup check --prune: %q", out)
+	}
+	if freed := before - repoBytes(t, r); freed < 4<<20*9/10 {
+		t.Fatalf("check --prune freed %d bytes, want the forgotten run's 4 MiB", freed)
+	}
+	if list := e.backups(other); len(list) != 1 || !list[0].Complete() {
+		t.Fatalf("the other site's backups after the prune: %+v", list)
 	}
 	packs, err := filepath.Glob(filepath.Join(r.Repository, "data", "*", "*"))
 	if err != nil || len(packs) == 0 {
@@ -499,6 +525,26 @@ func TestKilledRestoreServesOneState(t *testing.T) {
 			t.Fatalf("restore killed %v in, then settled: serves %q", delay, body)
 		}
 	}
+}
+
+// repoBytes is what the local repository's packs take.
+func repoBytes(t *testing.T, r *backup.Restic) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(filepath.Join(r.Repository, "data"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // noDrillLeft fails when a drill left a container, a network or a folder.

@@ -130,6 +130,10 @@ func (k *Backup) Resume(ctx context.Context, e *Env, t Target) error {
 	if err != nil {
 		return err
 	}
+	// The killed run's restic left its lock: the next would wait for it.
+	if err := cfg.Service.Restic.Unlock(ctx); err != nil {
+		return err
+	}
 	if k.RunID != "" {
 		list, err := cfg.Service.Sets(ctx, t.Site)
 		if err != nil {

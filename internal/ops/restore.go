@@ -348,6 +348,10 @@ func (k *Restore) Resume(ctx context.Context, e *Env, t Target) error {
 	if err != nil {
 		return err
 	}
+	// The killed run's restic left its lock: the next would wait for it.
+	if err := cfg.Service.Restic.Unlock(ctx); err != nil {
+		return err
+	}
 	dir, _, _ := k.staging(cfg, t.Site)
 	if k.Done {
 		if err := dropOldVolumes(ctx, cfg, t.Site); err != nil {
