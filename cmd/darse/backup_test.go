@@ -565,6 +565,16 @@ func noDrillLeft(e *env) {
 			}
 		}
 	}
+	out, err := osexec.Command("docker", "volume", "ls", "-q", "--filter", "label=com.docker.compose.project").Output()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, v := range strings.Fields(string(out)) {
+		b, _ := osexec.Command("docker", "volume", "inspect", "-f", `{{index .Labels "com.docker.compose.project"}}`, v).Output()
+		if p := strings.TrimSpace(string(b)); strings.HasPrefix(p, "drill-") && drillOf(e, p) {
+			e.t.Fatalf("a drill left volume %s of project %s", v, p)
+		}
+	}
 }
 
 // drillOf says whether project is a drill of one of this env's sites'
@@ -683,6 +693,12 @@ func TestBackupNamedVolume(t *testing.T) {
 		t.Fatalf("backups of %s: %+v, want its volume %s_pages in", name, list, name)
 	}
 
+	// A drill restores it into a volume of its own, removed with it.
+	if out := f.ok("backup", "drill", name); !strings.Contains(out, name+": drill passed") {
+		t.Fatalf("drill: %q", out)
+	}
+	noDrillLeft(f.env)
+
 	// In place: the volume's files now are replaced by the backup's.
 	writePage(t, volumeMount(t, name+"_pages"), "<p>changed since</p>\n")
 	eventuallyContains(t, v4, host, "changed since")
@@ -709,4 +725,86 @@ func TestBackupNamedVolume(t *testing.T) {
 	eventually(t, v4, host, 404, "")
 	f.ok("backup", "restore", name)
 	eventuallyContains(t, v4, host, mark)
+}
+
+// SIGKILL at points through the restore of a site with a named volume,
+// then the next run (op recover): the volume holds at every moment its
+// files before the restore or the backup's, never a mix, and once
+// settled the backup's, with nothing set aside left in its folder.
+func TestKilledVolumeRestore(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	e.useRepository(backuptest.Local(t))
+	tpl := fmt.Sprintf("volkill%d", os.Getpid())
+	volumeTemplate(t, e.srv, tpl)
+	name := siteName("bkkv")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", tpl)
+	files := []string{"index.html", "a.html", "b.html", "c.html"}
+	write := func(v string) {
+		t.Helper()
+		mp := volumeMount(t, name+"_pages")
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(mp, f), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// state reads the version the volume's files hold, failing on a mix:
+	// "" between the swap's two renames, when it has no files.
+	state := func() string {
+		t.Helper()
+		mp := volumeMount(t, name+"_pages")
+		if _, err := os.Stat(mp); os.IsNotExist(err) {
+			return ""
+		}
+		seen := map[string]bool{}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(mp, f))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			seen[strings.TrimSpace(string(b))] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("the volume mixes states: %v", seen)
+		}
+		for v := range seen {
+			return v
+		}
+		return ""
+	}
+	write("backed-up")
+	e.ok("backup", "run", name)
+	for i, delay := range []time.Duration{300 * time.Millisecond, 1200 * time.Millisecond, 2500 * time.Millisecond, 4 * time.Second} {
+		changed := fmt.Sprintf("changed-%d", i)
+		write(changed)
+		id := e.record(name, new(ops.Restore))
+		cli := osexec.Command(darseBin, "op", "run", strconv.FormatInt(id, 10))
+		cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitBegun(name, id)
+		time.Sleep(delay)
+		cli.Process.Kill()
+		cli.Wait()
+		if v := state(); v != "" && v != "backed-up" && v != changed {
+			t.Fatalf("killed %v in: the volume holds %q", delay, v)
+		}
+		e.ok("op", "recover")
+		if op := e.opByID(name, id); op.State != store.OpDone {
+			t.Fatalf("restore killed %v in, then settled: %s %q", delay, op.State, op.Error)
+		}
+		if v := state(); v != "backed-up" {
+			t.Fatalf("restore killed %v in, then settled: the volume holds %q", delay, v)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(volumeMount(t, name+"_pages"))); len(entries) != 1 {
+			t.Fatalf("restore killed %v in, then settled: the volume's folder holds %v", delay, entries)
+		}
+		running(e, name)
+		if body := get(t, name+"_web_1", "/a.html", 200); body != "backed-up\n" {
+			t.Fatalf("restore killed %v in, then settled: serves %q", delay, body)
+		}
+	}
 }
