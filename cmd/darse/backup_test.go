@@ -727,10 +727,12 @@ func TestBackupNamedVolume(t *testing.T) {
 	eventuallyContains(t, v4, host, mark)
 }
 
-// SIGKILL at points through the restore of a site with a named volume,
-// then the next run (op recover): the volume holds at every moment its
-// files before the restore or the backup's, never a mix, and once
-// settled the backup's, with nothing set aside left in its folder.
+// SIGKILL at points through the restore of a site with a named volume
+// (before the folder's swap, after it, while the volume's copy is
+// restored, once it is swapped in), then the next run (op recover): the
+// volume holds at every moment its files before the restore or the
+// backup's, never a mix, and once settled the backup's, with nothing set
+// aside left in its folder.
 func TestKilledVolumeRestore(t *testing.T) {
 	needEngine(t, "darse/nginx:bookworm")
 	e := newEnv(t)
@@ -774,10 +776,20 @@ func TestKilledVolumeRestore(t *testing.T) {
 		}
 		return ""
 	}
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
 	write("backed-up")
 	e.ok("backup", "run", name)
-	for i, delay := range []time.Duration{300 * time.Millisecond, 1200 * time.Millisecond, 2500 * time.Millisecond, 4 * time.Second} {
-		changed := fmt.Sprintf("changed-%d", i)
+	volDir := filepath.Dir(volumeMount(t, name+"_pages"))
+	for _, point := range []struct {
+		what string
+		at   func(id int64) bool // when to kill
+	}{
+		{"before the folder's swap", func(int64) bool { return true }},
+		{"once the folder is swapped", func(id int64) bool { return strings.Contains(string(e.opByID(name, id).Args), `"swapped": true`) }},
+		{"while the volume's copy is restored", func(int64) bool { return exists(filepath.Join(volDir, "_data.darse-restore")) }},
+		{"once the volume is swapped", func(int64) bool { return exists(filepath.Join(volDir, "_data.darse-old")) }},
+	} {
+		changed := "changed " + point.what
 		write(changed)
 		id := e.record(name, new(ops.Restore))
 		cli := osexec.Command(darseBin, "op", "run", strconv.FormatInt(id, 10))
@@ -785,26 +797,39 @@ func TestKilledVolumeRestore(t *testing.T) {
 		if err := cli.Start(); err != nil {
 			t.Fatal(err)
 		}
+		exited := make(chan error, 1)
+		go func() { exited <- cli.Wait() }()
 		e.waitBegun(name, id)
-		time.Sleep(delay)
+		for deadline := time.Now().Add(90 * time.Second); !point.at(id); time.Sleep(5 * time.Millisecond) {
+			select {
+			case <-exited:
+				t.Fatalf("the restore ended before it got %s", point.what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				cli.Process.Kill()
+				<-exited
+				t.Fatalf("the restore never got %s", point.what)
+			}
+		}
 		cli.Process.Kill()
-		cli.Wait()
+		<-exited
 		if v := state(); v != "" && v != "backed-up" && v != changed {
-			t.Fatalf("killed %v in: the volume holds %q", delay, v)
+			t.Fatalf("killed %s: the volume holds %q", point.what, v)
 		}
 		e.ok("op", "recover")
 		if op := e.opByID(name, id); op.State != store.OpDone {
-			t.Fatalf("restore killed %v in, then settled: %s %q", delay, op.State, op.Error)
+			t.Fatalf("restore killed %s, then settled: %s %q", point.what, op.State, op.Error)
 		}
 		if v := state(); v != "backed-up" {
-			t.Fatalf("restore killed %v in, then settled: the volume holds %q", delay, v)
+			t.Fatalf("restore killed %s, then settled: the volume holds %q", point.what, v)
 		}
-		if entries, _ := os.ReadDir(filepath.Dir(volumeMount(t, name+"_pages"))); len(entries) != 1 {
-			t.Fatalf("restore killed %v in, then settled: the volume's folder holds %v", delay, entries)
+		if entries, _ := os.ReadDir(volDir); len(entries) != 1 {
+			t.Fatalf("restore killed %s, then settled: the volume's folder holds %v", point.what, entries)
 		}
 		running(e, name)
 		if body := get(t, name+"_web_1", "/a.html", 200); body != "backed-up\n" {
-			t.Fatalf("restore killed %v in, then settled: serves %q", delay, body)
+			t.Fatalf("restore killed %s, then settled: serves %q", point.what, body)
 		}
 	}
 }
