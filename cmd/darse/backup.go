@@ -43,7 +43,8 @@ func (h withBackups) BackupConfig(ctx context.Context) (*ops.BackupConfig, error
 	}
 	// The engine's Exec API, not the docker CLI: the panel's container
 	// has none.
-	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain, Engine: eng}, nil
+	return &ops.BackupConfig{Service: svc, Srv: h.a.srv, Exec: eng.Exec, Domain: h.a.cfg.Domain, Engine: eng,
+		Volumes: eng.SiteVolumes}, nil
 }
 
 func (a *app) backupService() (*backup.Service, error) {
@@ -285,10 +286,10 @@ func backupOwner(ctx context.Context, svc *backup.Service, set backup.Set) (stri
 }
 
 func newBackupCheckCmd(a *app) *cobra.Command {
-	var readData bool
+	var readData, prune bool
 	c := &cobra.Command{
-		Use:   "check [--read-data]",
-		Short: "Verify the backup repository (restic check), as an operation",
+		Use:   "check [--read-data] [--prune]",
+		Short: "Verify the backup repository (restic check), as an operation; --prune first removes the data only forgotten snapshots held",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -299,7 +300,7 @@ func newBackupCheckCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			op, err := o.submit(ctx, "", &ops.BackupCheck{ReadData: readData})
+			op, err := o.submit(ctx, "", &ops.BackupCheck{ReadData: readData, Prune: prune})
 			if err != nil {
 				return err
 			}
@@ -308,6 +309,7 @@ func newBackupCheckCmd(a *app) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&readData, "read-data", false, "read back and verify every pack too (the whole repository)")
+	c.Flags().BoolVar(&prune, "prune", false, "first remove the data that only snapshots forgotten by retention held (restic prune, holding the repository's exclusive lock meanwhile)")
 	return c
 }
 

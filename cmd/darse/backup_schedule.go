@@ -19,7 +19,8 @@ import (
 // scheduleUser names the scheduler in the operations log.
 const scheduleUser = "schedule"
 
-// runBackupSchedule runs the backups and checks darse.yml schedules, as
+// runBackupSchedule runs the backups and checks (each pruning first: what
+// retention forgot goes then) darse.yml schedules, as
 // operations carried out by the panel's workers, until ctx ends; nothing
 // when darse.yml configures no backups.
 func (a *app) runBackupSchedule(ctx context.Context, runner *ops.Runner, st *store.Store) {
@@ -95,7 +96,7 @@ func (a *app) backupScheduler(runner *ops.Runner, st *store.Store, b *platform.B
 			return wait(ctx, id, err)
 		},
 		RunCheck: func(ctx context.Context) error {
-			id, err := runner.Submit(ctx, ops.Request{User: scheduleUser}, new(ops.BackupCheck))
+			id, err := runner.Submit(ctx, ops.Request{User: scheduleUser}, &ops.BackupCheck{Prune: true})
 			return wait(ctx, id, err)
 		},
 	}

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	osexec "os/exec"
@@ -51,26 +53,49 @@ func (e *env) backups(name string) []backup.Set {
 	return list
 }
 
-// The issue's cycle for static, php and php-mariadb: create, write content
-// (and a database row), back up, `site rm --purge`, restore: the same
-// content and row are served through Traefik. The static and php sites go
-// to a local repository, the database site to restic's REST server on
-// loopback (off the host).
+// The issue's cycle for static, php, php-mariadb and wordpress: create,
+// write content (and a database row), back up, `site rm --purge`,
+// restore: the same content and row are served through Traefik. The
+// static, php and wordpress sites go to a local repository, the database
+// site to restic's REST server on loopback (off the host).
 func TestBackupRestoreCycle(t *testing.T) {
-	needEngine(t, "darse/nginx:bookworm", "darse/php-fpm:8.2-bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "traefik:v3.6")
+	needEngine(t, "darse/nginx:bookworm", "darse/php-fpm:8.2-bookworm", "darse/php-apps:8.2-bookworm", "darse/mariadb:10.11-bookworm", "darse/wordpress:6.1-bookworm", "traefik:v3.6")
 	local, remote := backuptest.Local(t), backuptest.Remote(t)
 	f := newFront(t, "")
 	v4 := fmt.Sprintf("127.0.0.1:%d", f.http)
 	mark := fmt.Sprintf("restored-%d", os.Getpid())
+	// file writes body into the site's data/ and returns what it serves.
+	file := func(name, body, want string) func(t *testing.T, site, host string) string {
+		return func(t *testing.T, site, host string) string {
+			if err := os.WriteFile(filepath.Join(f.srv, "users", site, "data", name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return want
+		}
+	}
 	for _, c := range []struct {
 		template string
 		repo     *backup.Restic
-		file     string // written in data/, then served
-		body     string
+		db       bool
+		// write puts content (and a row) in the site and returns what
+		// its home page then shows.
+		write func(t *testing.T, site, host string) string
 	}{
-		{"static", local, "index.html", "<p>" + mark + " static</p>\n"},
-		{"php", local, "index.php", "<?php echo '<p>' . '" + mark + " php' . '</p>';\n"},
-		{"php-mariadb", remote, "", ""},
+		{"static", local, false, file("index.html", "<p>"+mark+" static</p>\n", mark+" static")},
+		{"php", local, false, file("index.php", "<?php echo '<p>' . '"+mark+" php' . '</p>';\n", "<p>"+mark+" php</p>")},
+		{"php-mariadb", remote, true, func(t *testing.T, site, host string) string {
+			eventuallyContains(t, v4, host, "is up")
+			if code, body, err := post(v4, host, "/", url.Values{"note": {mark}}); err != nil || code != 303 {
+				t.Fatalf("POST note: %d %v %q", code, err, body)
+			}
+			return `<li class="note">` + mark + `</li>`
+		}},
+		{"wordpress", local, true, func(t *testing.T, site, host string) string {
+			title := "Post " + mark
+			wordpressInstall(t, v4, host)
+			wordpressPublish(t, v4, host, title)
+			return title
+		}},
 	} {
 		t.Run(c.template, func(t *testing.T) {
 			f.t = t
@@ -87,18 +112,7 @@ func TestBackupRestoreCycle(t *testing.T) {
 				}
 			})
 			f.ok("site", "create", name, "--template", c.template)
-			want := mark + " " + c.template
-			if c.file != "" {
-				if err := os.WriteFile(filepath.Join(f.srv, "users", name, "data", c.file), []byte(c.body), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				eventuallyContains(t, v4, host, "is up")
-				if code, body, err := post(v4, host, "/", url.Values{"note": {mark}}); err != nil || code != 303 {
-					t.Fatalf("POST note: %d %v %q", code, err, body)
-				}
-				want = `<li class="note">` + mark + `</li>`
-			}
+			want := c.write(t, name, host)
 			eventuallyContains(t, v4, host, want)
 
 			out := f.ok("backup", "run", name)
@@ -106,7 +120,7 @@ func TestBackupRestoreCycle(t *testing.T) {
 				t.Fatalf("backup run: %q", out)
 			}
 			list := f.backups(name)
-			if len(list) != 1 || !list[0].Complete() || (c.file == "") != (list[0].DB != "") {
+			if len(list) != 1 || !list[0].Complete() || c.db != (list[0].DB != "") {
 				t.Fatalf("backups of %s: %+v", name, list)
 			}
 
@@ -128,6 +142,69 @@ func TestBackupRestoreCycle(t *testing.T) {
 				t.Errorf("the restore's staging folder was left: %v", err)
 			}
 		})
+	}
+}
+
+// wordpressInstall completes WordPress's install form through the front
+// door, once its database answers (the form shows only then).
+func wordpressInstall(t *testing.T, addr, host string) {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/wp-admin/install.php", nil)
+		req.Host = host
+		resp, err := c.Do(req)
+		var body []byte
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(body), `id="setup"`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WordPress's install form never showed: %v %.300q", err, body)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	code, body, err := post(addr, host, "/wp-admin/install.php?step=2", url.Values{
+		"weblog_title": {"darse backup test"}, "user_name": {"admin"},
+		"admin_password": {wordpressPassword}, "admin_password2": {wordpressPassword}, "pw_weak": {"on"},
+		"admin_email": {"admin@example.org"}, "blog_public": {"0"}, "language": {""},
+	})
+	if err != nil || code != 200 || !strings.Contains(body, "Success") {
+		t.Fatalf("WordPress install: %d %v %.500q", code, err, body)
+	}
+}
+
+const wordpressPassword = "Darse-wp-Passw0rd-4137-zq"
+
+// wordpressPublish publishes a post through WordPress's XML-RPC API
+// (wp.newPost, as the admin), through the front door.
+func wordpressPublish(t *testing.T, addr, host, title string) {
+	t.Helper()
+	call := `<?xml version="1.0"?><methodCall><methodName>wp.newPost</methodName><params>
+<param><value><int>1</int></value></param>
+<param><value><string>admin</string></value></param>
+<param><value><string>` + wordpressPassword + `</string></value></param>
+<param><value><struct>
+<member><name>post_title</name><value><string>` + title + `</string></value></member>
+<member><name>post_content</name><value><string>Published before the backup.</string></value></member>
+<member><name>post_status</name><value><string>publish</string></value></member>
+</struct></value></param></params></methodCall>`
+	c := &http.Client{Timeout: 30 * time.Second}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/xmlrpc.php", strings.NewReader(call))
+	req.Host = host
+	req.Header.Set("Content-Type", "text/xml")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("XML-RPC wp.newPost: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Contains(string(b), "<fault>") || !strings.Contains(string(b), "<string>") {
+		t.Fatalf("XML-RPC wp.newPost: %d %.500q", resp.StatusCode, b)
 	}
 }
 
@@ -224,8 +301,10 @@ func TestBackupRestoreAs(t *testing.T) {
 	}
 }
 
-// backup check verifies the repository as an operation; a damaged pack
-// fails it, with restic's message in the operations log.
+// backup check verifies the repository as an operation, and with --prune
+// first removes the data of the runs retention forgot (the repository
+// shrinks by it, another site's backups intact); a damaged pack fails it,
+// with restic's message in the operations log.
 func TestBackupCheck(t *testing.T) {
 	needEngine(t, "darse/nginx:bookworm")
 	e := newEnv(t)
@@ -234,9 +313,33 @@ func TestBackupCheck(t *testing.T) {
 	name := siteName("bkchk")
 	e.cleanup(name)
 	e.ok("site", "create", name, "--template", "static")
-	e.ok("backup", "run", name)
-	if out := e.ok("backup", "check", "--read-data"); !strings.Contains(out, "no errors found") {
-		t.Fatalf("backup check: %q", out)
+	other := siteName("bkchko")
+	e.cleanup(other)
+	e.ok("site", "create", other, "--template", "static")
+	// Three runs of distinct 4 MiB blobs: the third's retention (keep
+	// daily 3: one run a day, and restic keeps the oldest too while days
+	// are left) forgets the second, whose blob then only takes space
+	// until a prune.
+	blob := make([]byte, 4<<20)
+	for _, n := range []string{name, other, name, name} {
+		rand.Read(blob)
+		if err := os.WriteFile(filepath.Join(e.srv, "users", n, "data", "blob"), blob, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("backup", "run", n)
+	}
+	if list := e.backups(name); len(list) != 2 {
+		t.Fatalf("backups of %s after retention: %+v, want the first and the last", name, list)
+	}
+	before := repoBytes(t, r)
+	if out := e.ok("backup", "check", "--read-data", "--prune"); !strings.Contains(out, "no errors found") {
+		t.Fatalf("backup check --prune: %q", out)
+	}
+	if freed := before - repoBytes(t, r); freed < 4<<20*9/10 {
+		t.Fatalf("check --prune freed %d bytes, want the forgotten run's 4 MiB", freed)
+	}
+	if list := e.backups(other); len(list) != 1 || !list[0].Complete() {
+		t.Fatalf("the other site's backups after the prune: %+v", list)
 	}
 	packs, err := filepath.Glob(filepath.Join(r.Repository, "data", "*", "*"))
 	if err != nil || len(packs) == 0 {
@@ -424,6 +527,26 @@ func TestKilledRestoreServesOneState(t *testing.T) {
 	}
 }
 
+// repoBytes is what the local repository's packs take.
+func repoBytes(t *testing.T, r *backup.Restic) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(filepath.Join(r.Repository, "data"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // noDrillLeft fails when a drill left a container, a network or a folder.
 func noDrillLeft(e *env) {
 	e.t.Helper()
@@ -440,6 +563,16 @@ func noDrillLeft(e *env) {
 			if p := strings.TrimSpace(string(b)); strings.HasPrefix(p, "drill-") && drillOf(e, p) {
 				e.t.Fatalf("a drill left %s %s of project %s", what[0], id, p)
 			}
+		}
+	}
+	out, err := osexec.Command("docker", "volume", "ls", "-q", "--filter", "label=com.docker.compose.project").Output()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, v := range strings.Fields(string(out)) {
+		b, _ := osexec.Command("docker", "volume", "inspect", "-f", `{{index .Labels "com.docker.compose.project"}}`, v).Output()
+		if p := strings.TrimSpace(string(b)); strings.HasPrefix(p, "drill-") && drillOf(e, p) {
+			e.t.Fatalf("a drill left volume %s of project %s", v, p)
 		}
 	}
 }
@@ -486,5 +619,217 @@ func TestBackupDrill(t *testing.T) {
 	running(e, name)
 	if out := e.ok("op", "ls", "--site", name, "--state", "done"); !strings.Contains(out, "drill") {
 		t.Errorf("the drill is not in the operations log:\n%s", out)
+	}
+}
+
+// volumeTemplate installs a copy of the static template whose web service
+// serves a named volume of the site's (pages) instead of data/.
+func volumeTemplate(t *testing.T, srv, name string) {
+	t.Helper()
+	rolloutTemplate(t, srv, name, "darse/nginx:bookworm")
+	dir := filepath.Join(srv, "templates", name)
+	edit := func(file, old, new string) {
+		t.Helper()
+		p := filepath.Join(dir, file)
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), old) {
+			t.Fatalf("%s: %v, or no %q in it", file, err, old)
+		}
+		if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("docker-compose.yml", "      - ./data:/srv/data:ro\n", "      - ./data:/srv/data:ro\n      - pages:/srv/pages:ro\n")
+	b, err := os.ReadFile(filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), append(b, "\nvolumes:\n  pages: {}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit("conf/nginx.conf", "root /srv/data;", "root /srv/pages;")
+}
+
+// volumeMount is where the engine keeps the named volume's files.
+func volumeMount(t *testing.T, name string) string {
+	t.Helper()
+	out, err := osexec.Command("docker", "volume", "inspect", "-f", "{{.Mountpoint}}", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("volume %s: %v %s", name, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func writePage(t *testing.T, mountpoint, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(mountpoint, "index.html"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A site's named volumes are in its snapshot, read from the host at the
+// engine's mountpoint, and are restored: in place (the files they hold
+// now replaced), into a fresh volume after `site rm --purge`, and into the
+// new site's own fresh volume with --as, served through Traefik each time.
+func TestBackupNamedVolume(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm", "traefik:v3.6")
+	f := newFront(t, "")
+	f.useRepository(backuptest.Local(t))
+	v4 := fmt.Sprintf("127.0.0.1:%d", f.http)
+	tpl := fmt.Sprintf("volpages%d", os.Getpid())
+	volumeTemplate(t, f.srv, tpl)
+	name, copyName := siteName("bkvol"), siteName("bkvolcopy")
+	host, copyHost := name+"."+f.domain, copyName+"."+f.domain
+	f.cleanup(name)
+	f.cleanup(copyName)
+	f.ok("site", "create", name, "--template", tpl)
+	mark := fmt.Sprintf("<p>in a volume %d</p>\n", os.Getpid())
+	writePage(t, volumeMount(t, name+"_pages"), mark)
+	eventuallyContains(t, v4, host, mark)
+
+	f.ok("backup", "run", name)
+	list := f.backups(name)
+	if len(list) != 1 || list[0].Volumes[name+"_pages"] == "" {
+		t.Fatalf("backups of %s: %+v, want its volume %s_pages in", name, list, name)
+	}
+
+	// A drill restores it into a volume of its own, removed with it.
+	if out := f.ok("backup", "drill", name); !strings.Contains(out, name+": drill passed") {
+		t.Fatalf("drill: %q", out)
+	}
+	noDrillLeft(f.env)
+
+	// In place: the volume's files now are replaced by the backup's.
+	writePage(t, volumeMount(t, name+"_pages"), "<p>changed since</p>\n")
+	eventuallyContains(t, v4, host, "changed since")
+	f.ok("backup", "restore", name)
+	eventuallyContains(t, v4, host, mark)
+	if entries, err := os.ReadDir(filepath.Dir(volumeMount(t, name+"_pages"))); err != nil || len(entries) != 1 {
+		t.Errorf("the restored volume's folder holds %v (%v), want _data alone", entries, err)
+	}
+
+	// As a new site: its own fresh volume, the original's left alone.
+	writePage(t, volumeMount(t, name+"_pages"), "<p>original after</p>\n")
+	f.ok("backup", "restore", name, "--as", copyName)
+	eventuallyContains(t, v4, copyHost, mark)
+	if a, b := volumeMount(t, name+"_pages"), volumeMount(t, copyName+"_pages"); a == b {
+		t.Fatalf("the copy shares the original's volume %s", a)
+	}
+	eventuallyContains(t, v4, host, "original after")
+
+	// Purged, volume and all: restored into a fresh volume.
+	f.ok("site", "rm", name, "--purge", "--yes")
+	if out, err := osexec.Command("docker", "volume", "inspect", name+"_pages").CombinedOutput(); err == nil {
+		t.Fatalf("purge left the volume: %s", out)
+	}
+	eventually(t, v4, host, 404, "")
+	f.ok("backup", "restore", name)
+	eventuallyContains(t, v4, host, mark)
+}
+
+// SIGKILL at points through the restore of a site with a named volume
+// (before the folder's swap, after it, while the volume's copy is
+// restored, once it is swapped in), then the next run (op recover): the
+// volume holds at every moment its files before the restore or the
+// backup's, never a mix, and once settled the backup's, with nothing set
+// aside left in its folder.
+func TestKilledVolumeRestore(t *testing.T) {
+	needEngine(t, "darse/nginx:bookworm")
+	e := newEnv(t)
+	e.useRepository(backuptest.Local(t))
+	tpl := fmt.Sprintf("volkill%d", os.Getpid())
+	volumeTemplate(t, e.srv, tpl)
+	name := siteName("bkkv")
+	e.cleanup(name)
+	e.ok("site", "create", name, "--template", tpl)
+	files := []string{"index.html", "a.html", "b.html", "c.html"}
+	write := func(v string) {
+		t.Helper()
+		mp := volumeMount(t, name+"_pages")
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(mp, f), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// state reads the version the volume's files hold, failing on a mix:
+	// "" between the swap's two renames, when it has no files.
+	state := func() string {
+		t.Helper()
+		mp := volumeMount(t, name+"_pages")
+		if _, err := os.Stat(mp); os.IsNotExist(err) {
+			return ""
+		}
+		seen := map[string]bool{}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(mp, f))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			seen[strings.TrimSpace(string(b))] = true
+		}
+		if len(seen) != 1 {
+			t.Fatalf("the volume mixes states: %v", seen)
+		}
+		for v := range seen {
+			return v
+		}
+		return ""
+	}
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	write("backed-up")
+	e.ok("backup", "run", name)
+	volDir := filepath.Dir(volumeMount(t, name+"_pages"))
+	for _, point := range []struct {
+		what string
+		at   func(id int64) bool // when to kill
+	}{
+		{"before the folder's swap", func(int64) bool { return true }},
+		{"once the folder is swapped", func(id int64) bool { return strings.Contains(string(e.opByID(name, id).Args), `"swapped": true`) }},
+		{"while the volume's copy is restored", func(int64) bool { return exists(filepath.Join(volDir, "_data.darse-restore")) }},
+		{"once the volume is swapped", func(int64) bool { return exists(filepath.Join(volDir, "_data.darse-old")) }},
+	} {
+		changed := "changed " + point.what
+		write(changed)
+		id := e.record(name, new(ops.Restore))
+		cli := osexec.Command(darseBin, "op", "run", strconv.FormatInt(id, 10))
+		cli.Env = append(os.Environ(), "DARSE_SRV="+e.srv)
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cli.Wait() }()
+		e.waitBegun(name, id)
+		for deadline := time.Now().Add(90 * time.Second); !point.at(id); time.Sleep(5 * time.Millisecond) {
+			select {
+			case <-exited:
+				t.Fatalf("the restore ended before it got %s", point.what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				cli.Process.Kill()
+				<-exited
+				t.Fatalf("the restore never got %s", point.what)
+			}
+		}
+		cli.Process.Kill()
+		<-exited
+		if v := state(); v != "" && v != "backed-up" && v != changed {
+			t.Fatalf("killed %s: the volume holds %q", point.what, v)
+		}
+		e.ok("op", "recover")
+		if op := e.opByID(name, id); op.State != store.OpDone {
+			t.Fatalf("restore killed %s, then settled: %s %q", point.what, op.State, op.Error)
+		}
+		if v := state(); v != "backed-up" {
+			t.Fatalf("restore killed %s, then settled: the volume holds %q", point.what, v)
+		}
+		if entries, _ := os.ReadDir(volDir); len(entries) != 1 {
+			t.Fatalf("restore killed %s, then settled: the volume's folder holds %v", point.what, entries)
+		}
+		running(e, name)
+		if body := get(t, name+"_web_1", "/a.html", 200); body != "backed-up\n" {
+			t.Fatalf("restore killed %s, then settled: serves %q", point.what, body)
+		}
 	}
 }

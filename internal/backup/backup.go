@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,6 +83,10 @@ type Site struct {
 	// consistent copy.
 	DB    Dump
 	DBDir string // the database's folder, relative to Dir
+	// Volumes are its named volumes' files on the host, by volume name
+	// (the engine's mountpoints, <root>/<name>/_data): they go into the
+	// folder's snapshot beside it.
+	Volumes map[string]string
 }
 
 // Set is one backup run of a site: its folder's snapshot and, for a site
@@ -94,7 +99,10 @@ type Set struct {
 	DB         string    `json:"db_snapshot,omitempty"`
 	BytesAdded int64     `json:"bytes_added"`
 	Size       int64     `json:"size"` // bytes the run read
-	dirPath    string    // the folder's path in the snapshot
+	// Volumes are the named volumes the run holds, by name: their paths
+	// in the folder's snapshot.
+	Volumes    map[string]string `json:"volumes,omitempty"`
+	dirPath    string            // the folder's path in the snapshot
 	recordPath string
 	dbPath     string
 }
@@ -147,7 +155,18 @@ func (s *Service) BackupSite(ctx context.Context, site Site, run string) (Set, e
 	if site.DB != nil && site.DBDir != "" {
 		args = append(args, "--exclude", filepath.Join(site.Dir, site.DBDir))
 	}
-	sum, err := s.Restic.backup(ctx, append(args, site.Dir, record)...)
+	paths := []string{site.Dir, record}
+	for _, name := range slices.Sorted(maps.Keys(site.Volumes)) {
+		mp := site.Volumes[name]
+		if volumeOf(mp) != name {
+			return set, s.undo(ctx, set, fmt.Errorf("backup of %s: volume %s: its mountpoint %s is not a local volume's (<root>/%s/_data)", site.Name, name, mp, name))
+		}
+		if _, err := os.Stat(mp); err != nil {
+			return set, s.undo(ctx, set, fmt.Errorf("backup of %s: volume %s cannot be read on this host: %w", site.Name, name, err))
+		}
+		paths = append(paths, mp)
+	}
+	sum, err := s.Restic.backup(ctx, append(args, paths...)...)
 	if err != nil {
 		return set, s.undo(ctx, set, fmt.Errorf("snapshot of %s's folder: %w", site.Name, err))
 	}
@@ -239,7 +258,12 @@ func sets(snaps []Snapshot) []Set {
 		case partFiles:
 			set.Files = sn.ID
 			for _, p := range sn.Paths {
-				if strings.HasSuffix(p, ".json") {
+				if v := volumeOf(p); v != "" {
+					if set.Volumes == nil {
+						set.Volumes = map[string]string{}
+					}
+					set.Volumes[v] = p
+				} else if strings.HasSuffix(p, ".json") {
 					set.recordPath = p
 				} else {
 					set.dirPath = p

@@ -342,3 +342,34 @@ func (r *Restic) Check(ctx context.Context, readData bool) error {
 	}
 	return nil
 }
+
+// Prune removes the data no snapshot needs any more (what forgotten
+// snapshots alone referred to): `restic prune`, which holds the
+// repository's exclusive lock while it runs, so backups wait for it
+// (--retry-lock). It repacks at most maxRepack per run and leaves up to
+// 5% of unused space, which bounds how long it holds the lock: what is
+// left goes at the next prune. It forgets no snapshot: every site's
+// snapshots stay as they are.
+func (r *Restic) Prune(ctx context.Context) error {
+	var out bytes.Buffer
+	if err := r.run(ctx, nil, &out, "prune", "--max-unused", "5%", "--max-repack-size", maxRepack); err != nil {
+		return fmt.Errorf("repository prune failed: %w; %s", err, lastLines(out.String(), 4))
+	}
+	return nil
+}
+
+// maxRepack bounds the data one prune rewrites.
+const maxRepack = "2G"
+
+// Unlock removes the locks of restic processes that are gone (`restic
+// unlock` removes stale locks only: one of a restic running on this host,
+// or younger than 30 minutes on another, stays): a restic killed with
+// darse leaves its lock, which would make the next run wait for it.
+func (r *Restic) Unlock(ctx context.Context) error {
+	err := r.run(ctx, nil, io.Discard, "unlock")
+	var re *Error
+	if errors.As(err, &re) && re.Code == exitRepoMissing {
+		return nil
+	}
+	return err
+}

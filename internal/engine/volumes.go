@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/labels"
 )
 
@@ -24,6 +25,25 @@ func (e *Engine) SiteVolumeMounts(ctx context.Context) (map[string][]string, err
 			continue
 		}
 		out[site] = append(out[site], v.Mountpoint)
+	}
+	return out, nil
+}
+
+// SiteVolumes returns where the site's named volumes (its compose
+// project's, carrying its darse.site label) live on the host, by volume
+// name: what its backup reads and its restore fills. Volumes whose driver
+// keeps no local folder are left out.
+func (e *Engine) SiteVolumes(ctx context.Context, site string) (map[string]string, error) {
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+site).Add("label", labels.SiteLabel+"="+site)
+	vs, err := e.c.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes of %s: %w", site, err)
+	}
+	out := map[string]string{}
+	for _, v := range vs.Items {
+		if v.Driver == "local" && v.Mountpoint != "" {
+			out[v.Name] = v.Mountpoint
+		}
 	}
 	return out, nil
 }

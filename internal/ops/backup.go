@@ -31,6 +31,17 @@ type BackupConfig struct {
 	Exec func(ctx context.Context, container, user string, cmd []string, stdin io.Reader, stdout io.Writer) error
 	// Engine runs a drill's throw-away project (*engine.Engine).
 	Engine reconcile.Engine
+	// Volumes gives where the site's named volumes live on this host, by
+	// volume name (*engine.Engine's SiteVolumes); nil: none are backed up.
+	Volumes func(ctx context.Context, site string) (map[string]string, error)
+}
+
+// volumes returns the site's named volumes' mountpoints, by name.
+func (c *BackupConfig) volumes(ctx context.Context, site string) (map[string]string, error) {
+	if c.Volumes == nil {
+		return nil, nil
+	}
+	return c.Volumes(ctx, site)
 }
 
 // dump is the database's dump command run in its container.
@@ -119,6 +130,10 @@ func (k *Backup) Resume(ctx context.Context, e *Env, t Target) error {
 	if err != nil {
 		return err
 	}
+	// The killed run's restic left its lock: the next would wait for it.
+	if err := cfg.Service.Restic.Unlock(ctx); err != nil {
+		return err
+	}
 	if k.RunID != "" {
 		list, err := cfg.Service.Sets(ctx, t.Site)
 		if err != nil {
@@ -152,7 +167,11 @@ func (k *Backup) take(ctx context.Context, e *Env, cfg *BackupConfig, t Target) 
 	if err != nil {
 		return err
 	}
-	site := backup.Site{Name: t.Site, Dir: cfg.siteDir(t.Site), Record: b}
+	vols, err := cfg.volumes(ctx, t.Site)
+	if err != nil {
+		return err
+	}
+	site := backup.Site{Name: t.Site, Dir: cfg.siteDir(t.Site), Record: b, Volumes: vols}
 	if db != nil {
 		site.DB = cfg.dump(container, dbUser(db), db.Dump)
 		site.DBDir = db.Dir

@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/darse/darse/internal/backup"
 	"github.com/darse/darse/internal/compose"
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/store"
@@ -138,6 +141,9 @@ func (k *Drill) drill(ctx context.Context, e *Env, cfg *BackupConfig, t Target) 
 	if _, err := reconcile.Converge(ctx, slog.New(slog.DiscardHandler), cfg.Engine, k.scope(), p, reconcile.Up); err != nil {
 		return err
 	}
+	if err := k.fillVolumes(ctx, cfg, t, p, set); err != nil {
+		return err
+	}
 	if err := k.waitHealthy(ctx, cfg); err != nil {
 		return err
 	}
@@ -191,7 +197,10 @@ func isolate(p *compose.Project) {
 			break
 		}
 	}
-	p.Networks, p.Volumes = []compose.Network{internal}, nil
+	// Its volumes are its own (named after the drill's project), made
+	// fresh and removed with it.
+	p.Networks = []compose.Network{internal}
+	p.Volumes = slices.DeleteFunc(p.Volumes, func(v compose.Volume) bool { return v.External })
 	for i := range p.Services {
 		c := &p.Services[i].Container
 		for key := range c.Labels {
@@ -204,6 +213,33 @@ func isolate(p *compose.Project) {
 		c.Networks = []compose.Attachment{{Network: internal.Name, Aliases: []string{p.Services[i].Name}}}
 		c.Restart = "no"
 	}
+}
+
+// fillVolumes gives the drill's fresh volumes (its own, removed with it)
+// the backup's files: the project is stopped for it, then up again.
+func (k *Drill) fillVolumes(ctx context.Context, cfg *BackupConfig, t Target, p *compose.Project, set backup.Set) error {
+	if len(set.Volumes) == 0 {
+		return nil
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := reconcile.Converge(ctx, log, cfg.Engine, k.scope(), p, reconcile.Stop); err != nil {
+		return err
+	}
+	mounts, err := cfg.volumes(ctx, k.Project)
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(set.Volumes)) {
+		mp, ok := mounts[k.Project+"_"+backup.VolumeKey(t.Site, name)]
+		if !ok {
+			return fmt.Errorf("drill: the backup's volume %s has no counterpart in the restored project", name)
+		}
+		if err := cfg.Service.RestoreVolume(ctx, set, name, mp); err != nil {
+			return err
+		}
+	}
+	_, err = reconcile.Converge(ctx, log, cfg.Engine, k.scope(), p, reconcile.Up)
+	return err
 }
 
 // waitHealthy waits until every container of the drill runs, healthy

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/darse/darse/internal/backup"
@@ -208,6 +210,9 @@ func (k *Restore) restore(ctx context.Context, e *Env, cfg *BackupConfig, t Targ
 	if _, err := e.Hosting.Up(ctx, t.Site); err != nil {
 		return err
 	}
+	if err := k.restoreVolumes(ctx, e, cfg, t, set); err != nil {
+		return err
+	}
 	if db != nil {
 		if w, ok := e.Hosting.(databaseWaiter); ok {
 			if err := w.WaitDatabase(ctx, t.Site); err != nil {
@@ -230,7 +235,65 @@ func (k *Restore) restore(ctx context.Context, e *Env, cfg *BackupConfig, t Targ
 	if err := e.Save(ctx, k); err != nil {
 		return err
 	}
+	if err := dropOldVolumes(ctx, cfg, t.Site); err != nil {
+		return err
+	}
 	return os.RemoveAll(dir)
+}
+
+// restoreVolumes fills the restored site's named volumes (fresh ones,
+// made by Up, when the site had none) with the backup's: the site is
+// stopped for the swap, then brought up again. The files they held are
+// kept aside until the restore is done (putBackVolumes undoes it).
+func (k *Restore) restoreVolumes(ctx context.Context, e *Env, cfg *BackupConfig, t Target, set backup.Set) error {
+	if len(set.Volumes) == 0 {
+		return nil
+	}
+	mounts, err := cfg.volumes(ctx, t.Site)
+	if err != nil {
+		return err
+	}
+	if _, err := e.Hosting.Stop(ctx, t.Site); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(set.Volumes)) {
+		key := backup.VolumeKey(k.source(t), name)
+		mp, ok := mounts[t.Site+"_"+key]
+		if key == "" || !ok {
+			return fmt.Errorf("restore %s: the backup's volume %s has no counterpart in the restored site (its compose file declares no volume %q)", t.Site, name, key)
+		}
+		if err := cfg.Service.RestoreVolume(ctx, set, name, mp); err != nil {
+			return err
+		}
+	}
+	_, err = e.Hosting.Up(ctx, t.Site)
+	return err
+}
+
+// putBackVolumes gives the site's volumes the files a restore set aside.
+func putBackVolumes(ctx context.Context, cfg *BackupConfig, site string) error {
+	mounts, err := cfg.volumes(ctx, site)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, mp := range mounts {
+		errs = append(errs, backup.PutBackVolume(mp))
+	}
+	return errors.Join(errs...)
+}
+
+// dropOldVolumes removes the files a done restore set aside.
+func dropOldVolumes(ctx context.Context, cfg *BackupConfig, site string) error {
+	mounts, err := cfg.volumes(ctx, site)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, mp := range mounts {
+		errs = append(errs, backup.DropOldVolume(mp))
+	}
+	return errors.Join(errs...)
 }
 
 // undo puts the site back as it was before: its old folder (or none),
@@ -241,6 +304,9 @@ func (k *Restore) undo(ctx context.Context, e *Env, cfg *BackupConfig, t Target)
 	var errs []error
 	if k.Swapped {
 		if _, err := e.Hosting.Stop(ctx, t.Site); err != nil {
+			errs = append(errs, err)
+		}
+		if err := putBackVolumes(ctx, cfg, t.Site); err != nil {
 			errs = append(errs, err)
 		}
 		if err := os.RemoveAll(live); err != nil {
@@ -282,8 +348,15 @@ func (k *Restore) Resume(ctx context.Context, e *Env, t Target) error {
 	if err != nil {
 		return err
 	}
+	// The killed run's restic left its lock: the next would wait for it.
+	if err := cfg.Service.Restic.Unlock(ctx); err != nil {
+		return err
+	}
 	dir, _, _ := k.staging(cfg, t.Site)
 	if k.Done {
+		if err := dropOldVolumes(ctx, cfg, t.Site); err != nil {
+			return err
+		}
 		return os.RemoveAll(dir)
 	}
 	if err := k.undo(ctx, e, cfg, t); err != nil {

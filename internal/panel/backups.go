@@ -118,6 +118,10 @@ type backupRow struct {
 	LastDone *store.Backup // nil: never backed up
 	Last     *store.Backup // the latest run, failed or not
 	Overdue  bool          // no success within twice the schedule
+	// Drill is the site's last restore drill that ended (nil: none yet);
+	// DrillFailed shows it red.
+	Drill       *store.Operation
+	DrillFailed bool
 }
 
 type adminBackupsView struct {
@@ -128,7 +132,7 @@ type adminBackupsView struct {
 
 // adminBackups shows every site's last successful backup (and the
 // platform's), red when older than twice the schedule, with the last
-// failure's message.
+// failure's message, and its last restore drill, red when it failed.
 func (s *Server) adminBackups(c *gin.Context) error {
 	ctx := c.Request.Context()
 	sites, err := s.store.ListSites(ctx)
@@ -144,10 +148,15 @@ func (s *Server) adminBackups(c *gin.Context) error {
 	if s.cfg.Backups != nil {
 		v.Period = s.cfg.Backups.Period()
 	}
+	drills, err := s.lastDrills(ctx)
+	if err != nil {
+		return err
+	}
 	sched := backup.Schedule{Period: v.Period}
 	row := func(name, owner string) backupRow {
-		r := backupRow{Site: name, Owner: owner, LastDone: done[name], Last: last[name]}
+		r := backupRow{Site: name, Owner: owner, LastDone: done[name], Last: last[name], Drill: drills[name]}
 		r.Overdue = v.Period > 0 && (r.LastDone == nil || sched.Overdue(r.LastDone.FinishedAt, s.cfg.Now()))
+		r.DrillFailed = r.Drill != nil && r.Drill.State == store.OpFailed
 		return r
 	}
 	v.Rows = append(v.Rows, row("", ""))
@@ -156,4 +165,24 @@ func (s *Server) adminBackups(c *gin.Context) error {
 	}
 	s.render(c, http.StatusOK, "admin_backups", v)
 	return nil
+}
+
+// drillsListed bounds the drills the admin page reads: weeks of scheduled
+// drills of a few sites each, kept as long as operations are.
+const drillsListed = 5000
+
+// lastDrills returns each site's latest ended drill, from one listing of
+// the drills (newest first), not one query per site.
+func (s *Server) lastDrills(ctx context.Context) (map[string]*store.Operation, error) {
+	list, err := s.store.ListOps(ctx, store.OpFilter{Kind: new(ops.Drill).Name(), States: []string{store.OpDone, store.OpFailed}, Limit: drillsListed})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*store.Operation{}
+	for _, op := range list {
+		if _, seen := out[op.Site]; !seen {
+			out[op.Site] = op
+		}
+	}
+	return out, nil
 }

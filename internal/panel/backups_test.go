@@ -2,6 +2,7 @@ package panel
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -160,5 +161,83 @@ func TestAdminBackups(t *testing.T) {
 	// The row tag of an overdue site carries its class; count them.
 	if n := strings.Count(p.body, `class="overdue"`); n != 2 {
 		t.Errorf("%d rows red, want 2 (bobs, never)", n)
+	}
+}
+
+// The admin's backups page shows each site's last restore drill, passed
+// or failed and when; a site whose last drill failed is shown red, one
+// whose failure was followed by a pass is not.
+func TestAdminBackupsDrills(t *testing.T) {
+	fb := &fakeBackups{period: 24 * time.Hour}
+	f := newFixture(t, func(c *Config) { c.Backups = fb }) // no workers: the drills stay as recorded
+	f.user("root", "root's long password", true, 3)
+	f.user("alice", "alice's long password", false, 3)
+	for _, s := range []string{"passes", "fails", "mended", "undrilled"} {
+		f.site(s, "alice")
+	}
+	ctx := context.Background()
+	drill := func(site string, cause error) {
+		t.Helper()
+		id, err := f.store.EnqueueOp(ctx, store.Operation{Kind: "drill", Site: site, User: "schedule", Args: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.store.FinishOp(ctx, id, cause); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drill("fails", nil)
+	drill("passes", nil)
+	drill("fails", errors.New("the restored copy did not run healthy within 3m0s: db is running unhealthy"))
+	drill("mended", errors.New("no complete backup"))
+	drill("mended", nil)
+	// Still running: not a result yet.
+	if _, err := f.store.EnqueueOp(ctx, store.Operation{Kind: "drill", Site: "passes", User: "schedule", Args: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	admin := f.browser()
+	admin.mustLogin("root", "root's long password")
+	p := admin.get("/admin/backups")
+	if p.code != http.StatusOK {
+		t.Fatalf("admin backups: %d\n%s", p.code, p.body)
+	}
+	cell := func(site string) string {
+		t.Helper()
+		i := strings.Index(p.body, `data-site="`+site+`"`)
+		if i < 0 {
+			t.Fatalf("no row for %q", site)
+		}
+		row := p.body[i : i+strings.Index(p.body[i:], "</tr>")]
+		j := strings.Index(row, `<td class="drill`)
+		if j < 0 {
+			t.Fatalf("no drill cell in the row of %q: %s", site, row)
+		}
+		return row[j:]
+	}
+	today := time.Now().Format("2006-01-02")
+	for site, want := range map[string]struct {
+		text []string
+		red  bool
+	}{
+		"passes":    {[]string{"passed", today}, false},
+		"fails":     {[]string{"failed", today, "did not run healthy"}, true},
+		"mended":    {[]string{"passed", today}, false},
+		"undrilled": {[]string{"none yet"}, false},
+	} {
+		c := cell(site)
+		for _, s := range want.text {
+			if !strings.Contains(c, s) {
+				t.Errorf("drill of %s: %q not in %s", site, s, c)
+			}
+		}
+		if red := strings.Contains(c, "drill-failed"); red != want.red {
+			t.Errorf("drill of %s shown red: %v, want %v: %s", site, red, want.red, c)
+		}
+	}
+	if c := cell("mended"); strings.Contains(c, "no complete backup") {
+		t.Errorf("an older failed drill shown after a pass: %s", c)
+	}
+	if n := strings.Count(p.body, "drill-failed"); n != 1 {
+		t.Errorf("%d drills shown red, want 1", n)
 	}
 }
