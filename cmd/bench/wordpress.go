@@ -79,6 +79,25 @@ func wordpressBench(ctx context.Context, o options) error {
 			}
 		}
 	}
+	// The same sites again, all three idle: PSS splits the pages they
+	// share (the images' binaries and libraries) among them, which is what
+	// each costs on a host that runs many.
+	var wpSites []string
+	for i := 0; i < *wpRuns; i++ {
+		wpSites = append(wpSites, fmt.Sprintf("wp%d-%d", os.Getpid(), i))
+	}
+	idleShared, err := idleKiB(ctx, wpSites...)
+	if err != nil {
+		return err
+	}
+	static, err := idleTemplate(ctx, f, "static", "st", "/")
+	if err != nil {
+		return err
+	}
+	php, err := idleTemplate(ctx, f, "php", "php", "/")
+	if err != nil {
+		return err
+	}
 	md := median(viaDarse)
 	fmt.Printf("wordpress: create until the install form answers 200 through Traefik (%d runs each, median)\n", *wpRuns)
 	fmt.Printf("  darse site create: %6.0f ms", ms(md))
@@ -93,7 +112,57 @@ func wordpressBench(ctx context.Context, o options) error {
 		fmt.Printf("   %s: %6.1f MiB (ratio %s)", p.name, float64(idleHand[k])/1024, ratio(float64(idleDarse), float64(idleHand[k])))
 	}
 	fmt.Printf("   (target: darse < 80 MiB)\n")
+	fmt.Printf("  each of %d idle WordPress sites (the pages they share split among them): %6.1f MiB\n", len(wpSites), float64(idleShared)/1024)
+	fmt.Printf("idle static site, all included: alone %.1f MiB, each of %d %.1f MiB   (target: < 6 MiB)\n", float64(static.alone)/1024, idleSites, float64(static.each)/1024)
+	fmt.Printf("idle PHP site, all included:    alone %.1f MiB, each of %d %.1f MiB\n", float64(php.alone)/1024, idleSites, float64(php.each)/1024)
 	return nil
+}
+
+// idleSites is how many sites of a template idleTemplate measures together.
+const idleSites = 3
+
+// idleFigure is an idle site's memory (KiB), alone and when idleSites of
+// the same template share their images' pages.
+type idleFigure struct{ alone, each int }
+
+// idleTemplate creates a site of tmpl, measures it idle alone, creates
+// idleSites-1 more and measures the mean per site. Other containers of the
+// same images on the engine (other tests') lower "alone" too: PSS divides
+// shared pages among every process that maps them.
+func idleTemplate(ctx context.Context, f *benchFront, tmpl, prefix, path string) (idleFigure, error) {
+	var fig idleFigure
+	var names []string
+	// Gone when measured, so the next template's "alone" shares nothing
+	// with these (the php template's web service runs darse/nginx too).
+	defer func() {
+		for _, n := range names {
+			f.darse("site", "rm", n, "--purge", "--yes")
+		}
+	}()
+	for i := range idleSites {
+		name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), i)
+		start := time.Now()
+		if err := f.darse("site", "create", name, "--template", tmpl); err != nil {
+			return fig, err
+		}
+		if _, err := f.until(name+"."+f.domain, path, 200, start, 60*time.Second); err != nil {
+			return fig, err
+		}
+		names = append(names, name)
+		if i == 0 {
+			kib, err := idleKiB(ctx, name)
+			if err != nil {
+				return fig, err
+			}
+			fig.alone = kib
+		}
+	}
+	kib, err := idleKiB(ctx, names...)
+	if err != nil {
+		return fig, err
+	}
+	fig.each = kib
+	return fig, nil
 }
 
 // An idle site's memory is sampled wpSamples times, wpEvery apart, after
@@ -106,8 +175,9 @@ const (
 	wpEvery   = 6 * time.Second
 )
 
-// idleKiB samples the site's memory (siteKiB) while it is left alone.
-func idleKiB(ctx context.Context, site string) (int, error) {
+// idleKiB samples the sites' memory (siteKiB, the mean per site) while
+// they are left alone.
+func idleKiB(ctx context.Context, sites ...string) (int, error) {
 	var samples []int
 	wait := wpIdle
 	for range wpSamples {
@@ -117,11 +187,15 @@ func idleKiB(ctx context.Context, site string) (int, error) {
 			return 0, ctx.Err()
 		}
 		wait = wpEvery
-		kib, err := siteKiB(ctx, site, len(samples) == wpSamples/2)
-		if err != nil {
-			return 0, err
+		sum := 0
+		for _, site := range sites {
+			kib, err := siteKiB(ctx, site, len(samples) == wpSamples/2 && len(sites) == 1)
+			if err != nil {
+				return 0, err
+			}
+			sum += kib
 		}
-		samples = append(samples, kib)
+		samples = append(samples, sum/len(sites))
 	}
 	slices.Sort(samples)
 	return samples[len(samples)/2], nil
