@@ -48,22 +48,7 @@ func TestForwardAndSFTPOverBothFamilies(t *testing.T) {
 	e.ok("key", "add", name, key.file+".pub")
 	sftp := e.status(name).SSH.HostPort
 
-	table := fmt.Sprintf("darse-fwd%d", os.Getpid())
-	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
-	fw := exec.Command(filepath.Join(filepath.Dir(darseBin), "darse-fw"), "--table", table, "--label", "darse.site="+name,
-		"--debounce-min", "5ms", "--debounce-max", "50ms")
-	var logs testenv.Buffer
-	fw.Stdout, fw.Stderr = &logs, &logs
-	if err := fw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		fw.Process.Kill()
-		fw.Wait()
-		if t.Failed() {
-			t.Logf("darse-fw:\n%s", logs.String())
-		}
-	})
+	testWatcher(t, fmt.Sprintf("darse-fwd%d", os.Getpid()), "darse.site="+name, "--debounce-min", "5ms", "--debounce-max", "50ms")
 	client := firewalltest.NewTestClient(t)
 
 	for _, host := range []netip.Addr{client.Host4, client.Host6} {
@@ -113,6 +98,32 @@ func TestForwardAndSFTPOverBothFamilies(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// testWatcher runs a firewall watcher of the test's own, in table (removed
+// after) and limited to containers with label, until the test ends; its
+// log (the last 8 kB) and the table are shown if the test failed.
+func testWatcher(t *testing.T, table, label string, args ...string) {
+	t.Helper()
+	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
+	fw := exec.Command(filepath.Join(filepath.Dir(darseBin), "darse-fw"), append([]string{"--table", table, "--label", label}, args...)...)
+	var logs testenv.Buffer
+	fw.Stdout, fw.Stderr = &logs, &logs
+	if err := fw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		fw.Process.Kill()
+		fw.Wait()
+		if t.Failed() {
+			out, _ := exec.Command("nft", "list", "table", "inet", table).CombinedOutput()
+			l := logs.String()
+			if len(l) > 8192 {
+				l = l[len(l)-8192:]
+			}
+			t.Logf("darse-fw:\n%s\n%.8192s", l, out)
+		}
+	})
 }
 
 // httpFrom sends GET / with Host host from the client namespace and

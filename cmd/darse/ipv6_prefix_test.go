@@ -26,7 +26,6 @@ import (
 	"github.com/darse/darse/internal/reconcile"
 	"github.com/darse/darse/internal/site"
 	"github.com/darse/darse/internal/store"
-	"github.com/darse/darse/internal/testenv"
 )
 
 // The front_addresses of `site status --json`, and the text line, from
@@ -184,23 +183,7 @@ func TestIPv6PrefixGlobalAddresses(t *testing.T) {
 	}
 
 	// The watcher: limited to site A's containers, in a table of its own.
-	table := fmt.Sprintf("darse-v6%d", pid)
-	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
-	fw := exec.Command(filepath.Join(filepath.Dir(darseBin), "darse-fw"), "--table", table, "--label", "darse.site="+a,
-		"--debounce-min", "5ms", "--debounce-max", "50ms")
-	var logs testenv.Buffer
-	fw.Stdout, fw.Stderr = &logs, &logs
-	if err := fw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		fw.Process.Kill()
-		fw.Wait()
-		if t.Failed() {
-			out, _ := exec.Command("nft", "list", "table", "inet", table).CombinedOutput()
-			t.Logf("darse-fw:\n%s\n%s", logs.String(), out)
-		}
-	})
+	testWatcher(t, fmt.Sprintf("darse-v6%d", pid), "darse.site="+a, "--debounce-min", "5ms", "--debounce-max", "50ms")
 	up := firewalltest.NewTestClient(t)
 	upstreamRoute(t, up, prefix)
 

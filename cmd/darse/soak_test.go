@@ -62,7 +62,12 @@ func TestSoak(t *testing.T) {
 	f := newFront(t, "")
 	key := newClientKey(t, t.TempDir(), "soak")
 	client := firewalltest.NewTestClient(t)
-	soakFirewall(t)
+	// A watcher of the test's own for every site's containers (label
+	// darse.site, any value): the front door's watcher in tests looks only
+	// at containers labelled for it, so the sites' exposures (SFTP) would
+	// have no rule. The soak runs alone on its engine: every site there is
+	// one of its own.
+	testWatcher(t, fmt.Sprintf("darse-sk%d", os.Getpid()), "darse.site")
 
 	sites := make([]*soakSite, n)
 	for i := range sites {
@@ -314,38 +319,6 @@ func soakRemove(t *testing.T, f *front, sites []*soakSite) {
 	wg.Wait()
 	t.Logf("%d sites' containers removed in %s", len(sites), time.Since(start).Round(time.Second))
 }
-
-// soakFirewall runs a watcher of the test's own for every site's
-// containers (label darse.site, any value): the front door's watcher in
-// tests looks only at containers labelled for it, so exposures (SFTP) of
-// the sites would otherwise have no rule. The soak runs alone on its
-// engine, so every site there is one of its own.
-func soakFirewall(t *testing.T) {
-	t.Helper()
-	table := fmt.Sprintf("darse-sk%d", os.Getpid())
-	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", table).Run() })
-	fw := exec.Command(filepath.Join(filepath.Dir(darseBin), "darse-fw"), "--table", table, "--label", "darse.site")
-	var logs testenv.Buffer
-	fw.Stdout, fw.Stderr = &logs, &logs
-	if err := fw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		fw.Process.Kill()
-		fw.Wait()
-		if t.Failed() {
-			t.Logf("darse-fw (last 4 kB):\n%s", tail(logs.String(), 4096))
-		}
-	})
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // sshBanner waits until deadline for sshd's banner at to, from the client
 // namespace. Each try waits 5 s for it and the next comes 500 ms later:
 // sshd refuses new connections once 10 are still unauthenticated
