@@ -319,6 +319,7 @@ func soakRemove(t *testing.T, f *front, sites []*soakSite) {
 	wg.Wait()
 	t.Logf("%d sites' containers removed in %s", len(sites), time.Since(start).Round(time.Second))
 }
+
 // sshBanner waits until deadline for sshd's banner at to, from the client
 // namespace. Each try waits 5 s for it and the next comes 500 ms later:
 // sshd refuses new connections once 10 are still unauthenticated
