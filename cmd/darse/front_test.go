@@ -7,7 +7,6 @@ package main
 // other, which must fail.
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -338,29 +337,7 @@ func TestFrontDoorHTTPSFromACME(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(fetchRoot(t, rootsURL, caPEM))
 	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", f.https), fmt.Sprintf("[::1]:%d", f.https)} {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: host},
-				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-					return (&net.Dialer{}).DialContext(ctx, network, addr)
-				},
-			}}
-			resp, err := c.Get("https://" + host + "/")
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				cert := resp.TLS.PeerCertificates[0]
-				if resp.StatusCode != 200 || string(b) != page || cert.VerifyHostname(host) != nil {
-					t.Fatalf("https %s: %d %q, cert for %v", addr, resp.StatusCode, b, cert.DNSNames)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("https %s: no valid certificate for %s: %v", addr, host, err)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+		servedTLS(t, addr, host, pool, 60*time.Second, func(c *x509.Certificate) bool { return c.VerifyHostname(host) == nil }, 200, page)
 	}
 }
 
