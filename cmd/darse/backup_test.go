@@ -687,6 +687,14 @@ func TestBackupNamedVolume(t *testing.T) {
 	writePage(t, volumeMount(t, name+"_pages"), mark)
 	eventuallyContains(t, v4, host, mark)
 
+	// The panel, which runs scheduled backups and members' restores,
+	// sees the volumes where the engine keeps them.
+	vols := filepath.Dir(filepath.Dir(volumeMount(t, name+"_pages")))
+	panelC := fmt.Sprintf("front-t%d-panel_panel_1", os.Getpid())
+	if m := inspect(t, panelC, `{{range .Mounts}}{{if eq .Destination "`+vols+`"}}{{.Source}} {{.RW}}{{end}}{{end}}`); m != vols+" true" {
+		t.Errorf("the panel mounts %q at %s, want the engine's volumes folder, writable", m, vols)
+	}
+
 	f.ok("backup", "run", name)
 	list := f.backups(name)
 	if len(list) != 1 || list[0].Volumes[name+"_pages"] == "" {

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/moby/moby/client"
 
@@ -46,4 +48,18 @@ func (e *Engine) SiteVolumes(ctx context.Context, site string) (map[string]strin
 		}
 	}
 	return out, nil
+}
+
+// VolumesDir is the folder of the host where the engine keeps its local
+// volumes (<DockerRootDir>/volumes): the panel mounts it at the same
+// path to back up and restore sites' named volumes.
+func (e *Engine) VolumesDir(ctx context.Context) (string, error) {
+	res, err := e.c.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", fmt.Errorf("engine info: %w", err)
+	}
+	if res.Info.DockerRootDir == "" {
+		return "", errors.New("engine info: no root dir")
+	}
+	return filepath.Join(res.Info.DockerRootDir, "volumes"), nil
 }

@@ -37,6 +37,7 @@ type Platform struct {
 		reconcile.Engine
 		images.Engine
 		NetworkSubnets(ctx context.Context, name string) ([]string, error)
+		VolumesDir(ctx context.Context) (string, error)
 	}
 	// Binaries are darse's own static binaries (darse, darse-fw) put in
 	// the image the firewall watcher and the panel run from.
@@ -45,7 +46,11 @@ type Platform struct {
 	// containers mount (default /var/run/docker.sock; DOCKER_HOST's when
 	// it names another, as the test suite's own engine does).
 	Socket string
-	Log    *slog.Logger
+	// Volumes is where the engine keeps local volumes on the host, which
+	// the panel mounts (backups of named volumes); Up sets it from the
+	// engine, and the panel renders Docker's default without it.
+	Volumes string
+	Log     *slog.Logger
 }
 
 // EngineSocket is the host path of the engine's socket named by
@@ -62,6 +67,13 @@ func (p *Platform) socket() string {
 		return EngineSocket("")
 	}
 	return p.Socket
+}
+
+func (p *Platform) volumes() string {
+	if p.Volumes == "" {
+		return "/var/lib/docker/volumes"
+	}
+	return p.Volumes
 }
 
 // project is one of the platform's compose projects.
@@ -204,6 +216,7 @@ func (p *Platform) RenderPanel(image string, trusted []string) (render.Files, er
 		"DARSE_IMAGE=" + image + "\n" +
 		"DARSE_SRV=" + p.Srv + "\n" +
 		"DOCKER_SOCKET=" + p.socket() + "\n" +
+		"DOCKER_VOLUMES=" + p.volumes() + "\n" +
 		"PANEL_URL=" + p.Config.PanelURL() + "\n" +
 		"PANEL_SECURE=" + secure + "\n" +
 		"PANEL_TRUSTED_PROXY=" + strings.Join(trusted, ",") + "\n")
@@ -262,6 +275,9 @@ func (p *Platform) Up(ctx context.Context) (reconcile.Plan, error) {
 	}
 	front, err := p.RenderFront(image)
 	if err != nil {
+		return nil, err
+	}
+	if p.Volumes, err = p.Engine.VolumesDir(ctx); err != nil {
 		return nil, err
 	}
 	panel, err := p.RenderPanel(image, subnets)
