@@ -447,6 +447,9 @@ func TestRunOneWaitsForAnotherRunner(t *testing.T) {
 
 func TestRunOneQueuedBehind(t *testing.T) {
 	r, h, st := newRunner(t)
+	// A lease the heartbeat cannot miss on a loaded machine (150 ms did:
+	// one slow write, and the running op was taken for dead).
+	r.lease = time.Second
 	ctx := context.Background()
 	var plans []int64
 	r.Plans = func(op *store.Operation, _ reconcile.Plan) { plans = append(plans, op.ID) }
@@ -469,7 +472,7 @@ func TestRunOneQueuedBehind(t *testing.T) {
 	select {
 	case op := <-done:
 		t.Fatalf("RunOne did not wait for the running op: %+v", op)
-	case <-time.After(3 * r.lease):
+	case <-time.After(r.lease / 2):
 	}
 	stop()
 	st.FinishOp(ctx, first, nil)
