@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -175,13 +176,19 @@ func (e *Engine) CreateNetwork(ctx context.Context, n compose.Network) error {
 		}
 	}
 	if _, err := e.c.NetworkCreate(ctx, n.Name, opts); err != nil && !errdefs.IsConflict(err) {
-		// Another process (a site created at the same time) made it
-		// meanwhile: with its fixed subnets, the engine answers that the
-		// pool overlaps rather than that the name is taken.
-		if found, ferr := e.dedupeNetwork(ctx, n.Name); ferr == nil && found {
-			return nil
+		// Another process (a site created at the same time) is making
+		// it: with its fixed subnets, the engine answers that the pool
+		// overlaps rather than that the name is taken, and may answer so
+		// before that network is listed. Its creation is waited for.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if found, ferr := e.dedupeNetwork(ctx, n.Name); ferr == nil && found {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return err
 	}
 	_, err := e.dedupeNetwork(ctx, n.Name)
 	return err
