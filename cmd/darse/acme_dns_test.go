@@ -111,46 +111,6 @@ zone "example.net" { type primary; file "%[1]s/custom.zone"; };
 	return fmt.Sprintf("127.0.0.1:%d", port), secret, log
 }
 
-// pebbleWithDNS runs Pebble on loopback resolving every name through
-// dnsAddr, and returns its directory URL, its roots URL, the root of its
-// own HTTPS and its log, where each ACME order is one "Added order" line.
-func pebbleWithDNS(t *testing.T, tlsPort int, dnsAddr string) (dir, roots, caPEM string, log *testenv.Buffer) {
-	t.Helper()
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "pebble"), "github.com/letsencrypt/pebble/v2/cmd/pebble").CombinedOutput(); err != nil {
-		t.Fatalf("build pebble: %v\n%s", err, out)
-	}
-	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs := filepath.Join(strings.TrimSpace(string(modDir)), "test", "certs")
-	acme, mgmt := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`{"pebble":{"listenAddress":"127.0.0.1:%d","managementListenAddress":"127.0.0.1:%d",
-		"certificate":"%s/localhost/cert.pem","privateKey":"%s/localhost/key.pem",
-		"httpPort":1,"tlsPort":%d,"ocspResponderURL":"","externalAccountBindingRequired":false}}`, acme, mgmt, certs, certs, tlsPort)
-	cfgPath := filepath.Join(bin, "pebble.json")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log = &testenv.Buffer{}
-	cmd := exec.Command(filepath.Join(bin, "pebble"), "-config", cfgPath, "-dnsserver", dnsAddr)
-	// Authorizations are never reused: every order is validated afresh.
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("pebble log:\n%s", log)
-		}
-	})
-	return fmt.Sprintf("https://127.0.0.1:%d/dir", acme), fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt), filepath.Join(certs, "pebble.minica.pem"), log
-}
-
 func orders(log *testenv.Buffer) int { return strings.Count(log.String(), "Added order") }
 
 // servedTLS fetches https://host/ from addr (SNI host), trusting pool, until
@@ -196,7 +156,8 @@ func TestWildcardCertificateThroughDNS01(t *testing.T) {
 	const domain = "test.example.org" // newFrontOn's platform domain
 	dnsAddr, secret, namedLog := namedServer(t, domain)
 	httpsPort := freePort(t)
-	dir, rootsURL, caPEM, pebbleLog := pebbleWithDNS(t, httpsPort, dnsAddr)
+	// Authorizations are never reused: every order is validated afresh.
+	dir, rootsURL, caPEM, pebbleLog := pebbleWithDNS(t, httpsPort, dnsAddr, "PEBBLE_AUTHZREUSE=0")
 	secretFile := filepath.Join(t.TempDir(), "tsig.key")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -274,43 +274,66 @@ func TestFrontDoorRoutesSitesByName(t *testing.T) {
 func pebble(t *testing.T, tlsPort int) (dir, roots, caPEM string) {
 	t.Helper()
 	bin := t.TempDir()
-	for _, tool := range []string{"pebble", "pebble-challtestsrv"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, tool), "github.com/letsencrypt/pebble/v2/cmd/"+tool).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", tool, err, out)
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "pebble-challtestsrv"), "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv").CombinedOutput(); err != nil {
+		t.Fatalf("build pebble-challtestsrv: %v\n%s", err, out)
+	}
+	dns := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var log testenv.Buffer
+	cmd := exec.Command(filepath.Join(bin, "pebble-challtestsrv"), "-dnsserver", dns, "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("pebble-challtestsrv log:\n%s", log.String())
 		}
+	})
+	dir, roots, caPEM, _ = pebbleWithDNS(t, tlsPort, dns)
+	return dir, roots, caPEM
+}
+
+// pebbleWithDNS runs Pebble on loopback resolving every name through
+// dnsAddr, and returns its directory URL, its roots URL, the root of its
+// own HTTPS and its log, where each ACME order is one "Added order" line;
+// env is added to Pebble's environment.
+func pebbleWithDNS(t *testing.T, tlsPort int, dnsAddr string, env ...string) (dir, roots, caPEM string, log *testenv.Buffer) {
+	t.Helper()
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "pebble"), "github.com/letsencrypt/pebble/v2/cmd/pebble").CombinedOutput(); err != nil {
+		t.Fatalf("build pebble: %v\n%s", err, out)
 	}
 	modDir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/letsencrypt/pebble/v2").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	certs := filepath.Join(strings.TrimSpace(string(modDir)), "test", "certs")
-	dns, acme, mgmt := freePort(t), freePort(t), freePort(t)
+	acme, mgmt := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`{"pebble":{"listenAddress":"127.0.0.1:%d","managementListenAddress":"127.0.0.1:%d",
 		"certificate":"%s/localhost/cert.pem","privateKey":"%s/localhost/key.pem",
 		"httpPort":1,"tlsPort":%d,"ocspResponderURL":"","externalAccountBindingRequired":false}}`, acme, mgmt, certs, certs, tlsPort)
 	cfgPath := filepath.Join(bin, "pebble.json")
-	os.WriteFile(cfgPath, []byte(cfg), 0o644)
-	start := func(name string, env []string, args ...string) {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Env = append(os.Environ(), env...)
-		logf, _ := os.Create(filepath.Join(bin, name+".log"))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(logf.Name())
-				t.Logf("%s log:\n%s", name, b)
-			}
-		})
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	start("pebble-challtestsrv", nil, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns), "-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	start("pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}, "-config", cfgPath, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns))
-	return fmt.Sprintf("https://127.0.0.1:%d/dir", acme), fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt), filepath.Join(certs, "pebble.minica.pem")
+	log = &testenv.Buffer{}
+	cmd := exec.Command(filepath.Join(bin, "pebble"), "-config", cfgPath, "-dnsserver", dnsAddr)
+	cmd.Env = append(append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("pebble log:\n%s", log)
+		}
+	})
+	return fmt.Sprintf("https://127.0.0.1:%d/dir", acme), fmt.Sprintf("https://127.0.0.1:%d/roots/0", mgmt), filepath.Join(certs, "pebble.minica.pem"), log
 }
 
 func TestFrontDoorHTTPSFromACME(t *testing.T) {
